@@ -2,6 +2,7 @@
 # Installs pinned tools into bin/ from a per-user cache, building them on first use.
 # Usage: hack/tools.sh node kube etcd helm
 set -euo pipefail
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
 source "$root/hack/versions.env"
