@@ -55,6 +55,14 @@ test: tools build ## Run every test tier: unit, contract and e2e on a real contr
 test-unit: $(NODE_MODULES) ## Run only the unit tests (no control plane).
 	npm run --silent test:unit
 
+.PHONY: run
+run: build ## Run the api-server on :9090 with the in-memory lock (the seed's curl lines work).
+	STORE=memory PORT=$${PORT:-9090} node api-server/dist/main.js
+
+.PHONY: dev
+dev: build cluster-up ## Local control plane + two api-servers (:9090, :9091) + two controllers on the Lease backend.
+	hack/dev.sh $(CLUSTER_DIR)
+
 .PHONY: cluster-up
 cluster-up: bin/node bin/kube-apiserver bin/kubectl bin/etcd ## Start etcd + kube-apiserver on loopback (idempotent); kubeconfig in .cache/cluster/.
 	node hack/cluster/cli.ts up $(CLUSTER_DIR)

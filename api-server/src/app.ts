@@ -1,1 +1,138 @@
-export {};
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { LockService, LockStore } from '@retrospective/lock';
+import type { Config } from './config.js';
+import { toHttpError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import { openapi } from './openapi.js';
+import { reply } from './respond.js';
+import { lockRoutes } from './routes.js';
+import { Broadcaster } from './ws.js';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly service: LockService;
+  readonly store: LockStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock?: () => Date;
+  /** Serves /locks/<name>/history when given (the controller keeps the history). */
+  readonly history?: (lock: string) => Promise<unknown[]>;
+}
+
+export interface App {
+  readonly server: Server;
+  readonly broadcaster: Broadcaster;
+  /** Marks the app not ready, so load balancers stop sending traffic during shutdown. */
+  drain(): void;
+}
+
+const publicDir = resolve(import.meta.dirname, '../public');
+const requestId = /^[A-Za-z0-9._-]{1,64}$/;
+const csp =
+  "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'";
+
+/** Builds the HTTP server, routes and WebSocket endpoint without listening. */
+export function buildApp(deps: AppDeps): App {
+  const { config, service, store, metrics, logger } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const view = Object.fromEntries(
+    ['index.html', 'view.js', 'view.css'].map((f) => [f, readFileSync(resolve(publicDir, f))]),
+  );
+  let draining = false;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = performance.now();
+    const incoming = req.get('X-Request-Id');
+    const id = incoming && requestId.test(incoming) ? incoming : randomUUID();
+    res.set({
+      'X-Request-Id': id,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+    });
+    res.on('finish', () => {
+      const route = typeof req.route?.path === 'string' ? req.route.path : 'unmatched';
+      metrics.httpDuration.observe(
+        { route, method: req.method, code: String(res.statusCode) },
+        (performance.now() - started) / 1000,
+      );
+    });
+    next();
+  });
+
+  app.use(lockRoutes({ config, service, metrics, logger, clock }));
+  app.get('/locks/:lock/history', async (req, res) => {
+    const { lock } = req.params;
+    service.state(lock); // 404 for unknown locks, 503 when not provisioned
+    const releases = deps.history ? await deps.history(lock) : [];
+    reply(req, res, 200, { lock, releases }, JSON.stringify(releases, null, 2));
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/healthz', (_req, res) => res.type('text/plain').send('ok\n'));
+  app.get('/ping', (_req, res) => res.type('text/plain').send('pong\n'));
+  app.get('/readyz', (_req, res) => {
+    const ready = !draining && store.ready();
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ready\n' : 'not ready: lock cache not synced\n');
+  });
+  app.get('/openapi.json', (_req, res) => res.json(openapi));
+  const page = (file: string, type: string) => (_req: Request, res: Response) => {
+    res.set('Content-Security-Policy', csp).type(type).send(view[file]);
+  };
+  app.get('/', page('index.html', 'html'));
+  app.get('/view.js', page('view.js', 'text/javascript'));
+  app.get('/view.css', page('view.css', 'text/css'));
+
+  app.use((req: Request) => {
+    throw Object.assign(new Error('not found'), {
+      notFound: `No route for ${req.method} ${req.path}.`,
+    });
+  });
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const notFound = (error as { notFound?: string }).notFound;
+    const http = notFound
+      ? { status: 404, code: 'not_found', message: notFound, headers: {}, extra: {} }
+      : toHttpError(error);
+    if (http.status >= 500 && http.code === 'internal')
+      logger.error({ err: error, path: req.path }, 'request failed');
+    const lock = typeof req.params.lock === 'string' ? req.params.lock : undefined;
+    const body = { lock, error: http.code, message: http.message, ...http.extra };
+    reply(req, res, http.status, body, http.message, http.headers);
+  });
+
+  const server = createServer(
+    {
+      // The seed sends content in a header: leave room for it, and refuse more with 431.
+      maxHeaderSize: config.MAX_CONTENT_BYTES + 16 * 1024,
+      requestTimeout: 30_000,
+      headersTimeout: 10_000,
+    },
+    app,
+  );
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) return socket.destroy();
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const message = tooLarge
+      ? 'The request headers are too large.'
+      : 'Malformed HTTP request (control characters or a bare CR/LF in a header?).';
+    socket.end(
+      `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${message}\n`,
+    );
+  });
+  const broadcaster = new Broadcaster({ config, service, store, metrics, logger, clock });
+  server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));
+  return { server, broadcaster, drain: () => (draining = true) };
+}

@@ -1,0 +1,116 @@
+// The management view: renders the WebSocket snapshot, then applies acquired/released events.
+const locks = new Map();
+const main = document.getElementById('locks');
+const connection = document.getElementById('connection');
+const template = document.getElementById('lock-card');
+
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h ${m}m ${s % 60}s` : m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+function card(name) {
+  let el = main.querySelector(`[data-lock="${CSS.escape(name)}"]`);
+  if (!el) {
+    el = template.content.firstElementChild.cloneNode(true);
+    el.dataset.lock = name;
+    el.querySelector('.name').textContent = name;
+    el.querySelector('.history').addEventListener(
+      'toggle',
+      (e) => e.target.open && loadHistory(name),
+    );
+    main.append(el);
+  }
+  return el;
+}
+
+function render(name) {
+  const lock = locks.get(name);
+  const el = card(name);
+  const held = Boolean(lock.holder);
+  const state = el.querySelector('.state');
+  state.textContent = held ? 'held' : 'available';
+  state.className = `state badge ${held ? 'held' : 'available'}`;
+  el.querySelector('.holder').textContent = lock.holder ?? '—';
+  el.querySelector('.last-editor').textContent = lock.lastEditor ?? '—';
+  el.querySelector('.last-release').textContent = lock.releasedAt
+    ? `${lock.releasedBy} at ${new Date(lock.releasedAt).toLocaleString()} (${lock.releaseReason})`
+    : '—';
+  el.querySelector('.content').textContent = lock.content || '(empty)';
+  tick(name);
+  if (el.querySelector('.history').open) loadHistory(name);
+}
+
+function tick(name) {
+  const lock = locks.get(name);
+  const since =
+    lock.holder && lock.since ? (Date.now() - Date.parse(lock.since)) / 1000 : undefined;
+  card(name).querySelector('.held-for').textContent = since === undefined ? '—' : duration(since);
+}
+
+async function loadHistory(name) {
+  const list = card(name).querySelector('.timeline');
+  const res = await fetch(`locks/${encodeURIComponent(name)}/history`, {
+    headers: { Accept: 'application/json' },
+  });
+  if (!res.ok) return;
+  const { releases } = await res.json();
+  list.replaceChildren(
+    ...releases.map((r) => {
+      const li = document.createElement('li');
+      li.textContent = `${new Date(r.releasedAt).toLocaleString()}: ${r.lastEditor ?? r.releasedBy} (${r.reason}) — ${r.content.slice(0, 120)}`;
+      return li;
+    }),
+  );
+}
+
+const handlers = {
+  snapshot(msg) {
+    for (const lock of msg.locks) {
+      locks.set(lock.lock, lock);
+      render(lock.lock);
+    }
+  },
+  acquired(msg) {
+    const lock = { ...locks.get(msg.lock), holder: msg.holder, since: msg.since, token: msg.token };
+    locks.set(msg.lock, lock);
+    render(msg.lock);
+  },
+  released(msg) {
+    const prev = locks.get(msg.lock) ?? {};
+    locks.set(msg.lock, {
+      ...prev,
+      holder: undefined,
+      since: undefined,
+      content: msg.content,
+      lastEditor: msg.lastEditor,
+      releasedBy: msg.releasedBy,
+      releasedAt: msg.releasedAt,
+      releaseReason: msg.reason,
+    });
+    render(msg.lock);
+  },
+};
+
+function connect(delay = 500) {
+  const ws = new WebSocket(new URL('ws', location.href.replace(/^http/, 'ws')));
+  ws.onopen = () => {
+    connection.textContent = 'live';
+    connection.className = 'badge online';
+    delay = 500;
+  };
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    handlers[msg.type]?.(msg);
+  };
+  ws.onclose = () => {
+    connection.textContent = 'reconnecting…';
+    connection.className = 'badge offline';
+    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+  };
+}
+
+setInterval(() => locks.forEach((_, name) => tick(name)), 1000);
+connect();

@@ -1,0 +1,59 @@
+import {
+  LockNotProvisionedError,
+  StoreUnavailableError,
+  UnknownLockError,
+  type Refusal,
+} from '@retrospective/lock';
+
+/** An error with its HTTP answer: status, machine code, and a sentence safe to show anyone. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
+
+/** The one place that maps failures to HTTP; anything unknown is a 500 that hides its details. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof UnknownLockError)
+    return new HttpError(404, 'unknown_lock', error.message + '.');
+  if (error instanceof LockNotProvisionedError)
+    return new HttpError(503, 'not_provisioned', error.message + '.', { 'Retry-After': '5' });
+  if (error instanceof StoreUnavailableError)
+    return new HttpError(
+      503,
+      'store_unavailable',
+      'The lock store is unavailable; try again shortly.',
+      {
+        'Retry-After': '2',
+      },
+    );
+  const parserError = error as { type?: string; status?: number } | null;
+  if (parserError?.type === 'entity.too.large')
+    return new HttpError(413, 'body_too_large', 'The request body is too large.');
+  if (parserError?.type === 'entity.parse.failed')
+    return badRequest('malformed_json', 'The request body is not valid JSON.');
+  if (parserError?.type === 'charset.unsupported' || parserError?.type === 'encoding.unsupported')
+    return new HttpError(
+      415,
+      'unsupported_encoding',
+      'The request body encoding is not supported.',
+    );
+  return new HttpError(500, 'internal', 'Internal error.');
+}
+
+export const refusalStatus: Record<Refusal['code'], number> = {
+  locked: 423,
+  not_held: 409,
+  stale_token: 412,
+  superseded: 409,
+};

@@ -1,0 +1,79 @@
+import { pino } from 'pino';
+import {
+  LeaseStore,
+  LockService,
+  MemoryStore,
+  loadKubeConfig,
+  statusOf,
+  type LockStore,
+} from '@retrospective/lock';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createMetrics, kubeObserver, type Metrics } from './metrics.js';
+
+function createStore(config: Config, metrics: Metrics): LockStore {
+  if (config.STORE === 'memory') return new MemoryStore();
+  return new LeaseStore({
+    kubeConfig: loadKubeConfig(),
+    namespace: config.NAMESPACE,
+    observe: kubeObserver(metrics),
+    onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
+    requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+  });
+}
+
+function main(): void {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+  const logger = pino({ level: config.LOG_LEVEL, base: { app: 'api-server' } });
+  const metrics = createMetrics();
+  const store = createStore(config, metrics);
+  const service = new LockService({ store, locks: config.LOCKS });
+  const app = buildApp({ config, service, store, metrics, logger });
+
+  app.server.listen(config.PORT, config.HOST, () => {
+    logger.info(
+      { port: config.PORT, store: config.STORE, locks: config.LOCKS, namespace: config.NAMESPACE },
+      'listening',
+    );
+  });
+  void store
+    .start()
+    .then(() => store.ensure(config.LOCKS))
+    .then(() => logger.info('lock cache synced'))
+    .catch((error: unknown) => {
+      // In a cluster the controller creates the Leases; this Role may not allow it.
+      const level = statusOf(error) === 403 ? 'info' : 'warn';
+      logger[level]({ err: error }, 'could not create missing locks; the controller will');
+    });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown deadline passed; exiting');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    app.drain();
+    app.server.close();
+    app.broadcaster.close();
+    app.server.closeIdleConnections();
+    void store.close().finally(() => {
+      clearTimeout(deadline);
+      logger.info('stopped');
+      logger.flush(() => process.exit(0));
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main();

@@ -1,0 +1,84 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const prefix = 'retrospective_';
+
+/** Every api-server metric, on a registry of its own so tests can build many apps. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    lockRequests: new Counter({
+      name: `${prefix}lock_requests_total`,
+      help: 'Lock commands answered, by lock, action and outcome.',
+      labelNames: ['lock', 'action', 'outcome'] as const,
+      registers,
+    }),
+    lockRaces: new Counter({
+      name: `${prefix}lock_races_total`,
+      help: 'Commands that lost a compare-and-swap race and were then refused.',
+      labelNames: ['lock', 'action'] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: `${prefix}http_request_duration_seconds`,
+      help: 'HTTP request latency by route template, method and status code.',
+      labelNames: ['route', 'method', 'code'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    wsConnections: new Gauge({
+      name: `${prefix}websocket_connections`,
+      help: 'Open WebSocket connections.',
+      registers,
+    }),
+    wsMessages: new Counter({
+      name: `${prefix}websocket_messages_total`,
+      help: 'WebSocket frames sent, by message type.',
+      labelNames: ['type'] as const,
+      registers,
+    }),
+    wsDropped: new Counter({
+      name: `${prefix}websocket_dropped_total`,
+      help: 'WebSocket clients disconnected by the server, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    broadcastDelay: new Histogram({
+      name: `${prefix}broadcast_delay_seconds`,
+      help: 'Time from a lock change being seen to its frames being written to every client.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    kubeRequests: new Counter({
+      name: `${prefix}kube_requests_total`,
+      help: 'Kubernetes API calls, by verb and status code (error when there was no answer).',
+      labelNames: ['verb', 'code'] as const,
+      registers,
+    }),
+    kubeDuration: new Histogram({
+      name: `${prefix}kube_request_duration_seconds`,
+      help: 'Kubernetes API call latency, by verb.',
+      labelNames: ['verb'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    watchRestarts: new Counter({
+      name: `${prefix}watch_restarts_total`,
+      help: 'Lease watch restarts after an error or 410 Gone, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Feeds kube_requests_total and kube_request_duration_seconds from the store's observer hook. */
+export const kubeObserver =
+  (metrics: Metrics) =>
+  (verb: string, code: string, seconds: number): void => {
+    metrics.kubeRequests.inc({ verb, code });
+    metrics.kubeDuration.observe({ verb }, seconds);
+  };

@@ -1,0 +1,213 @@
+/** The OpenAPI 3.1 description served at /openapi.json; docs/api.md mirrors it (checked by a test). */
+const text = { 'text/plain': { schema: { type: 'string' } } };
+const refusal = (description: string) => ({
+  description,
+  content: { ...text, 'application/json': { schema: { $ref: '#/components/schemas/Refusal' } } },
+});
+const ok = (description: string, schema: string) => ({
+  description,
+  content: { ...text, 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
+});
+const username = {
+  name: 'Username',
+  in: 'header',
+  required: true,
+  schema: { type: 'string', maxLength: 64 },
+};
+const ifMatch = {
+  name: 'If-Match',
+  in: 'header',
+  required: false,
+  schema: { type: 'string' },
+  description: 'The token you were granted; 412 when the lock was granted again since.',
+};
+const lock = { name: 'lock', in: 'path', required: true, schema: { type: 'string' } };
+const common = {
+  '400': refusal('Missing or invalid input'),
+  '404': refusal('Unknown lock'),
+  '503': refusal('Kubernetes API unreachable or lock not provisioned; see Retry-After'),
+};
+const wait = refusal('Wait: someone else holds the lock; see Retry-After');
+
+const verbs = {
+  check: { get: { summary: 'Lock state', responses: { '200': ok('State', 'Check'), ...common } } },
+  avail: {
+    get: {
+      summary: 'Take the lock',
+      parameters: [username],
+      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...common },
+    },
+    post: {
+      summary: 'Take the lock',
+      parameters: [username],
+      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...common },
+    },
+  },
+  change: {
+    post: {
+      summary: 'Replace the content (holder only)',
+      parameters: [
+        username,
+        ifMatch,
+        { name: 'Retrospective', in: 'header', required: false, schema: { type: 'string' } },
+      ],
+      requestBody: {
+        required: false,
+        content: {
+          'text/plain': { schema: { type: 'string' } },
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['retrospective'],
+              properties: { retrospective: { type: 'string' } },
+            },
+          },
+        },
+      },
+      responses: {
+        '200': ok('Updated', 'Mutation'),
+        '409': refusal('Not held: avail first'),
+        '412': refusal('Stale token'),
+        '413': refusal('Content or body too large'),
+        '415': refusal('Unsupported media type'),
+        '423': wait,
+        ...common,
+      },
+    },
+  },
+  release: {
+    post: {
+      summary: 'Release the lock (holder only)',
+      parameters: [username, ifMatch],
+      responses: {
+        '200': ok('Released', 'Mutation'),
+        '409': refusal('Not held'),
+        '412': refusal('Stale token'),
+        '423': wait,
+        ...common,
+      },
+    },
+  },
+  history: {
+    get: {
+      summary: 'The last releases, newest last',
+      responses: { '200': ok('History', 'History'), ...common },
+    },
+  },
+};
+
+const paths: Record<string, unknown> = {};
+for (const [verb, operations] of Object.entries(verbs)) {
+  paths[`/locks/{lock}/${verb}`] = { parameters: [lock], ...operations };
+  if (verb !== 'history') paths[`/retrospective/${verb}`] = operations;
+}
+const plain = (summary: string, codes: string[]) => ({
+  get: {
+    summary,
+    responses: Object.fromEntries(
+      codes.map((c) => [c, { description: c === '200' ? 'OK' : 'Not ready', content: text }]),
+    ),
+  },
+});
+Object.assign(paths, {
+  '/ws': {
+    get: {
+      summary: 'WebSocket: snapshot, acquired and released frames (server to client only)',
+      responses: {
+        '101': { description: 'Switching protocols' },
+        '403': { description: 'Origin not allowed' },
+        '503': { description: 'Too many connections' },
+      },
+    },
+  },
+  '/metrics': plain('Prometheus metrics', ['200']),
+  '/healthz': plain('Liveness', ['200']),
+  '/readyz': plain('Readiness: the lock cache is synced and the watch connected', ['200', '503']),
+  '/ping': plain('Seed alias of /healthz', ['200']),
+  '/openapi.json': {
+    get: { summary: 'This document', responses: { '200': { description: 'OK' } } },
+  },
+  '/': {
+    get: { summary: 'The management view (HTML)', responses: { '200': { description: 'OK' } } },
+  },
+});
+
+const str = { type: 'string' };
+const time = { type: 'string', format: 'date-time' };
+export const openapi = {
+  openapi: '3.1.0',
+  info: {
+    title: 'retrospective',
+    version: '0.1.0',
+    description: 'One shared string, one editor at a time, stored in a Kubernetes Lease.',
+  },
+  paths,
+  components: {
+    schemas: {
+      Check: {
+        type: 'object',
+        required: ['lock', 'available', 'token', 'content'],
+        properties: {
+          lock: str,
+          available: { type: 'boolean' },
+          holder: str,
+          since: time,
+          heldSeconds: { type: 'integer' },
+          token: { type: 'integer' },
+          content: str,
+          lastEditor: str,
+          lastEditedAt: time,
+          releasedBy: str,
+          releasedAt: time,
+          releaseReason: { enum: ['released', 'expired', 'forced'] },
+        },
+      },
+      Avail: {
+        type: 'object',
+        required: ['lock', 'status', 'holder', 'since'],
+        properties: {
+          lock: str,
+          status: { enum: ['granted', 'renewed', 'wait'] },
+          holder: str,
+          since: time,
+          token: { type: 'integer' },
+        },
+      },
+      Mutation: {
+        type: 'object',
+        required: ['lock', 'status', 'token'],
+        properties: {
+          lock: str,
+          status: { enum: ['updated', 'released'] },
+          token: { type: 'integer' },
+        },
+      },
+      Refusal: {
+        type: 'object',
+        required: ['error', 'message'],
+        properties: { lock: str, error: str, message: str },
+      },
+      History: {
+        type: 'object',
+        required: ['lock', 'releases'],
+        properties: {
+          lock: str,
+          releases: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                lastEditor: str,
+                releasedBy: str,
+                releasedAt: time,
+                reason: str,
+                content: str,
+                token: { type: 'integer' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+};

@@ -1,0 +1,155 @@
+import express, { Router, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { Action, Command, LockService, LockState } from '@retrospective/lock';
+import type { Config } from './config.js';
+import { HttpError, refusalStatus, toHttpError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import { checkBody, checkText, describeRefusal, retryAfter, title } from './present.js';
+import { reply } from './respond.js';
+import { readContent, readIfMatch, readUsername } from './validate.js';
+
+export interface LockRoutesDeps {
+  readonly config: Config;
+  readonly service: LockService;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+}
+
+type Verb = 'check' | 'avail' | 'change' | 'release';
+const methods: Record<Verb, readonly string[]> = {
+  check: ['GET', 'HEAD'],
+  avail: ['GET', 'POST'],
+  change: ['POST'],
+  release: ['POST'],
+};
+
+/** The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/. */
+export function lockRoutes(deps: LockRoutesDeps): Router {
+  const { config, service, metrics, logger, clock } = deps;
+  const router = Router();
+  const bodyLimit = config.MAX_CONTENT_BYTES;
+  // JSON escapes can take six bytes per character of content.
+  const parsers = [
+    express.text({ type: 'text/*', limit: bodyLimit }),
+    express.json({ limit: bodyLimit * 6 + 1024, strict: true }),
+  ];
+
+  const execute = async (req: Request, lock: string, action: Action, command: Command) => {
+    const result = await service.execute(lock, command);
+    if (result.ok) return result;
+    const { refusal } = result;
+    if (result.raced) metrics.lockRaces.inc({ lock, action });
+    const { message, extra } = describeRefusal(refusal, readIfMatch(req));
+    const headers: Record<string, string> = {};
+    if (refusal.code === 'locked') headers['Retry-After'] = String(retryAfter(refusal.state, clock()));
+    throw new HttpError(refusalStatus[refusal.code], refusal.code, message, headers, extra);
+  };
+
+  const handlers: Record<Verb, (req: Request, res: Response, lock: string) => Promise<string>> = {
+    check: async (req, res, lock) => {
+      const state = service.state(lock);
+      reply(req, res, 200, checkBody(state, clock()), checkText(state, clock()));
+      return state.holder ? 'held' : 'available';
+    },
+    avail: async (req, res, lock) => {
+      const user = readUsername(req, config.USERNAME_HEADER);
+      const { state, outcome } = await execute(req, lock, 'avail', {
+        kind: 'avail',
+        user,
+        holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
+      });
+      const status = outcome === 'renewed' ? 'renewed' : 'granted';
+      const text =
+        status === 'renewed'
+          ? `You already hold ${title(lock)}; hold renewed (token ${state.token}).`
+          : `Access to ${title(lock)} Granted to ${user} (token ${state.token}).`;
+      reply(req, res, 200, grantBody(state, status), text, { ETag: `"${state.token}"` });
+      logger.info(
+        { lock, user, action: 'avail', outcome: status, token: state.token },
+        'lock command',
+      );
+      return status;
+    },
+    change: async (req, res, lock) => {
+      const user = readUsername(req, config.USERNAME_HEADER);
+      const content = readContent(req, config.MAX_CONTENT_BYTES);
+      const ifMatch = readIfMatch(req);
+      const { state } = await execute(req, lock, 'change', {
+        kind: 'change',
+        user,
+        content,
+        ifMatch,
+      });
+      const bytes = Buffer.byteLength(content);
+      reply(
+        req,
+        res,
+        200,
+        { lock, status: 'updated', token: state.token, bytes },
+        `${title(lock)} Updated (${bytes} bytes).`,
+      );
+      logger.info({ lock, user, action: 'change', outcome: 'updated', bytes }, 'lock command');
+      return 'updated';
+    },
+    release: async (req, res, lock) => {
+      const user = readUsername(req, config.USERNAME_HEADER);
+      const ifMatch = readIfMatch(req);
+      const { state } = await execute(req, lock, 'release', { kind: 'release', user, ifMatch });
+      reply(
+        req,
+        res,
+        200,
+        { lock, status: 'released', token: state.token },
+        `${title(lock)} Released.`,
+      );
+      logger.info(
+        { lock, user, action: 'release', outcome: 'released', token: state.token },
+        'lock command',
+      );
+      return 'released';
+    },
+  };
+
+  for (const verb of Object.keys(handlers) as Verb[]) {
+    const handle = async (req: Request, res: Response) => {
+      const param = req.params.lock;
+      const lock = typeof param === 'string' ? param : 'retrospective';
+      if (!methods[verb].includes(req.method)) {
+        throw new HttpError(
+          405,
+          'method_not_allowed',
+          `Use ${methods[verb].join(' or ')} for ${verb}.`,
+          {
+            Allow: methods[verb].join(', '),
+          },
+        );
+      }
+      if (!service.has(lock))
+        throw new HttpError(404, 'unknown_lock', `There is no lock named "${lock}".`);
+      let outcome = 'error';
+      try {
+        outcome = await handlers[verb](req, res, lock);
+      } catch (error) {
+        outcome = toHttpError(error).code;
+        throw error;
+      } finally {
+        metrics.lockRequests.inc({ lock, action: verb, outcome });
+      }
+    };
+    const chain = verb === 'change' ? [...parsers, handle] : [handle];
+    router.all(`/retrospective/${verb}`, ...chain);
+    router.all(`/locks/:lock/${verb}`, ...chain);
+  }
+  return router;
+}
+
+function grantBody(state: LockState, status: 'granted' | 'renewed') {
+  return {
+    lock: state.name,
+    status,
+    holder: state.holder,
+    since: state.acquiredAt?.toISOString(),
+    token: state.token,
+  };
+}
