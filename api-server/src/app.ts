@@ -59,7 +59,8 @@ export function buildApp(deps: AppDeps): App {
       'Cache-Control': 'no-store',
     });
     res.on('finish', () => {
-      const route = typeof req.route?.path === 'string' ? req.route.path : 'unmatched';
+      const path = (req.route as { path?: unknown } | undefined)?.path;
+      const route = typeof path === 'string' ? path : 'unmatched';
       metrics.httpDuration.observe(
         { route, method: req.method, code: String(res.statusCode) },
         (performance.now() - started) / 1000,
@@ -107,7 +108,8 @@ export function buildApp(deps: AppDeps): App {
       : toHttpError(error);
     if (http.status >= 500 && http.code === 'internal')
       logger.error({ err: error, path: req.path }, 'request failed');
-    const lock = typeof req.params.lock === 'string' ? req.params.lock : undefined;
+    const fromRoute = (res.locals as { lock?: string }).lock;
+    const lock = fromRoute ?? (typeof req.params.lock === 'string' ? req.params.lock : undefined);
     const body = { lock, error: http.code, message: http.message, ...http.extra };
     reply(req, res, http.status, body, http.message, http.headers);
   });

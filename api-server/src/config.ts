@@ -6,7 +6,7 @@ const httpToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 const serviceAccountNamespace = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const list = (item: z.ZodString) =>
+const list = (item: z.ZodType<string, string>) =>
   z
     .string()
     .transform((s) =>
@@ -32,7 +32,7 @@ const schema = z.object({
   HELD_TOO_LONG_SECONDS: int(1, 30 * 24 * 3600).default(900),
   HISTORY_SIZE: int(1, 500).default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ALLOWED_ORIGINS: list(z.string().url()).default([]),
+  ALLOWED_ORIGINS: list(z.url()).default([]),
   WS_MAX_CONNECTIONS: int(1, 100_000).default(1000),
   WS_MAX_BUFFERED_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),

@@ -42,7 +42,8 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     if (result.raced) metrics.lockRaces.inc({ lock, action });
     const { message, extra } = describeRefusal(refusal, readIfMatch(req));
     const headers: Record<string, string> = {};
-    if (refusal.code === 'locked') headers['Retry-After'] = String(retryAfter(refusal.state, clock()));
+    if (refusal.code === 'locked')
+      headers['Retry-After'] = String(retryAfter(refusal.state, clock()));
     throw new HttpError(refusalStatus[refusal.code], refusal.code, message, headers, extra);
   };
 
@@ -115,6 +116,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     const handle = async (req: Request, res: Response) => {
       const param = req.params.lock;
       const lock = typeof param === 'string' ? param : 'retrospective';
+      res.locals.lock = lock;
       if (!methods[verb].includes(req.method)) {
         throw new HttpError(
           405,

@@ -24,22 +24,21 @@ const refusal = (result: MutationResult) => (result.ok ? 'applied' : result.refu
 /** The contract every LockStore must meet, run against MemoryStore and LeaseStore alike. */
 export function lockStoreContract(label: string, setup: () => Promise<ContractFixture>) {
   describe(`LockStore contract: ${label}`, () => {
-    let fixture: ContractFixture;
+    let fixture: ContractFixture | undefined;
     let lock: string;
     let a: LockService;
     let b: LockService;
 
     beforeEach(async () => {
       fixture ??= await setup();
+      const { replicaA, replicaB } = fixture;
       lock = await fixture.newLock();
-      a = new LockService({ store: fixture.replicaA, locks: [lock] });
-      b = new LockService({ store: fixture.replicaB, locks: [lock] });
-      await expect
-        .poll(() => fixture.replicaA.cached(lock) && fixture.replicaB.cached(lock))
-        .toBeTruthy();
+      a = new LockService({ store: replicaA, locks: [lock] });
+      b = new LockService({ store: replicaB, locks: [lock] });
+      await expect.poll(() => replicaA.cached(lock) && replicaB.cached(lock)).toBeTruthy();
     });
 
-    afterAll(async () => fixture.close());
+    afterAll(async () => fixture?.close());
 
     it('starts free, empty, with token 0', () => {
       expect(a.state(lock)).toMatchObject({ name: lock, token: 0, content: '' });
@@ -109,7 +108,7 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
         ifMatch: held.token,
       });
       expect(refusal(stale)).toBe('stale_token');
-      expect((await fixture.replicaB.read(lock))?.state.content).toBe('');
+      expect((await fixture!.replicaB.read(lock))?.state.content).toBe('');
     });
 
     it('grants exactly one of many concurrent avails across replicas', async () => {
@@ -123,7 +122,7 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
 
     it('never refuses on a stale cache: a release on one replica frees the lock on the other at once', async () => {
       granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));
-      await expect.poll(() => fixture.replicaB.cached(lock)?.state.holder).toBe('ana');
+      await expect.poll(() => fixture!.replicaB.cached(lock)?.state.holder).toBe('ana');
       granted(await a.execute(lock, { kind: 'release', user: 'ana' }));
       // B's cache may still say "held by ana"; the grant must not wait for it.
       expect(await b.execute(lock, { kind: 'avail', user: 'bob' })).toMatchObject({
@@ -134,7 +133,7 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
 
     it('tells every replica about acquisitions and releases', async () => {
       const seen: LockEvent[] = [];
-      const stop = fixture.replicaB.subscribe(
+      const stop = fixture!.replicaB.subscribe(
         (c) => c.name === lock && c.next && seen.push(...transitions(c.prev, c.next)),
       );
       granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));

@@ -1,0 +1,327 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openSocket, rawRequest, startTestApp } from './testing/harness.js';
+
+type TestApp = Awaited<ReturnType<typeof startTestApp>>;
+let t: TestApp;
+
+beforeEach(async () => {
+  t = await startTestApp({ LOCKS: 'retrospective,standup', MAX_CONTENT_BYTES: '1024' });
+});
+afterEach(async () => t.close());
+
+const call = (path: string, init: RequestInit & { user?: string; json?: boolean } = {}) => {
+  const headers = new Headers(init.headers);
+  if (init.user !== undefined) headers.set('Username', init.user);
+  if (init.json) headers.set('Accept', 'application/json');
+  return fetch(t.url + path, { ...init, headers });
+};
+const avail = (user: string) => call('/retrospective/avail', { user });
+const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
+const lockState = () => t.service.state('retrospective');
+
+describe('the seed workflow', () => {
+  it('grants, refuses with Wait, changes and releases, broadcasting the release', async () => {
+    expect(await (await call('/retrospective/check')).text()).toBe('Retrospective is available.\n');
+    const granted = await avail('ujjwal');
+    expect(granted.status).toBe(200);
+    expect(await granted.text()).toMatch(/^Access to Retrospective Granted to ujjwal \(token 1\)/);
+
+    const wait = await avail('bob');
+    expect(wait.status).toBe(423);
+    expect(wait.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await wait.text()).toMatch(
+      /^Wait: Retrospective is being edited by ujjwal since \d{4}-/,
+    );
+
+    const socket = await openSocket(t.url);
+    expect((await socket.next('snapshot')).locks).toHaveLength(2);
+    const changed = await call('/retrospective/change', {
+      method: 'POST',
+      user: 'ujjwal',
+      headers: { Retrospective: 'this is changed retrospective' },
+    });
+    expect(changed.status).toBe(200);
+    expect((await call('/retrospective/release', { method: 'POST', user: 'ujjwal' })).status).toBe(
+      200,
+    );
+
+    expect(await socket.next('released')).toMatchObject({
+      lock: 'retrospective',
+      content: 'this is changed retrospective',
+      lastEditor: 'ujjwal',
+      releasedBy: 'ujjwal',
+      reason: 'released',
+      token: 1,
+    });
+    socket.close();
+  });
+
+  it('answers JSON with the documented shapes when asked', async () => {
+    expect(
+      await json(await call('/retrospective/avail', { user: 'ana', json: true })),
+    ).toMatchObject({
+      lock: 'retrospective',
+      status: 'granted',
+      holder: 'ana',
+      token: 1,
+    });
+    const wait = await json(await call('/retrospective/avail', { user: 'bob', json: true }));
+    expect(wait).toMatchObject({
+      lock: 'retrospective',
+      status: 'wait',
+      error: 'locked',
+      holder: 'ana',
+    });
+    expect(wait).not.toHaveProperty('token');
+    expect(
+      await json(await call('/retrospective/avail', { user: 'ana', json: true })),
+    ).toMatchObject({ status: 'renewed', token: 1 });
+    const check = await json(await call('/retrospective/check', { json: true }));
+    expect(check).toMatchObject({
+      lock: 'retrospective',
+      available: false,
+      holder: 'ana',
+      token: 1,
+      content: '',
+    });
+    expect(check.heldSeconds).toBeTypeOf('number');
+  });
+
+  it('accepts content as a text body or as JSON, and serves the same verbs under /locks/<name>/', async () => {
+    await call('/locks/standup/avail', { method: 'POST', user: 'ana' });
+    await call('/locks/standup/change', {
+      method: 'POST',
+      user: 'ana',
+      body: 'plain body',
+      headers: { 'Content-Type': 'text/plain' },
+    });
+    expect(t.service.state('standup').content).toBe('plain body');
+    await call('/locks/standup/change', {
+      method: 'POST',
+      user: 'ana',
+      body: JSON.stringify({ retrospective: 'ünïcode ✓' }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(t.service.state('standup').content).toBe('ünïcode ✓');
+    expect(lockState().holder).toBeUndefined();
+  });
+
+  it('refuses a change before avail (409) and with a stale token (412)', async () => {
+    const early = await call('/retrospective/change', {
+      method: 'POST',
+      user: 'ana',
+      headers: { Retrospective: 'x' },
+      json: true,
+    });
+    expect(early.status).toBe(409);
+    expect(await json(early)).toMatchObject({ error: 'not_held' });
+    await avail('ana');
+    await call('/retrospective/release', { method: 'POST', user: 'ana' });
+    await avail('ana');
+    const stale = await call('/retrospective/change', {
+      method: 'POST',
+      user: 'ana',
+      headers: { Retrospective: 'x', 'If-Match': '1' },
+    });
+    expect(stale.status).toBe(412);
+    expect(lockState().content).toBe('');
+    const fresh = await call('/retrospective/change', {
+      method: 'POST',
+      user: 'ana',
+      headers: { Retrospective: 'y', 'If-Match': '"2"' },
+    });
+    expect(fresh.status).toBe(200);
+  });
+
+  it('counts requests by lock, action and outcome', async () => {
+    await avail('ana');
+    await avail('bob');
+    const metrics = await (await call('/metrics')).text();
+    expect(metrics).toContain(
+      'retrospective_lock_requests_total{lock="retrospective",action="avail",outcome="granted"} 1',
+    );
+    expect(metrics).toContain(
+      'retrospective_lock_requests_total{lock="retrospective",action="avail",outcome="locked"} 1',
+    );
+    expect(metrics).toMatch(
+      /retrospective_http_request_duration_seconds_count\{route="\/retrospective\/avail",method="GET",code="423"\} 1/,
+    );
+  });
+});
+
+describe('bad input gets a clear error and leaves the lock unchanged', () => {
+  beforeEach(async () => {
+    await avail('ana');
+    await call('/retrospective/change', {
+      method: 'POST',
+      user: 'ana',
+      headers: { Retrospective: 'kept' },
+    });
+  });
+  afterEach(() => {
+    expect(lockState()).toMatchObject({ holder: 'ana', content: 'kept', token: 1 });
+  });
+
+  const change = (init: RequestInit & { user?: string }) =>
+    call('/retrospective/change', { method: 'POST', json: true, ...init });
+
+  it.each([
+    ['missing', undefined, 'missing_username'],
+    ['empty', ' ', 'missing_username'],
+    ['too long', 'a'.repeat(65), 'invalid_username'],
+    ['with spaces', 'an a', 'invalid_username'],
+    ['with markup', '<script>', 'invalid_username'],
+  ])('a %s username is 400', async (_label, user, code) => {
+    const res = await call('/retrospective/avail', { user, json: true });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: code });
+  });
+
+  it('a control character in a username is 400', async () => {
+    const answer = await rawRequest(
+      t.port,
+      'GET /retrospective/release HTTP/1.1\r\nHost: x\r\nUsername: an\x01a\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1.1 400/);
+  });
+
+  it('a bare CR or LF inside a header is a 400 from the HTTP parser', async () => {
+    const answer = await rawRequest(
+      t.port,
+      'POST /retrospective/release HTTP/1.1\r\nHost: x\r\nUsername: ana\rX-Evil: 1\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1.1 400 Bad Request/);
+    expect(answer).toContain('Malformed HTTP request');
+  });
+
+  it('oversized headers are 431', async () => {
+    const answer = await rawRequest(
+      t.port,
+      `GET /retrospective/check HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`,
+    );
+    expect(answer).toMatch(/^HTTP\/1.1 431/);
+  });
+
+  it('content over the limit in the seed header is 413', async () => {
+    const res = await change({ user: 'ana', headers: { Retrospective: 'a'.repeat(1025) } });
+    expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ error: 'content_too_large' });
+  });
+
+  it('a text body over the limit is 413', async () => {
+    const res = await change({
+      user: 'ana',
+      body: 'a'.repeat(5000),
+      headers: { 'Content-Type': 'text/plain' },
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it('JSON content over the limit is 413 (multi-byte characters count as bytes)', async () => {
+    const res = await change({
+      user: 'ana',
+      body: JSON.stringify({ retrospective: 'é'.repeat(513) }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it('malformed JSON is 400', async () => {
+    const res = await change({
+      user: 'ana',
+      body: '{"retrospective": ',
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: 'malformed_json' });
+  });
+
+  it('JSON of the wrong shape is 400', async () => {
+    const res = await change({
+      user: 'ana',
+      body: '{"notes": 1}',
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(await json(res)).toMatchObject({ error: 'invalid_content' });
+  });
+
+  it('control characters in content are 400', async () => {
+    const res = await change({
+      user: 'ana',
+      body: 'bell\u0007',
+      headers: { 'Content-Type': 'text/plain' },
+    });
+    expect(await json(res)).toMatchObject({ error: 'invalid_content' });
+  });
+
+  it('a change with no content is 400', async () => {
+    const res = await change({ user: 'ana' });
+    expect(await json(res)).toMatchObject({ error: 'missing_content' });
+  });
+
+  it('an unknown lock is 404 and an unknown route is 404', async () => {
+    const res = await call('/locks/nope/avail', { user: 'ana', json: true });
+    expect(res.status).toBe(404);
+    expect(await json(res)).toMatchObject({ error: 'unknown_lock' });
+    expect((await call('/nowhere')).status).toBe(404);
+  });
+
+  it('a wrong method is 405 with Allow', async () => {
+    const res = await call('/retrospective/release', { user: 'ana' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+  });
+
+  it('an If-Match that is not a token is 400', async () => {
+    const res = await change({
+      user: 'ana',
+      headers: { Retrospective: 'x', 'If-Match': 'W/"abc"' },
+    });
+    expect(await json(res)).toMatchObject({ error: 'invalid_token' });
+  });
+});
+
+describe('the WebSocket endpoint', () => {
+  it('closes a client that sends data with 1008', async () => {
+    const socket = await openSocket(t.url);
+    const closed = new Promise<number>((resolve) => socket.ws.on('close', resolve));
+    socket.ws.send('hello');
+    expect(await closed).toBe(1008);
+    expect(await (await call('/metrics')).text()).toContain(
+      'retrospective_websocket_dropped_total{reason="client_message"} 1',
+    );
+  });
+
+  it('refuses a cross-site origin and accepts its own', async () => {
+    await expect(openSocket(t.url, { origin: 'http://evil.example' })).rejects.toThrow(/403/);
+    const own = await openSocket(t.url, { origin: t.url });
+    own.close();
+  });
+
+  it('drops a client that never reads while others keep receiving', async () => {
+    await t.close();
+    t = await startTestApp({ MAX_CONTENT_BYTES: '65536', WS_MAX_BUFFERED_BYTES: '65536' });
+    const slow = await openSocket(t.url);
+    const healthy = await openSocket(t.url);
+    const rawSocket = (slow.ws as unknown as { _socket: { pause(): void } })._socket;
+    rawSocket.pause();
+    const big = 'x'.repeat(60_000);
+    for (let i = 0; i < 400 && t.app.broadcaster.clients > 1; i++) {
+      await call('/retrospective/avail', { user: 'ana' });
+      await call('/retrospective/change', {
+        method: 'POST',
+        user: 'ana',
+        body: big,
+        headers: { 'Content-Type': 'text/plain' },
+      });
+      await call('/retrospective/release', { method: 'POST', user: 'ana' });
+    }
+    expect(t.app.broadcaster.clients).toBe(1);
+    expect(await (await call('/metrics')).text()).toContain(
+      'retrospective_websocket_dropped_total{reason="slow_consumer"} 1',
+    );
+    const frame = await healthy.next('released');
+    expect(frame.content).toBe(big);
+    healthy.close();
+  });
+});

@@ -1,0 +1,99 @@
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { WebSocket } from 'ws';
+import { LockService, MemoryStore } from '@retrospective/lock';
+import { buildApp } from '../app.js';
+import { loadConfig } from '../config.js';
+import { createMetrics } from '../metrics.js';
+
+/** The api-server built in-process over a MemoryStore, listening on an ephemeral loopback port. */
+export async function startTestApp(env: Record<string, string> = {}) {
+  const config = loadConfig({ NAMESPACE: 'test', ...env });
+  const store = new MemoryStore();
+  await store.ensure(config.LOCKS);
+  const metrics = createMetrics();
+  const service = new LockService({ store, locks: config.LOCKS });
+  const app = buildApp({ config, service, store, metrics, logger: pino({ level: 'silent' }) });
+  await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    store,
+    service,
+    metrics,
+    app,
+    close: async () => {
+      app.broadcaster.close();
+      app.server.closeAllConnections();
+      await new Promise((resolve) => app.server.close(resolve));
+    },
+  };
+}
+
+export interface Frame {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+/** A WebSocket client that records every frame and can wait for the next one of a type. */
+export async function openSocket(url: string, options: { origin?: string } = {}) {
+  const ws = new WebSocket(
+    url.replace(/^http/, 'ws') + '/ws',
+    options.origin ? { origin: options.origin } : {},
+  );
+  const frames: Frame[] = [];
+  const waiters: { type: string; from: number; resolve: (f: Frame) => void }[] = [];
+  ws.on('message', (data: Buffer) => {
+    frames.push(JSON.parse(data.toString()) as Frame);
+    for (const w of [...waiters]) {
+      const hit = frames.slice(w.from).find((f) => f.type === w.type);
+      if (hit) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(hit);
+      }
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  let cursor = 0;
+  return {
+    ws,
+    frames,
+    /** The next frame of `type` after the previous call's match (or from the start). */
+    next(type: string, timeoutMs = 5000): Promise<Frame> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${type} frame within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const done = (frame: Frame) => {
+          clearTimeout(timer);
+          cursor = frames.indexOf(frame) + 1;
+          resolve(frame);
+        };
+        const hit = frames.slice(cursor).find((f) => f.type === type);
+        if (hit) done(hit);
+        else waiters.push({ type, from: cursor, resolve: done });
+      });
+    },
+    close: () => ws.terminate(),
+  };
+}
+
+/** Sends raw bytes as an HTTP request and returns the whole raw answer. */
+export function rawRequest(port: number, request: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      e.code === 'ECONNRESET' ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(e),
+    );
+    socket.end(request);
+  });
+}
