@@ -20,9 +20,11 @@ bin/etcd: hack/versions.env hack/tools.sh
 	hack/tools.sh etcd
 bin/helm: hack/versions.env hack/tools.sh
 	hack/tools.sh helm
+bin/chromium: hack/tools.sh
+	hack/tools.sh chromium
 
 .PHONY: tools
-tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm ## Install every pinned tool into bin/ (cached per user).
+tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/chromium ## Install every pinned tool into bin/ (cached per user).
 
 $(NODE_MODULES): bin/node package.json package-lock.json lock/package.json api-server/package.json controller/package.json
 	npm ci --no-audit --no-fund --loglevel=error

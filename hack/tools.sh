@@ -96,5 +96,15 @@ install_helm() {
   link "$dir" helm
 }
 
-[ $# -gt 0 ] || set -- node kube etcd helm
+# Debian's Chromium for the management-view tests (playwright-core drives it; no browser download).
+install_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Debian's chromium (apt-get)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+  ln -sfn /usr/bin/chromium "$bin/chromium"
+}
+
+[ $# -gt 0 ] || set -- node kube etcd helm chromium
 for tool in "$@"; do "install_$tool"; done

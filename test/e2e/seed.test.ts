@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSocket } from '../../api-server/src/testing/harness.ts';
+import { repoRoot } from '../support/kube.ts';
+import { startService, type Service } from '../support/processes.ts';
+
+/** The seed's four curl lines, verbatim (checked against ../shared/seeds when it is there). */
+const seedLines = [
+  'curl localhost:9090/retrospective/check',
+  "curl localhost:9090/retrospective/avail --request GET --header 'Username:ujjwal'",
+  "curl localhost:9090/retrospective/change --request POST --header 'Username:ujjwal' --header 'Retrospective:this is changed retrospective'",
+  "curl localhost:9090/retrospective/release --request POST --header 'Username:ujjwal'",
+];
+const seedFile = resolve(repoRoot, '../shared/seeds/seed-1-mutex-melody-app.md');
+const sh = promisify(execFile);
+const curl = async (line: string) =>
+  (await sh('bash', ['-c', `${line} --silent --show-error --include`])).stdout;
+
+describe('make run: the seed curl lines, verbatim, on localhost:9090', () => {
+  let service: Service;
+  beforeAll(async () => {
+    service = await startService('api-server/dist/main.js', { STORE: 'memory' }, { port: 9090 });
+  });
+  afterAll(async () => service.stop());
+
+  it('are the lines of the seed document', () => {
+    if (!existsSync(seedFile)) return;
+    const seed = readFileSync(seedFile, 'utf8');
+    for (const line of seedLines) expect(seed).toContain(line);
+  });
+
+  it('check, avail, a second avail, change and release behave as the seed says', async () => {
+    expect(await curl(seedLines[0]!)).toMatch(/^HTTP\/1.1 200[\s\S]*Retrospective is available\./);
+    expect(await curl(seedLines[1]!)).toMatch(
+      /^HTTP\/1.1 200[\s\S]*Access to Retrospective Granted to ujjwal/,
+    );
+
+    const wait = await curl(
+      "curl localhost:9090/retrospective/avail --request GET --header 'Username:someone-else'",
+    );
+    expect(wait).toMatch(/^HTTP\/1.1 423 Locked/);
+    expect(wait).toMatch(/Retry-After: \d+/i);
+    expect(wait).toMatch(/Wait: Retrospective is being edited by ujjwal since/);
+
+    const socket = await openSocket('http://localhost:9090');
+    expect(await curl(seedLines[2]!)).toMatch(/^HTTP\/1.1 200[\s\S]*Retrospective Updated/);
+    expect(await curl(seedLines[3]!)).toMatch(/^HTTP\/1.1 200[\s\S]*Retrospective Released/);
+    expect(await socket.next('released')).toMatchObject({
+      content: 'this is changed retrospective',
+      lastEditor: 'ujjwal',
+      reason: 'released',
+    });
+    socket.close();
+  });
+});

@@ -1,0 +1,77 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binPath, cluster, createNamespace, repoRoot } from '../support/kube.ts';
+import { startApiServer, type Service } from '../support/processes.ts';
+
+/** Set UPDATE_SCREENSHOT=1 to refresh the README's screenshot from this test. */
+const screenshot = resolve(repoRoot, 'docs/images/management-view.png');
+
+describe('the management view in headless Chromium', () => {
+  let browser: Browser;
+  let api: Service;
+
+  beforeAll(async () => {
+    const namespace = await createNamespace('view');
+    api = await startApiServer(cluster().kubeconfig, namespace, { LOCKS: 'retrospective,standup' });
+    browser = await chromium.launch({
+      executablePath: binPath('chromium'),
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-gpu',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await browser.close();
+    await api.stop();
+  });
+
+  const post = (verb: string, user: string, headers: Record<string, string> = {}) =>
+    fetch(`${api.url}/retrospective/${verb}`, {
+      method: 'POST',
+      headers: { Username: user, ...headers },
+    });
+
+  it('shows the holder, then updates without reload when a release is made over HTTP', async () => {
+    await post('avail', 'ujjwal');
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } }); // a phone
+    let reloads = 0;
+    page.on('load', () => reloads++);
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('ujjwal');
+    await expect.poll(() => card.locator('.state').textContent()).toBe('held');
+    await expect.poll(() => card.locator('.held-for').textContent()).toMatch(/^\d+s$/);
+    expect(await page.locator('#connection').textContent()).toBe('live');
+
+    await post('change', 'ujjwal', { Retrospective: 'Went well: the lock. To improve: coffee.' });
+    await post('release', 'ujjwal');
+
+    await expect.poll(() => card.locator('.state').textContent()).toBe('available');
+    expect(await card.locator('.holder').textContent()).toBe('—');
+    expect(await card.locator('.content').textContent()).toBe(
+      'Went well: the lock. To improve: coffee.',
+    );
+    expect(await card.locator('.last-editor').textContent()).toBe('ujjwal');
+    expect(reloads).toBe(1);
+    // Readable on a phone: nothing overflows the viewport horizontally.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+      390,
+    );
+
+    if (process.env.UPDATE_SCREENSHOT) {
+      await post('avail', 'ana');
+      await page.setViewportSize({ width: 900, height: 700 });
+      await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
+      mkdirSync(resolve(screenshot, '..'), { recursive: true });
+      await page.screenshot({ path: screenshot, fullPage: true });
+    }
+    await page.close();
+  });
+});

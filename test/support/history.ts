@@ -1,0 +1,96 @@
+/** One client operation as the client saw it: when it started and ended, and the answer. */
+export interface Op {
+  readonly client: string;
+  readonly kind: 'avail' | 'change' | 'release';
+  readonly start: number;
+  readonly end: number;
+  readonly status: number;
+  /** For avail: the granted token; for change/release: the token sent in If-Match. */
+  readonly token?: number;
+  /** For change: the content written. */
+  readonly content?: string;
+  /** For avail 200: granted or renewed. */
+  readonly outcome?: string;
+}
+
+/** A release seen by a WebSocket client. */
+export interface ReleaseFrame {
+  readonly token: number;
+  readonly content: string;
+  readonly lastEditor?: string;
+}
+
+/**
+ * Checks a recorded history of one lock (no expiry) and returns every violation found:
+ * - every grant has its own token, and a grant that finished before another began has the
+ *   smaller one (tokens increase in real time);
+ * - no two holders at once: token k's holder stopped writing (its last successful change and
+ *   its release began) before the grant of the next token finished;
+ * - a holder is never refused its own change or release;
+ * - every release frame carries the last content the holder of that token wrote.
+ */
+export function checkHistory(ops: readonly Op[], frames: readonly ReleaseFrame[]): string[] {
+  const problems: string[] = [];
+  const grants = ops.filter(
+    (o) => o.kind === 'avail' && o.status === 200 && o.outcome === 'granted',
+  );
+  const byToken = new Map<number, Op>();
+  for (const g of grants) {
+    if (g.token === undefined) problems.push(`grant to ${g.client} without a token`);
+    else if (byToken.has(g.token))
+      problems.push(
+        `token ${g.token} granted twice (${byToken.get(g.token)?.client}, ${g.client})`,
+      );
+    else byToken.set(g.token, g);
+  }
+  for (const a of grants) {
+    for (const b of grants) {
+      if (a.end < b.start && (a.token ?? 0) >= (b.token ?? 0))
+        problems.push(
+          `grant ${a.token} to ${a.client} finished before grant ${b.token} to ${b.client} began`,
+        );
+    }
+  }
+
+  const tokens = [...byToken.keys()].sort((x, y) => x - y);
+  const lastContent = new Map<number, string>();
+  for (const [i, token] of tokens.entries()) {
+    const grant = byToken.get(token)!;
+    const mine = ops.filter(
+      (o) => o.client === grant.client && o.kind !== 'avail' && o.token === token,
+    );
+    for (const op of mine) {
+      if (op.status !== 200)
+        problems.push(
+          `holder ${grant.client} of token ${token} was refused its ${op.kind} (${op.status})`,
+        );
+    }
+    const writes = mine.filter((o) => o.status === 200);
+    const changes = writes.filter((o) => o.kind === 'change');
+    const content = changes.at(-1)?.content;
+    if (content !== undefined) lastContent.set(token, content);
+    const next = tokens[i + 1];
+    if (next === undefined) continue;
+    const nextGrant = byToken.get(next)!;
+    const release = writes.find((o) => o.kind === 'release');
+    if (!release)
+      problems.push(
+        `token ${next} granted while token ${token} (${grant.client}) was never released`,
+      );
+    for (const w of writes) {
+      if (w.start > nextGrant.end)
+        problems.push(
+          `${grant.client} (token ${token}) ${w.kind} began after token ${next} was granted to ${nextGrant.client}`,
+        );
+    }
+  }
+
+  for (const frame of frames) {
+    const expected = lastContent.get(frame.token);
+    if (expected !== undefined && frame.content !== expected)
+      problems.push(
+        `release of token ${frame.token} carried "${frame.content}", expected "${expected}"`,
+      );
+  }
+  return problems;
+}

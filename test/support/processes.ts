@@ -1,0 +1,66 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { freePort, waitFor } from '../../hack/cluster/process.ts';
+import { repoRoot } from './kube.ts';
+
+export interface Service {
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything the process printed, for assertions and failure messages. */
+  readonly output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Runs `node <entry>` from the build (make test builds first) and waits for `readyPath`. */
+export async function startService(
+  entry: string,
+  env: Record<string, string>,
+  options: { port?: number; portVariable?: string; readyPath?: string } = {},
+): Promise<Service> {
+  const port = options.port ?? (await freePort());
+  const child = spawn(process.execPath, [resolve(repoRoot, entry)], {
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'warn',
+      ...env,
+      [options.portVariable ?? 'PORT']: String(port),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await waitFor(
+      `${entry} ${options.readyPath ?? '/readyz'}`,
+      async () => (await fetch(url + (options.readyPath ?? '/readyz'))).ok,
+      30_000,
+      child.pid,
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n${output}`);
+  }
+  return { url, port, child, output: () => output, stop };
+}
+
+/** An api-server process on the Lease backend in `namespace`. */
+export function startApiServer(
+  kubeconfig: string,
+  namespace: string,
+  env: Record<string, string> = {},
+) {
+  return startService('api-server/dist/main.js', {
+    STORE: 'kubernetes',
+    KUBECONFIG: kubeconfig,
+    NAMESPACE: namespace,
+    ...env,
+  });
+}
