@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   clusterDown,
   clusterUp,
@@ -9,7 +9,7 @@ import {
 import { startApiServer, type Service } from '../support/processes.ts';
 
 /** This test stops kube-apiserver, so it runs on a control plane of its own. */
-const dir = '.cache/outage-cluster';
+const dir = inject('scratchDir');
 const user = (name: string) => ({ headers: { Username: name, Accept: 'application/json' } });
 
 describe('when the Kubernetes API goes away', () => {
