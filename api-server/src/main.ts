@@ -7,6 +7,15 @@ import {
   statusOf,
   type LockStore,
 } from '@retrospective/lock';
+import {
+  ConfigMapHistory,
+  LockController,
+  MemoryHistory,
+  createControllerMetrics,
+  type EventRecorder,
+  type HistoryStore,
+} from '@retrospective/controller';
+import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createMetrics, kubeObserver, type Metrics } from './metrics.js';
@@ -22,6 +31,34 @@ function createStore(config: Config, metrics: Metrics): LockStore {
   });
 }
 
+/** With the memory store the controller's reconcile logic runs in this process. */
+function inProcessController(
+  config: Config,
+  store: LockStore,
+  service: LockService,
+  metrics: Metrics,
+  logger: Logger,
+) {
+  const history = new MemoryHistory(config.HISTORY_SIZE);
+  const log = logger.child({ component: 'controller' });
+  const events: EventRecorder = {
+    record: async (lock, type, reason, message) => log.info({ lock, type, reason }, message),
+  };
+  const controller = new LockController({
+    store,
+    service,
+    events,
+    history,
+    metrics: createControllerMetrics(metrics.registry),
+    logger: log,
+    holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
+    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+  });
+  controller.start();
+  controller.startLeading();
+  return { controller, history };
+}
+
 function main(): void {
   let config: Config;
   try {
@@ -35,7 +72,26 @@ function main(): void {
   const metrics = createMetrics();
   const store = createStore(config, metrics);
   const service = new LockService({ store, locks: config.LOCKS });
-  const app = buildApp({ config, service, store, metrics, logger });
+  const inProcess =
+    config.STORE === 'memory'
+      ? inProcessController(config, store, service, metrics, logger)
+      : undefined;
+  const history: HistoryStore =
+    inProcess?.history ??
+    new ConfigMapHistory(
+      loadKubeConfig(),
+      config.NAMESPACE,
+      config.HISTORY_SIZE,
+      kubeObserver(metrics),
+    );
+  const app = buildApp({
+    config,
+    service,
+    store,
+    metrics,
+    logger,
+    history: (lock) => history.list(lock),
+  });
 
   app.server.listen(config.PORT, config.HOST, () => {
     logger.info(
@@ -66,11 +122,13 @@ function main(): void {
     app.server.close();
     app.broadcaster.close();
     app.server.closeIdleConnections();
-    void store.close().finally(() => {
-      clearTimeout(deadline);
-      logger.info('stopped');
-      logger.flush(() => process.exit(0));
-    });
+    void Promise.resolve(inProcess?.controller.stop())
+      .then(() => store.close())
+      .finally(() => {
+        clearTimeout(deadline);
+        logger.info('stopped');
+        logger.flush(() => process.exit(0));
+      });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,1 +1,9 @@
-export {};
+export * from './controller.js';
+export * from './events.js';
+export * from './expiry.js';
+export * from './history.js';
+export * from './history-configmap.js';
+export * from './leader.js';
+export * from './metrics.js';
+export * from './queue.js';
+export * from './reconcile.js';

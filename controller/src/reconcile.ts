@@ -1,0 +1,76 @@
+import { isHeld, type LockService, type LockState, type LockStore } from '@retrospective/lock';
+import type { Logger } from 'pino';
+import type { EventRecorder } from './events.js';
+import { crossesLongHold, isExpired, nextCheckIn, type Sighting } from './expiry.js';
+import type { ControllerMetrics } from './metrics.js';
+import type { ReconcileOutcome } from './queue.js';
+
+export const controllerIdentity = 'retrospective-controller';
+
+export interface ReconcileDeps {
+  readonly store: LockStore;
+  readonly service: LockService;
+  readonly events: EventRecorder;
+  readonly metrics: ControllerMetrics;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+  /** Applies to holds that carry no timeout of their own; 0 means none. */
+  readonly holdTimeoutSeconds: number;
+  readonly heldTooLongSeconds: number;
+  /** Per-lock memory the reconciles share: sightings and the last long hold counted. */
+  readonly sightings: Map<string, Sighting>;
+  readonly longHoldCounted: Map<string, number>;
+}
+
+const duration = (seconds: number) =>
+  seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
+
+/**
+ * One pass over one lock: create it if missing, count a hold crossing the held-too-long
+ * threshold once, expire a hold idle past its timeout (CAS; the token stays, so the old
+ * holder's If-Match is refused), and say when to look again.
+ */
+export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<ReconcileOutcome> {
+  const { store, service, events, metrics, logger, clock } = deps;
+  const cached = store.cached(lock);
+  if (!cached) {
+    await store.ensure([lock]);
+    logger.info({ lock }, 'created lock');
+    return undefined;
+  }
+  const now = clock();
+  const state: LockState = {
+    ...cached.state,
+    holdTimeoutSeconds: cached.state.holdTimeoutSeconds ?? (deps.holdTimeoutSeconds || undefined),
+  };
+  const sighting = deps.sightings.get(lock);
+  if (!isHeld(state)) return undefined;
+
+  if (crossesLongHold(state, now, deps.heldTooLongSeconds, deps.longHoldCounted.get(lock))) {
+    deps.longHoldCounted.set(lock, state.token);
+    metrics.longHolds.inc({ lock });
+    await events.record(
+      lock,
+      'Warning',
+      'HeldTooLong',
+      `${state.holder} has held ${lock} for over ${duration(deps.heldTooLongSeconds)} (token ${state.token})`,
+    );
+  }
+
+  if (isExpired(state, sighting, now)) {
+    const result = await service.execute(lock, {
+      kind: 'expire',
+      by: controllerIdentity,
+      holder: state.holder,
+      token: state.token,
+      renewedAt: state.renewedAt,
+    });
+    if (result.ok) {
+      metrics.expirations.inc({ lock });
+      logger.info({ lock, user: state.holder, token: state.token }, 'hold expired');
+    }
+    return undefined; // the watch brings the new state, which queues the lock again
+  }
+  const next = nextCheckIn(state, sighting, now, deps.heldTooLongSeconds, 60_000);
+  return next === undefined ? undefined : { requeueAfterMs: next };
+}

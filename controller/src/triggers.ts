@@ -1,0 +1,52 @@
+import { transitions, type StoreChange } from '@retrospective/lock';
+import type { EventRecorder } from './events.js';
+import type { HistoryStore } from './history.js';
+import type { ControllerMetrics } from './metrics.js';
+
+export interface TriggerDeps {
+  readonly events: EventRecorder;
+  readonly history: HistoryStore;
+  readonly metrics: ControllerMetrics;
+}
+
+const reasons = { released: 'Released', expired: 'Expired', forced: 'Released' } as const;
+
+/** What the leader records for one observed change: Events, the history, the hold duration. */
+export async function recordChange(deps: TriggerDeps, change: StoreChange): Promise<void> {
+  if (!change.next) return;
+  for (const event of transitions(change.prev, change.next)) {
+    if (event.type === 'acquired') {
+      await deps.events.record(
+        event.lock,
+        'Normal',
+        'Acquired',
+        `${event.holder} acquired ${event.lock} (token ${event.token})`,
+      );
+      continue;
+    }
+    const since = change.prev?.acquiredAt;
+    const seconds = since
+      ? Math.max(0, (event.releasedAt.getTime() - since.getTime()) / 1000)
+      : undefined;
+    if (seconds !== undefined) deps.metrics.holdDuration.observe({ lock: event.lock }, seconds);
+    const held = seconds === undefined ? '' : ` after ${Math.round(seconds)} s`;
+    const message =
+      event.reason === 'expired'
+        ? `the hold of ${change.prev?.holder ?? 'its holder'} on ${event.lock} expired${held}`
+        : `${event.releasedBy} released ${event.lock}${held}${event.reason === 'forced' ? ' (forced)' : ''}`;
+    await deps.events.record(
+      event.lock,
+      event.reason === 'released' ? 'Normal' : 'Warning',
+      reasons[event.reason],
+      message,
+    );
+    await deps.history.append(event.lock, {
+      token: event.token,
+      lastEditor: event.lastEditor,
+      releasedBy: event.releasedBy,
+      releasedAt: event.releasedAt.toISOString(),
+      reason: event.reason,
+      content: event.content,
+    });
+  }
+}
