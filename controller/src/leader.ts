@@ -63,6 +63,11 @@ export class LeaderElector {
     }
   }
 
+  /** A method, not a field read, because sleeps let stop() change it under a running loop. */
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -72,7 +77,7 @@ export class LeaderElector {
 
   private async electionLoop(): Promise<void> {
     const { retryPeriodMs, renewDeadlineMs } = this.options;
-    while (!this.stopped) {
+    while (!this.isStopped()) {
       if (!this.leading) {
         if ((await this.tryAcquireOrRenew()) === 'acquired') {
           this.leading = true;
@@ -86,9 +91,9 @@ export class LeaderElector {
       }
       const lastRenew = this.clock();
       let renewed = false;
-      while (!this.stopped && this.clock() - lastRenew < renewDeadlineMs) {
+      while (!this.isStopped() && this.clock() - lastRenew < renewDeadlineMs) {
         await this.sleep(retryPeriodMs);
-        if (this.stopped) return;
+        if (this.isStopped()) return;
         const attempt = await this.tryAcquireOrRenew();
         if (attempt === 'held-by-other') break;
         if (attempt === 'acquired') {
@@ -96,7 +101,7 @@ export class LeaderElector {
           break;
         }
       }
-      if (!renewed && !this.stopped) {
+      if (!renewed && !this.isStopped()) {
         this.leading = false;
         this.options.onStoppedLeading();
       }
@@ -113,13 +118,14 @@ export class LeaderElector {
   }
 
   private spec(current: V1Lease | undefined, now: number) {
-    const mine = current?.spec?.holderIdentity === this.options.identity;
+    const spec = current?.spec ?? {};
+    const mine = spec.holderIdentity === this.options.identity;
     return {
       holderIdentity: this.options.identity,
       leaseDurationSeconds: Math.ceil(this.options.leaseDurationMs / 1000),
-      acquireTime: mine ? current?.spec?.acquireTime : new V1MicroTime(now),
+      acquireTime: mine ? spec.acquireTime : new V1MicroTime(now),
       renewTime: new V1MicroTime(now),
-      leaseTransitions: (current?.spec?.leaseTransitions ?? 0) + (mine || !current ? 0 : 1),
+      leaseTransitions: (spec.leaseTransitions ?? 0) + (mine || !current ? 0 : 1),
     };
   }
 

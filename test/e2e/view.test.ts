@@ -61,7 +61,7 @@ describe('the management view in headless Chromium', () => {
     expect(await card.locator('.last-editor').textContent()).toBe('ujjwal');
     expect(reloads).toBe(1);
     // Readable on a phone: nothing overflows the viewport horizontally.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(
       390,
     );
 

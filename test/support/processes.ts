@@ -46,7 +46,7 @@ export async function startService(
     );
   } catch (error) {
     await stop();
-    throw new Error(`${(error as Error).message}\n${output}`);
+    throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
   }
   return { url, port, child, output: () => output, stop };
 }
@@ -63,4 +63,31 @@ export function startApiServer(
     NAMESPACE: namespace,
     ...env,
   });
+}
+
+/** Leader election fast enough for tests: 4 s lease, 3 s renew deadline, 1 s retry. */
+export const fastElection = {
+  LEADER_ELECTION_LEASE_DURATION_SECONDS: '4',
+  LEADER_ELECTION_RENEW_DEADLINE_SECONDS: '3',
+  LEADER_ELECTION_RETRY_PERIOD_SECONDS: '1',
+};
+
+/** A controller process in `namespace`; its metrics are served at `url`. */
+export function startController(
+  kubeconfig: string,
+  namespace: string,
+  env: Record<string, string> = {},
+) {
+  return startService(
+    'controller/dist/main.js',
+    { KUBECONFIG: kubeconfig, NAMESPACE: namespace, ...fastElection, ...env },
+    { portVariable: 'METRICS_PORT' },
+  );
+}
+
+/** The value of one sample on a /metrics page, or undefined when it is absent. */
+export async function metric(url: string, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
 }

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseStore, LockService } from '../../lock/src/index.ts';
+import { adminConfig, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { fastElection, metric, startController, type Service } from '../support/processes.ts';
+
+const leader = (c: Service) => metric(c.url, 'retrospective_controller_leader');
+const leaseMs = Number(fastElection.LEADER_ELECTION_LEASE_DURATION_SECONDS) * 1000;
+const retryMs = Number(fastElection.LEADER_ELECTION_RETRY_PERIOD_SECONDS) * 1000;
+
+describe('two controller processes', () => {
+  let namespace: string;
+  let controllers: Service[];
+
+  beforeAll(async () => {
+    namespace = await createNamespace('leader');
+    controllers = await Promise.all(
+      [0, 1].map(() => startController(cluster().kubeconfig, namespace)),
+    );
+  });
+  afterAll(async () => Promise.all(controllers.map((c) => c.stop())));
+
+  it(
+    'elect exactly one leader, and the other takes over within lease duration + retry period',
+    { timeout: 60_000 },
+    async () => {
+      await expect
+        .poll(async () => (await Promise.all(controllers.map(leader))).sort(), { timeout: 15_000 })
+        .toEqual([0, 1]);
+      const values = await Promise.all(controllers.map(leader));
+      const old = controllers[values.indexOf(1)]!;
+      const heir = controllers[values.indexOf(0)]!;
+      const { stdout } = await kubectl(
+        'get',
+        'lease',
+        'retrospective-controller',
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      );
+      expect(stdout).toMatch(new RegExp(`_${old.child.pid}$`));
+
+      old.child.kill('SIGKILL');
+      const killed = performance.now();
+      await expect
+        .poll(() => leader(heir), { timeout: leaseMs + retryMs + 5000, interval: 50 })
+        .toBe(1);
+      const takeover = performance.now() - killed;
+      console.info(`new leader after ${takeover.toFixed(0)} ms (bound: ${leaseMs + retryMs} ms)`);
+      // 250 ms for polling /metrics and process scheduling on a busy machine.
+      expect(takeover).toBeLessThan(leaseMs + retryMs + 250);
+
+      // Reconciling continues under the new leader: it records the next acquisition.
+      const store = new LeaseStore({ kubeConfig: adminConfig(), namespace });
+      await store.start();
+      const service = new LockService({ store, locks: ['retrospective'] });
+      await expect.poll(() => store.cached('retrospective')).toBeTruthy();
+      await service.execute('retrospective', { kind: 'avail', user: 'after-failover' });
+      await expect
+        .poll(
+          async () =>
+            (
+              await kubectl(
+                'get',
+                'events',
+                '-n',
+                namespace,
+                '--field-selector',
+                'involvedObject.name=retrospective,reason=Acquired',
+              )
+            ).stdout,
+          { timeout: 10_000 },
+        )
+        .toMatch(/after-failover acquired retrospective/);
+      await store.close();
+    },
+  );
+});
