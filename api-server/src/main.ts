@@ -15,15 +15,15 @@ import {
   type EventRecorder,
   type HistoryStore,
 } from '@retrospective/controller';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createMetrics, kubeObserver, type Metrics } from './metrics.js';
 
-function createStore(config: Config, metrics: Metrics): LockStore {
-  if (config.STORE === 'memory') return new MemoryStore();
+function createStore(config: Config, metrics: Metrics, kubeConfig: KubeConfig): LockStore {
   return new LeaseStore({
-    kubeConfig: loadKubeConfig(),
+    kubeConfig,
     namespace: config.NAMESPACE,
     observe: kubeObserver(metrics),
     onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
@@ -70,20 +70,15 @@ function main(): void {
   }
   const logger = pino({ level: config.LOG_LEVEL, base: { app: 'api-server' } });
   const metrics = createMetrics();
-  const store = createStore(config, metrics);
+  const kubeConfig = config.STORE === 'kubernetes' ? loadKubeConfig() : undefined;
+  const store = kubeConfig ? createStore(config, metrics, kubeConfig) : new MemoryStore();
   const service = new LockService({ store, locks: config.LOCKS });
-  const inProcess =
-    config.STORE === 'memory'
-      ? inProcessController(config, store, service, metrics, logger)
-      : undefined;
-  const history: HistoryStore =
-    inProcess?.history ??
-    new ConfigMapHistory(
-      loadKubeConfig(),
-      config.NAMESPACE,
-      config.HISTORY_SIZE,
-      kubeObserver(metrics),
-    );
+  const inProcess = kubeConfig
+    ? undefined
+    : inProcessController(config, store, service, metrics, logger);
+  const history: HistoryStore = kubeConfig
+    ? new ConfigMapHistory(kubeConfig, config.NAMESPACE, config.HISTORY_SIZE, kubeObserver(metrics))
+    : (inProcess?.history ?? new MemoryHistory(config.HISTORY_SIZE));
   const app = buildApp({
     config,
     service,

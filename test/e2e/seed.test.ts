@@ -55,4 +55,13 @@ describe('make run: the seed curl lines, verbatim, on localhost:9090', () => {
     });
     socket.close();
   });
+
+  it('shuts down gracefully on SIGTERM: WebSocket clients get 1001 and the process exits 0', async () => {
+    const socket = await openSocket('http://localhost:9090');
+    const closed = new Promise<number>((done) => socket.ws.on('close', done));
+    const exited = new Promise<number | null>((done) => service.child.once('exit', done));
+    service.child.kill('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await exited).toBe(0);
+  });
 });

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binPath, cluster, createNamespace, repoRoot } from '../support/kube.ts';
-import { startApiServer, type Service } from '../support/processes.ts';
+import { startApiServer, startController, type Service } from '../support/processes.ts';
 
 /** Set UPDATE_SCREENSHOT=1 to refresh the README's screenshot from this test. */
 const screenshot = resolve(repoRoot, 'docs/images/management-view.png');
@@ -11,10 +11,13 @@ const screenshot = resolve(repoRoot, 'docs/images/management-view.png');
 describe('the management view in headless Chromium', () => {
   let browser: Browser;
   let api: Service;
+  let controller: Service;
 
   beforeAll(async () => {
     const namespace = await createNamespace('view');
-    api = await startApiServer(cluster().kubeconfig, namespace, { LOCKS: 'retrospective,standup' });
+    const locks = { LOCKS: 'retrospective,standup' };
+    controller = await startController(cluster().kubeconfig, namespace, locks);
+    api = await startApiServer(cluster().kubeconfig, namespace, locks);
     browser = await chromium.launch({
       executablePath: binPath('chromium'),
       headless: true,
@@ -29,7 +32,7 @@ describe('the management view in headless Chromium', () => {
   });
   afterAll(async () => {
     await browser.close();
-    await api.stop();
+    await Promise.all([api.stop(), controller.stop()]);
   });
 
   const post = (verb: string, user: string, headers: Record<string, string> = {}) =>
@@ -60,6 +63,14 @@ describe('the management view in headless Chromium', () => {
     );
     expect(await card.locator('.last-editor').textContent()).toBe('ujjwal');
     expect(reloads).toBe(1);
+
+    // The controller's history shows as a timeline.
+    await card.locator('.history summary').click();
+    await expect
+      .poll(() => card.locator('.timeline li').allTextContents(), { timeout: 10_000 })
+      .toEqual([
+        expect.stringMatching(/ujjwal \(released\) — Went well: the lock\. To improve: coffee\.$/),
+      ]);
     // Readable on a phone: nothing overflows the viewport horizontally.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(
       390,
