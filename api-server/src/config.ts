@@ -1,5 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from '@retrospective/lock';
 import { z } from 'zod';
+
+export { ConfigError } from '@retrospective/lock';
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const httpToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
@@ -46,14 +49,6 @@ export interface Config extends Omit<Env, 'NAMESPACE'> {
   readonly NAMESPACE: string;
 }
 
-/** Raised with every problem in the environment at once, so one restart fixes them all. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  }
-}
-
 /** The pod's namespace when running in a cluster, else `default`. */
 function defaultNamespace(): string {
   return existsSync(serviceAccountNamespace)
@@ -63,12 +58,6 @@ function defaultNamespace(): string {
 
 /** Reads and validates the environment. The only place that looks at process.env. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const known = Object.fromEntries(
-    Object.keys(schema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
-  );
-  const parsed = schema.safeParse(known);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-  }
-  return { ...parsed.data, NAMESPACE: parsed.data.NAMESPACE ?? defaultNamespace() };
+  const parsed = parseEnv(schema, env);
+  return { ...parsed, NAMESPACE: parsed.NAMESPACE ?? defaultNamespace() };
 }

@@ -4,6 +4,7 @@ import {
   LockService,
   MemoryStore,
   loadKubeConfig,
+  loadOrExit,
   statusOf,
   type LockStore,
 } from '@retrospective/lock';
@@ -18,7 +19,7 @@ import {
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { createMetrics, kubeObserver, type Metrics } from './metrics.js';
 
 function createStore(config: Config, metrics: Metrics, kubeConfig: KubeConfig): LockStore {
@@ -60,14 +61,7 @@ function inProcessController(
 }
 
 function main(): void {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    process.exit(1);
-  }
+  const config = loadOrExit(loadConfig);
   const logger = pino({ level: config.LOG_LEVEL, base: { app: 'api-server' } });
   const metrics = createMetrics();
   const kubeConfig = config.STORE === 'kubernetes' ? loadKubeConfig() : undefined;

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { pino } from 'pino';
-import { LeaseStore, LockService, loadKubeConfig } from '@retrospective/lock';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { LeaseStore, LockService, loadKubeConfig, loadOrExit } from '@retrospective/lock';
+import { loadConfig } from './config.js';
 import { LockController } from './controller.js';
 import { KubeEventRecorder } from './events.js';
 import { ConfigMapHistory } from './history-configmap.js';
@@ -9,14 +9,7 @@ import { LeaderElector } from './leader.js';
 import { createControllerMetrics } from './metrics.js';
 
 function main(): void {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    process.exit(1);
-  }
+  const config = loadOrExit(loadConfig);
   const logger = pino({
     level: config.LOG_LEVEL,
     base: { app: 'controller', identity: config.IDENTITY },

@@ -8,3 +8,4 @@ export * from './model.js';
 export * from './service.js';
 export * from './store.js';
 export * from './transitions.js';
+export * from './env.js';
