@@ -32,7 +32,15 @@ export async function startService(
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  // Never outlive the test worker, even when a test fails before it could stop us.
+  const orphanGuard = () => child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
+  const exited = new Promise<void>((done) =>
+    child.once('exit', () => {
+      process.off('exit', orphanGuard);
+      done();
+    }),
+  );
   const stop = async () => {
     if (child.exitCode === null) child.kill('SIGTERM');
     await exited;
