@@ -75,4 +75,36 @@ describe('two controller processes', () => {
       await store.close();
     },
   );
+
+  it(
+    'a leader whose Lease is taken steps down at its next renewal, then leads again once it lapses',
+    { timeout: 30_000 },
+    async () => {
+      const current = controllers.find(
+        (c) => c.child.exitCode === null && c.child.signalCode === null,
+      )!;
+      await expect.poll(() => leader(current), { timeout: 10_000 }).toBe(1);
+      const now = new Date().toISOString().replace('Z', '000Z');
+      const patch = JSON.stringify({
+        spec: { holderIdentity: 'intruder', renewTime: now, leaseDurationSeconds: 3 },
+      });
+      const { code, stderr } = await kubectl(
+        'patch',
+        'lease',
+        'retrospective-controller',
+        '-n',
+        namespace,
+        '--type=merge',
+        '-p',
+        patch,
+      );
+      expect(code, stderr).toBe(0);
+      const taken = performance.now();
+      await expect.poll(() => leader(current), { timeout: retryMs + 3000, interval: 50 }).toBe(0);
+      console.info(
+        `stepped down ${(performance.now() - taken).toFixed(0)} ms after losing the Lease`,
+      );
+      await expect.poll(() => leader(current), { timeout: 3000 + retryMs + 5000 }).toBe(1);
+    },
+  );
 });
