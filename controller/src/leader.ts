@@ -84,9 +84,11 @@ export class LeaderElector {
           this.options.onStartedLeading();
           continue;
         }
-        // Wake when the lease we watch would expire, if that comes before the next retry.
+        // A candidate looks twice per retry period, and wakes when the lease it watches would
+        // expire: a successor then leads within lease duration + retry period of the last renewal.
+        const poll = retryPeriodMs / 2;
         const expiresIn = this.observedAt + this.observedDurationMs - this.clock();
-        await this.sleep(expiresIn > 0 ? Math.min(retryPeriodMs, expiresIn + 10) : retryPeriodMs);
+        await this.sleep(expiresIn > 0 ? Math.min(poll, expiresIn + 10) : poll);
         continue;
       }
       const lastRenew = this.clock();
