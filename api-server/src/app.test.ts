@@ -298,6 +298,22 @@ describe('the WebSocket endpoint', () => {
     own.close();
   });
 
+  it('terminates a client that stops answering pings, and keeps one that answers', async () => {
+    await t.close();
+    t = await startTestApp({ WS_HEARTBEAT_SECONDS: '1' });
+    const silent = await openSocket(t.url);
+    const healthy = await openSocket(t.url);
+    // A paused socket reads no ping, so it sends no pong: to the server it is a dead peer.
+    (silent.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await expect.poll(() => t.app.broadcaster.clients, { timeout: 5000 }).toBe(1);
+    expect(await (await call('/metrics')).text()).toContain(
+      'retrospective_websocket_dropped_total{reason="heartbeat"} 1',
+    );
+    expect(healthy.ws.readyState).toBe(healthy.ws.OPEN);
+    healthy.close();
+    silent.close();
+  });
+
   it('drops a client that never reads while others keep receiving', async () => {
     await t.close();
     t = await startTestApp({ MAX_CONTENT_BYTES: '65536', WS_MAX_BUFFERED_BYTES: '65536' });
