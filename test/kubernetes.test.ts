@@ -6,7 +6,14 @@ import {
   V1MicroTime,
 } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adminConfig, createNamespace, kubectl, serviceAccountConfig } from './support/kube.ts';
+import { clusterUp } from '../hack/cluster/cluster.ts';
+import {
+  adminConfig,
+  cluster,
+  createNamespace,
+  kubectl,
+  serviceAccountConfig,
+} from './support/kube.ts';
 
 const lease = (name: string, holder: string) => ({
   metadata: { name },
@@ -74,6 +81,16 @@ describe('the local Kubernetes control plane', () => {
       );
     // A plain Date serialises as .sssZ, which the apiserver refuses to parse as MicroTime.
     expect((error as ApiException<string>).code).toBe(400);
+  });
+
+  it('is left alone by a second cluster-up on the same directory', async () => {
+    const before = cluster();
+    const again = await clusterUp(before.dir);
+    expect(again).toMatchObject({
+      etcdPid: before.etcdPid,
+      apiserverPid: before.apiserverPid,
+      server: before.server,
+    });
   });
 
   it('lists the Leases with bin/kubectl get lease -A', async () => {
