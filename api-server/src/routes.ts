@@ -35,12 +35,15 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     express.json({ limit: bodyLimit * 6 + 1024, strict: true }),
   ];
 
-  const execute = async (req: Request, lock: string, action: Action, command: Command) => {
+  const execute = async (lock: string, action: Action, command: Command) => {
     const result = await service.execute(lock, command);
     if (result.ok) return result;
     const { refusal } = result;
     if (result.raced) metrics.lockRaces.inc({ lock, action });
-    const { message, extra } = describeRefusal(refusal, readIfMatch(req));
+    const { message, extra } = describeRefusal(
+      refusal,
+      'ifMatch' in command ? command.ifMatch : undefined,
+    );
     const headers: Record<string, string> = {};
     if (refusal.code === 'locked')
       headers['Retry-After'] = String(retryAfter(refusal.state, clock()));
@@ -50,12 +53,13 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
   const handlers: Record<Verb, (req: Request, res: Response, lock: string) => Promise<string>> = {
     check: async (req, res, lock) => {
       const state = service.state(lock);
-      reply(req, res, 200, checkBody(state, clock()), checkText(state, clock()));
+      const now = clock();
+      reply(req, res, 200, checkBody(state, now), checkText(state, now));
       return state.holder ? 'held' : 'available';
     },
     avail: async (req, res, lock) => {
       const user = readUsername(req, config.USERNAME_HEADER);
-      const { state, outcome } = await execute(req, lock, 'avail', {
+      const { state, outcome } = await execute(lock, 'avail', {
         kind: 'avail',
         user,
         holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
@@ -76,7 +80,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
       const user = readUsername(req, config.USERNAME_HEADER);
       const content = readContent(req, config.MAX_CONTENT_BYTES);
       const ifMatch = readIfMatch(req);
-      const { state } = await execute(req, lock, 'change', {
+      const { state } = await execute(lock, 'change', {
         kind: 'change',
         user,
         content,
@@ -96,7 +100,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     release: async (req, res, lock) => {
       const user = readUsername(req, config.USERNAME_HEADER);
       const ifMatch = readIfMatch(req);
-      const { state } = await execute(req, lock, 'release', { kind: 'release', user, ifMatch });
+      const { state } = await execute(lock, 'release', { kind: 'release', user, ifMatch });
       reply(
         req,
         res,
