@@ -108,7 +108,8 @@ describe('two api-server replicas on the Lease backend', () => {
         `${ops.length} ops: ${grants.length} grants, ${releases.length} releases, ${waits.length} waits`,
       );
       expect(unexpected).toEqual([]);
-      expect(grants.length).toBeGreaterThan(20);
+      // A sanity floor far below what a loaded 2-core machine does (about 40): the checker is the test.
+      expect(grants.length).toBeGreaterThanOrEqual(10);
       expect(waits.length).toBeGreaterThan(grants.length);
 
       // Every replica hears every release, with the holder's last content.

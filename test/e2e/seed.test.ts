@@ -22,9 +22,17 @@ const curl = async (line: string) =>
 describe('make run: the seed curl lines, verbatim, on localhost:9090', () => {
   let service: Service;
   beforeAll(async () => {
+    const busy = await fetch('http://127.0.0.1:9090/healthz').then(
+      () => true,
+      () => false,
+    );
+    if (busy)
+      throw new Error(
+        'port 9090 is in use (is `make run` or `make dev` running?); the seed lines need it',
+      );
     service = await startService('api-server/dist/main.js', { STORE: 'memory' }, { port: 9090 });
   });
-  afterAll(async () => service.stop());
+  afterAll(async () => (service as Service | undefined)?.stop());
 
   it('are the lines of the seed document', () => {
     if (!existsSync(seedFile)) return;
