@@ -281,6 +281,27 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
   });
 });
 
+describe('failures', () => {
+  it('answer 500 without internals when something unexpected breaks', async () => {
+    t.store.replace = () => Promise.reject(new Error('etcd password is hunter2'));
+    const res = await call('/retrospective/avail', { user: 'ana', json: true });
+    expect(res.status).toBe(500);
+    const body = await res.text();
+    expect(JSON.parse(body)).toMatchObject({ error: 'internal', message: 'Internal error.' });
+    expect(body).not.toContain('hunter2');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('echo a well-formed X-Request-Id and replace a malformed one', async () => {
+    const kept = await call('/retrospective/check', { headers: { 'X-Request-Id': 'trace-123' } });
+    expect(kept.headers.get('x-request-id')).toBe('trace-123');
+    const replaced = await call('/retrospective/check', {
+      headers: { 'X-Request-Id': 'bad id\twith tab' },
+    });
+    expect(replaced.headers.get('x-request-id')).not.toContain('bad');
+  });
+});
+
 describe('the WebSocket endpoint', () => {
   it('closes a client that sends data with 1008', async () => {
     const socket = await openSocket(t.url);

@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { LockService, LockStore } from '@retrospective/lock';
 import type { Config } from './config.js';
-import { toHttpError } from './errors.js';
+import { HttpError, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { openapi } from './openapi.js';
 import { reply } from './respond.js';
@@ -53,6 +53,7 @@ export function buildApp(deps: AppDeps): App {
     const started = performance.now();
     const incoming = req.get('X-Request-Id');
     const id = incoming && requestId.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
     res.set({
       'X-Request-Id': id,
       'X-Content-Type-Options': 'nosniff',
@@ -97,17 +98,14 @@ export function buildApp(deps: AppDeps): App {
   app.get('/view.css', page('view.css', 'text/css'));
 
   app.use((req: Request) => {
-    throw Object.assign(new Error('not found'), {
-      notFound: `No route for ${req.method} ${req.path}.`,
-    });
+    throw new HttpError(404, 'not_found', `No route for ${req.method} ${req.path}.`);
   });
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const notFound = (error as { notFound?: string }).notFound;
-    const http = notFound
-      ? { status: 404, code: 'not_found', message: notFound, headers: {}, extra: {} }
-      : toHttpError(error);
-    if (http.status >= 500 && http.code === 'internal')
-      logger.error({ err: error, path: req.path }, 'request failed');
+    const http = toHttpError(error);
+    if (http.code === 'internal') {
+      const { requestId } = res.locals as { requestId?: string };
+      logger.error({ err: error, path: req.path, requestId }, 'request failed');
+    }
     const fromRoute = (res.locals as { lock?: string }).lock;
     const lock = fromRoute ?? (typeof req.params.lock === 'string' ? req.params.lock : undefined);
     const body = { lock, error: http.code, message: http.message, ...http.extra };

@@ -50,6 +50,10 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     throw new HttpError(refusalStatus[refusal.code], refusal.code, message, headers, extra);
   };
 
+  /** The request's logger: the same keys on every line (requestId, lock, user). */
+  const log = (res: Response, lock: string) =>
+    logger.child({ requestId: (res.locals as { requestId?: string }).requestId, lock });
+
   const handlers: Record<Verb, (req: Request, res: Response, lock: string) => Promise<string>> = {
     check: async (req, res, lock) => {
       const state = service.state(lock);
@@ -70,8 +74,8 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
           ? `You already hold ${title(lock)}; hold renewed (token ${state.token}).`
           : `Access to ${title(lock)} Granted to ${user} (token ${state.token}).`;
       reply(req, res, 200, grantBody(state, status), text, { ETag: `"${state.token}"` });
-      logger.info(
-        { lock, user, action: 'avail', outcome: status, token: state.token },
+      log(res, lock).info(
+        { user, action: 'avail', outcome: status, token: state.token },
         'lock command',
       );
       return status;
@@ -94,7 +98,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
         { lock, status: 'updated', token: state.token, bytes },
         `${title(lock)} Updated (${bytes} bytes).`,
       );
-      logger.info({ lock, user, action: 'change', outcome: 'updated', bytes }, 'lock command');
+      log(res, lock).info({ user, action: 'change', outcome: 'updated', bytes }, 'lock command');
       return 'updated';
     },
     release: async (req, res, lock) => {
@@ -108,8 +112,8 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
         { lock, status: 'released', token: state.token },
         `${title(lock)} Released.`,
       );
-      logger.info(
-        { lock, user, action: 'release', outcome: 'released', token: state.token },
+      log(res, lock).info(
+        { user, action: 'release', outcome: 'released', token: state.token },
         'lock command',
       );
       return 'released';
