@@ -65,6 +65,10 @@ run: build ## Run the api-server on :9090 with the in-memory lock (the seed's cu
 dev: build cluster-up ## Local control plane + two api-servers (:9090, :9091) + two controllers on the Lease backend.
 	hack/dev.sh $(CLUSTER_DIR)
 
+.PHONY: bench
+bench: tools build ## Measure latency, throughput and WebSocket memory on both backends; prints ratios.
+	node bench/bench.ts
+
 .PHONY: cluster-up
 cluster-up: bin/node bin/kube-apiserver bin/kubectl bin/etcd ## Start etcd + kube-apiserver on loopback (idempotent); kubeconfig in .cache/cluster/.
 	node hack/cluster/cli.ts up $(CLUSTER_DIR)

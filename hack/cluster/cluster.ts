@@ -10,7 +10,8 @@ export interface ClusterState {
   readonly kubeconfig: string;
   readonly server: string;
   readonly token: string;
-  readonly etcdPort: number;
+  etcdPort: number;
+  etcdPeerPort: number;
   readonly apiserverPort: number;
   etcdPid: number;
   apiserverPid: number;
@@ -43,9 +44,9 @@ async function healthy(state: ClusterState): Promise<boolean> {
   return (await get(`${state.server}/readyz`, state.token).catch(() => 0)) === 200;
 }
 
-function startEtcd(state: ClusterState): number {
+function spawnEtcd(state: ClusterState): number {
   const client = `http://127.0.0.1:${state.etcdPort}`;
-  const peer = `http://127.0.0.1:${state.etcdPort + 1}`;
+  const peer = `http://127.0.0.1:${state.etcdPeerPort}`;
   return daemon(
     bin('etcd'),
     [
@@ -61,6 +62,30 @@ function startEtcd(state: ClusterState): number {
     ],
     join(state.dir, 'etcd.log'),
   );
+}
+
+/** Starts etcd on two fresh loopback ports, trying again if a port was taken meanwhile. */
+async function startEtcd(state: ClusterState): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    state.etcdPort = await freePort();
+    do state.etcdPeerPort = await freePort();
+    while (state.etcdPeerPort === state.etcdPort || state.etcdPeerPort === state.apiserverPort);
+    state.etcdPid = spawnEtcd(state);
+    writeState(state);
+    try {
+      const health = `http://127.0.0.1:${state.etcdPort}/health`;
+      await waitFor(
+        `etcd (log: ${join(state.dir, 'etcd.log')})`,
+        async () => (await fetch(health)).ok,
+        30_000,
+        state.etcdPid,
+      );
+      return;
+    } catch (error) {
+      await terminate(state.etcdPid);
+      if (attempt === 3) throw error;
+    }
+  }
 }
 
 /** Starts kube-apiserver for an existing state; also used by fault tests to restart it. */
@@ -144,20 +169,18 @@ export async function clusterUp(dirArg: string): Promise<ClusterState> {
   const token = randomBytes(24).toString('hex');
   writeFileSync(join(dir, 'tokens.csv'), `${token},admin,admin,system:masters\n`, { mode: 0o600 });
   const apiserverPort = await freePort();
-  let etcdPort = await freePort();
-  while (etcdPort + 1 === apiserverPort) etcdPort = await freePort();
   const state: ClusterState = {
     dir,
     token,
-    etcdPort,
+    etcdPort: 0,
+    etcdPeerPort: 0,
     apiserverPort,
     etcdPid: 0,
     apiserverPid: 0,
     kubeconfig: join(dir, 'kubeconfig'),
     server: `https://127.0.0.1:${apiserverPort}`,
   };
-  state.etcdPid = startEtcd(state);
-  writeState(state);
+  await startEtcd(state);
   await startApiserver(state);
   writeKubeconfig(state);
   return state;

@@ -35,6 +35,9 @@ export type Decision =
   | { readonly ok: true; readonly outcome: Outcome; readonly next: LockState }
   | { readonly ok: false; readonly refusal: Refusal };
 
+/** Renewals this close to the previous one change nothing worth a write. */
+export const renewCoalesceMs = 1000;
+
 const refuse = (code: RefusalCode, state: LockState): Decision => ({
   ok: false,
   refusal: { code, state },
@@ -81,7 +84,9 @@ export function decide(state: LockState, command: Command, now: Date): Decision 
         });
       }
       if (state.holder !== command.user) return refuse('locked', state);
-      return apply('renewed', { ...state, renewedAt: now });
+      // Returning `state` itself tells the store there is nothing to write.
+      const recent = state.renewedAt && now.getTime() - state.renewedAt.getTime() < renewCoalesceMs;
+      return apply('renewed', recent ? state : { ...state, renewedAt: now });
     }
     case 'change': {
       const refusal = checkHolder(state, command.user, command.ifMatch);

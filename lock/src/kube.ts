@@ -10,12 +10,30 @@ import { StoreUnavailableError } from './errors.js';
 /** Receives one observation per Kubernetes API call (for `kube_requests_total` and friends). */
 export type KubeObserver = (verb: string, code: string, seconds: number) => void;
 
+/** The private hook of KubeConfig that builds the HTTP agent for each request. */
+interface DispatcherFactory {
+  createDispatcher(...args: unknown[]): unknown;
+}
+
+/**
+ * client-node 2.0.1 builds a new HTTP agent for every API call, so no connection is reused and
+ * each call pays a TCP and TLS handshake. The credentials' TLS settings do not change while the
+ * process runs (tokens travel in headers, not in the agent), so one agent serves every call.
+ */
+function poolConnections(kc: KubeConfig): KubeConfig {
+  const factory = kc as unknown as DispatcherFactory;
+  const create = factory.createDispatcher.bind(kc);
+  let dispatcher: unknown = null;
+  factory.createDispatcher = (...args) => (dispatcher ??= create(...args));
+  return kc;
+}
+
 /** Loads credentials in the standard order: KUBECONFIG (or `path`), then in-cluster. */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
-  return kc;
+  return poolConnections(kc);
 }
 
 /** The status code of a Kubernetes API error, or undefined when the call never got an answer. */

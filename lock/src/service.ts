@@ -67,6 +67,13 @@ export class LockService {
         fresh = true;
         continue;
       }
+      if (decision.next === current.state) {
+        // Nothing to write, but the answer claims the lock: confirm it on fresh state.
+        if (fresh) return { ok: true, outcome: decision.outcome, state: current.state };
+        current = await this.store.read(name);
+        fresh = true;
+        continue;
+      }
       const written = await this.store.replace(decision.next, current.version);
       if (written !== 'conflict')
         return { ok: true, outcome: decision.outcome, state: written.state };

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { loadKubeConfig } from '../../lock/src/kube.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const binPath = (tool: string) => resolve(repoRoot, 'bin', tool);
@@ -14,9 +15,7 @@ export function cluster() {
 
 /** Admin credentials for the test control plane. */
 export function adminConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster().kubeconfig);
-  return kc;
+  return loadKubeConfig(cluster().kubeconfig);
 }
 
 /** A fresh namespace, so test files never see each other's objects. */

@@ -120,6 +120,16 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
       expect(results.filter((r) => !r.ok).every((r) => refusal(r) === 'locked')).toBe(true);
     });
 
+    it('answers concurrent renewals by the holder without failing', async () => {
+      granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));
+      const renewals = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          (i % 2 ? a : b).execute(lock, { kind: 'avail', user: 'ana' }),
+        ),
+      );
+      expect(renewals.every((r) => r.ok && r.outcome === 'renewed')).toBe(true);
+    });
+
     it('never refuses on a stale cache: a release on one replica frees the lock on the other at once', async () => {
       granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));
       await expect.poll(() => fixture!.replicaB.cached(lock)?.state.holder).toBe('ana');
