@@ -17,6 +17,8 @@ async function server(env: Record<string, string>) {
     env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', PORT: String(port), ...env },
     stdio: 'ignore',
   });
+  // The bench's servers never outlive it, whichever way it ends.
+  process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   await waitFor('api-server', async () => (await fetch(`${url}/readyz`)).ok, 30_000, child.pid);
   if (child.pid === undefined) throw new Error('api-server did not start');
