@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { LeaseStore } from '../lock/src/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
-import { adminConfig, createNamespace, kubectl } from './support/kube.ts';
+import { adminConfig, createNamespace } from './support/kube.ts';
 
 lockStoreContract('LeaseStore on a real kube-apiserver', async () => {
   const namespace = await createNamespace('contract');
@@ -21,5 +21,3 @@ lockStoreContract('LeaseStore on a real kube-apiserver', async () => {
     },
   };
 });
-
-export { kubectl };

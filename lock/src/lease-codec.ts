@@ -11,9 +11,8 @@ export const annotations = {
   releaseReason: `${prefix}release-reason`,
 } as const;
 
-/** Selects lock Leases (and not the controller's leader-election Lease). */
+/** Marks lock Leases; selecting on it leaves out the controller's leader-election Lease. */
 export const lockLabel = `${prefix}lock`;
-export const lockSelector = lockLabel;
 
 const reasons: readonly ReleaseReason[] = ['released', 'expired', 'forced'];
 

@@ -1,5 +1,5 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { fromLease, lockSelector, toLease } from './lease-codec.js';
+import { fromLease, lockLabel, toLease } from './lease-codec.js';
 import { LeaseWatch } from './lease-watch.js';
 import { kubeCall, statusOf, type KubeObserver } from './kube.js';
 import { emptyLock, type LockState, type Versioned } from './model.js';
@@ -36,7 +36,7 @@ export class LeaseStore implements LockStore {
       kubeConfig: options.kubeConfig,
       api: this.api,
       namespace: options.namespace,
-      labelSelector: lockSelector,
+      labelSelector: lockLabel,
       observe: this.observe,
       onList: (leases) => this.relisted(leases),
       onEvent: (type, lease) => (type === 'DELETED' ? this.removed(lease) : this.observed(lease)),
