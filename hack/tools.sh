@@ -96,6 +96,69 @@ install_helm() {
   link "$dir" helm
 }
 
+install_jsonnet() {
+  local dir=$cache/jsonnet-$JSONNET_VERSION
+  if [ ! -x "$dir/jsonnet" ]; then
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "github.com/google/go-jsonnet@v$JSONNET_VERSION" "" "" \
+      github.com/google/go-jsonnet/cmd/jsonnet
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" jsonnet
+}
+
+# Prometheus 3.X.Y is the Go module version v0.3XX.Y. Built without the web UI's assets: the API,
+# rule evaluation and promtool are all there.
+install_prometheus() {
+  local dir=$cache/prometheus-$PROMETHEUS_VERSION
+  if [ ! -x "$dir/prometheus" ] || [ ! -x "$dir/promtool" ]; then
+    local minor=${PROMETHEUS_VERSION#3.}; minor=${minor%%.*}
+    local mod=v0.$((300 + minor)).${PROMETHEUS_VERSION##*.}
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "github.com/prometheus/prometheus@$mod" "" \
+      "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+      github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" prometheus promtool
+}
+
+# The module zip lacks the web UI's generated assets (ui/app/dist, which go:embed needs): build
+# from a copy with a one-page placeholder. The API, routing, inhibition and receivers are all there.
+install_alertmanager() {
+  local dir=$cache/alertmanager-$ALERTMANAGER_VERSION
+  if [ ! -x "$dir/alertmanager" ] || [ ! -x "$dir/amtool" ]; then
+    local src work
+    src=$(cd /tmp && go mod download -json "github.com/prometheus/alertmanager@v$ALERTMANAGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    work=$(mktemp -d)
+    cp -r "$src/." "$work/" && chmod -R u+w "$work"
+    mkdir -p "$work/ui/app/dist"
+    printf '<!doctype html><title>Alertmanager</title><p>Built without the web UI; use the API (/api/v2) or amtool.\n' > "$work/ui/app/dist/index.html"
+    mkdir -p "$dir.tmp"
+    log "go build alertmanager and amtool $ALERTMANAGER_VERSION (first run only; cached in $dir)"
+    (cd "$work" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=$ALERTMANAGER_VERSION" \
+      -o "$dir.tmp/" ./cmd/alertmanager ./cmd/amtool)
+    rm -rf "$work" "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" alertmanager amtool
+}
+
+# CRDs the chart's optional objects need: prometheus-operator's and Gateway API's standard channel.
+install_crds() {
+  local dir=$cache/crds-po$PROMETHEUS_OPERATOR_VERSION-gw$GATEWAY_API_VERSION
+  if [ ! -f "$dir/.done" ]; then
+    local po gw
+    po=$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    gw=$(cd /tmp && go mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    rm -rf "$dir" && mkdir -p "$dir/prometheus-operator" "$dir/gateway-api"
+    cp "$po"/example/prometheus-operator-crd/*.yaml "$dir/prometheus-operator/"
+    cp "$gw"/config/crd/standard/gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants}.yaml "$dir/gateway-api/"
+    chmod -R u+w "$dir" && touch "$dir/.done"
+  fi
+  ln -sfn "$dir" "$bin/crds"
+}
+
 # Debian's Chromium for the management-view tests (playwright-core drives it; no browser download).
 install_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
@@ -106,5 +169,5 @@ install_chromium() {
   ln -sfn /usr/bin/chromium "$bin/chromium"
 }
 
-[ $# -gt 0 ] || set -- node kube etcd helm chromium
+[ $# -gt 0 ] || set -- node kube etcd helm jsonnet prometheus alertmanager crds chromium
 for tool in "$@"; do "install_$tool"; done

@@ -1,0 +1,152 @@
+import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import {
+  appendBounded,
+  type HistoryEntry,
+  type HistoryStore,
+  type StoreCallOptions,
+} from '@retrospective/lock';
+import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
+import { Informer } from './informer.js';
+
+const key = 'releases.json';
+export const historyName = (lock: string) => `${lock}-history`;
+
+/** The entries stored in a history ConfigMap; a damaged one reads as empty, never as an error. */
+export function parseHistory(map: V1ConfigMap | undefined): HistoryEntry[] {
+  try {
+    const value: unknown = JSON.parse(map?.data?.[key] ?? '[]');
+    return Array.isArray(value) ? (value as HistoryEntry[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+export interface ConfigMapHistoryOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly limit: number;
+  readonly observe?: KubeObserver | undefined;
+  readonly maxBytes?: number;
+}
+
+/** The history of each lock in a ConfigMap `<lock>-history`, written with compare-and-swap. */
+export class ConfigMapHistory implements HistoryStore {
+  private readonly api: CoreV1Api;
+  private readonly observe: KubeObserver;
+
+  constructor(private readonly options: ConfigMapHistoryOptions) {
+    this.api = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.observe = options.observe ?? ignoreCalls;
+  }
+
+  async list(lock: string): Promise<HistoryEntry[]> {
+    return parseHistory(await this.read(lock, {}));
+  }
+
+  async append(lock: string, entry: HistoryEntry, options: StoreCallOptions = {}): Promise<void> {
+    const { namespace, limit, maxBytes = 900 * 1024 } = this.options;
+    const name = historyName(lock);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.read(lock, options);
+      const entries = appendBounded(parseHistory(current), entry, limit, maxBytes);
+      const body: V1ConfigMap = {
+        ...current,
+        metadata: {
+          ...current?.metadata,
+          managedFields: undefined,
+          name,
+          namespace,
+          labels: {
+            ...current?.metadata?.labels,
+            'app.kubernetes.io/part-of': 'retrospective',
+            'retrospective.dev/history-of': lock,
+          },
+        },
+        data: { ...current?.data, [key]: JSON.stringify(entries) },
+      };
+      try {
+        if (current)
+          await this.call(
+            'update',
+            (o) => this.api.replaceNamespacedConfigMap({ name, namespace, body }, o),
+            options,
+          );
+        else
+          await this.call(
+            'create',
+            (o) => this.api.createNamespacedConfigMap({ namespace, body }, o),
+            options,
+          );
+        return;
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+      }
+    }
+    throw Object.assign(new Error(`history of ${lock}: too many conflicting writes`), {
+      code: 409,
+    });
+  }
+
+  private async read(lock: string, options: StoreCallOptions): Promise<V1ConfigMap | undefined> {
+    const name = historyName(lock);
+    try {
+      return await this.call(
+        'get',
+        (o) => this.api.readNamespacedConfigMap({ name, namespace: this.options.namespace }, o),
+        options,
+      );
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private call<T>(verb: string, fn: Parameters<typeof kubeCall<T>>[1], options: StoreCallOptions) {
+    return kubeCall(verb, fn, this.observe, { signal: options.signal });
+  }
+}
+
+export interface WatchedHistoryOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly locks: readonly string[];
+  readonly observe?: KubeObserver | undefined;
+}
+
+/**
+ * Serves each lock's history from a watch of its ConfigMap, so readers cost the API server
+ * nothing however many there are. One watch per lock, selected by name, so RBAC can limit it to
+ * exactly those ConfigMaps.
+ */
+export class WatchedHistory {
+  private readonly informers = new Map<string, Informer<V1ConfigMap>>();
+
+  constructor(options: WatchedHistoryOptions) {
+    const { kubeConfig, namespace } = options;
+    const api = kubeConfig.makeApiClient(CoreV1Api);
+    for (const lock of options.locks) {
+      const fieldSelector = `metadata.name=${historyName(lock)}`;
+      const informer = new Informer<V1ConfigMap>({
+        kubeConfig,
+        path: `/api/v1/namespaces/${namespace}/configmaps`,
+        list: (o) => api.listNamespacedConfigMap({ namespace, fieldSelector }, o),
+        fieldSelector,
+        observe: options.observe ?? ignoreCalls,
+      });
+      this.informers.set(lock, informer);
+    }
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((informer) => informer.start()));
+  }
+
+  /** The lock's releases, oldest first; empty until the first release was recorded. */
+  list(lock: string): HistoryEntry[] {
+    return parseHistory(this.informers.get(lock)?.get(historyName(lock)));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
+  }
+}

@@ -1,0 +1,139 @@
+import { getEventListeners } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Informer } from './informer.js';
+
+const lease = (rv: string, holder: string, name = 'retrospective'): V1Lease => ({
+  metadata: { name, resourceVersion: rv },
+  spec: { holderIdentity: holder },
+});
+
+/**
+ * Plays the apiserver's list/watch protocol from a script, so the watch loop's handling of
+ * 410 Gone and dropped streams can be driven exactly: each request takes the next step.
+ */
+function scriptedApiserver(steps: ((url: URL, res: import('node:http').ServerResponse) => void)[]) {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push(
+      `${url.searchParams.get('watch') ? 'watch' : 'list'}@${url.searchParams.get('resourceVersion') ?? ''}`,
+    );
+    const step = steps.shift();
+    if (step) step(url, res);
+    else res.writeHead(200).write(''); // hang: a watch with nothing to say
+  });
+  return { server, requests };
+}
+
+const list = (rv: string, items: V1Lease[]) => (_: URL, res: import('node:http').ServerResponse) =>
+  res
+    .writeHead(200, { 'Content-Type': 'application/json' })
+    .end(JSON.stringify({ kind: 'LeaseList', metadata: { resourceVersion: rv }, items }));
+const stream =
+  (...events: object[]) =>
+  (_: URL, res: import('node:http').ServerResponse) =>
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+
+let server: Server | undefined;
+let watch: Informer<V1Lease> | undefined;
+afterEach(async () => {
+  await watch?.stop();
+  server?.closeAllConnections();
+  server?.close();
+});
+
+async function start(steps: Parameters<typeof scriptedApiserver>[0]) {
+  const api = scriptedApiserver(steps);
+  server = api.server;
+  await new Promise<void>((r) => api.server.listen(0, '127.0.0.1', r));
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    // client-node only speaks plain HTTP when told TLS is not verified.
+    {
+      name: 'fake',
+      skipTLSVerify: true,
+      server: `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`,
+    },
+    { name: 'u' },
+  );
+  const seen: string[] = [];
+  const restarts: string[] = [];
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  watch = new Informer<V1Lease>({
+    kubeConfig: kc,
+    path: '/apis/coordination.k8s.io/v1/namespaces/default/leases',
+    list: (o) => leases.listNamespacedLease({ namespace: 'default' }, o),
+    observe: () => undefined,
+    maxBackoffMs: 50,
+    onRestart: (reason) => restarts.push(reason),
+  });
+  watch.on(({ type, object }) => seen.push(`${type}:${object.spec?.holderIdentity}`));
+  await watch.start();
+  return { seen, restarts, requests: api.requests };
+}
+
+describe('the informer', () => {
+  it('relists after 410 Gone and carries on watching from the new list', async () => {
+    const { seen, restarts, requests } = await start([
+      list('10', [lease('10', 'ana')]),
+      stream({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } }),
+      list('20', [lease('20', 'bob')]),
+      stream({ type: 'MODIFIED', object: lease('21', 'carol') }),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
+    expect(restarts).toEqual(['gone']);
+    expect(requests.slice(0, 4)).toEqual(['list@', 'watch@10', 'list@', 'watch@20']);
+    expect(requests[4]).toBe('watch@21');
+  });
+
+  it('resumes a watch that ended cleanly from the last resourceVersion, without relisting', async () => {
+    const { seen, restarts, requests } = await start([
+      list('10', [lease('10', 'ana')]),
+      stream(
+        { type: 'MODIFIED', object: lease('11', 'bob') },
+        { type: 'BOOKMARK', object: { metadata: { resourceVersion: '15' } } },
+      ),
+      stream({ type: 'MODIFIED', object: lease('16', 'carol') }),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
+    expect(restarts).toEqual([]);
+    expect(requests.slice(0, 3)).toEqual(['list@', 'watch@10', 'watch@15']);
+  });
+
+  it('backs off, relists and reports unhealthy while the apiserver errors, then recovers', async () => {
+    const fail = (_: URL, res: import('node:http').ServerResponse) => res.writeHead(500).end('{}');
+    const { seen, restarts } = await start([
+      list('10', [lease('10', 'ana')]),
+      fail,
+      fail,
+      list('30', [lease('30', 'dan')]),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:dan']);
+    expect(restarts.length).toBeGreaterThanOrEqual(2);
+    expect(restarts.every((r) => r === 'error')).toBe(true);
+    await expect.poll(() => watch?.isWatching()).toBe(true);
+  });
+
+  it('reports an object that vanished between two lists as deleted, with its last state', async () => {
+    const { seen } = await start([
+      list('10', [lease('10', 'ana'), lease('10', 'bob', 'standup')]),
+      stream({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } }),
+      list('20', [lease('10', 'ana')]),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'ADDED:bob', 'DELETED:bob']);
+    expect(watch?.list().map((l) => l.metadata?.name)).toEqual(['retrospective']);
+  });
+
+  it('adds no abort listener per backoff while the apiserver keeps failing', async () => {
+    const fail = (_: URL, res: import('node:http').ServerResponse) => res.writeHead(500).end('{}');
+    const { restarts } = await start([list('10', [lease('10', 'ana')]), ...Array(30).fill(fail)]);
+    await expect.poll(() => restarts.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(25);
+    const stopping = (watch as unknown as { stopping: AbortController }).stopping.signal;
+    expect(getEventListeners(stopping, 'abort').length).toBeLessThanOrEqual(2);
+  });
+});

@@ -1,0 +1,212 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Watch,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { kubeCall, type KubeObserver } from './client.js';
+
+export interface ObjectList<T> {
+  readonly items: T[];
+  readonly metadata?: { readonly resourceVersion?: string | undefined } | undefined;
+}
+
+export interface InformerOptions<T extends KubernetesObject> {
+  readonly kubeConfig: KubeConfig;
+  /** The collection's URL path, e.g. `/apis/coordination.k8s.io/v1/namespaces/ns/leases`. */
+  readonly path: string;
+  /** Lists the collection with the same selectors as the watch (`labelSelector`, `fieldSelector`). */
+  readonly list: (options: ConfigurationOptions) => Promise<ObjectList<T>>;
+  readonly labelSelector?: string | undefined;
+  readonly fieldSelector?: string | undefined;
+  readonly observe: KubeObserver;
+  readonly onRestart?: ((reason: 'gone' | 'error') => void) | undefined;
+  /** Longest wait between attempts while the API server is unreachable. */
+  readonly maxBackoffMs?: number | undefined;
+  readonly requestTimeoutMs?: number | undefined;
+}
+
+export interface InformerEvent<T> {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** The object as it is now; for DELETED, as it was last seen. */
+  readonly object: T;
+  /** The cached object it replaced, if any. */
+  readonly old: T | undefined;
+}
+
+export type InformerHandler<T> = (event: InformerEvent<T>) => void;
+
+type WatchOutcome =
+  | { kind: 'closed'; version: string }
+  | { kind: 'gone' }
+  | { kind: 'error'; version: string; error: unknown };
+
+const nameOf = (object: KubernetesObject) => object.metadata?.name ?? '';
+const versionOf = (object: KubernetesObject) => object.metadata?.resourceVersion;
+
+/**
+ * A cache of raw objects kept current by a list-then-watch loop that never gives up, in the
+ * mould of client-go's informers: a watch that ends cleanly is resumed from the last
+ * resourceVersion at once (idle watches end every half minute, so this is the common path);
+ * 410 Gone and every error lead to a fresh list, after a capped backoff while the API server is
+ * unreachable. A relist reports the differences to the cache as events, so handlers see every
+ * object's last state even across gaps.
+ */
+export class Informer<T extends KubernetesObject> {
+  private readonly objects = new Map<string, T>();
+  private readonly handlers = new Set<InformerHandler<T>>();
+  private readonly stopping = new AbortController();
+  private active: AbortController | undefined;
+  private synced = false;
+  private watching = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: InformerOptions<T>) {}
+
+  get(name: string): T | undefined {
+    return this.objects.get(name);
+  }
+
+  list(): T[] {
+    return [...this.objects.values()];
+  }
+
+  on(handler: InformerHandler<T>): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  /** Starts the loop; resolves after the first successful list. */
+  start(): Promise<void> {
+    return new Promise((resolve) => {
+      this.loop ??= this.run(resolve);
+    });
+  }
+
+  /** True once the first list arrived; the cache then only moves forward. */
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** True while the last list or watch succeeded: the cache is current, not just synced once. */
+  isWatching(): boolean {
+    return this.watching;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.active?.abort();
+    await this.loop;
+    this.handlers.clear();
+  }
+
+  private stopped(): boolean {
+    return this.stopping.signal.aborted;
+  }
+
+  private async run(onSynced: () => void): Promise<void> {
+    const { maxBackoffMs = 1000 } = this.options;
+    let backoff = 100;
+    let version: string | undefined;
+    while (!this.stopped()) {
+      try {
+        if (version === undefined) {
+          version = await this.relist();
+          if (!this.synced) onSynced();
+          this.synced = this.watching = true;
+          backoff = 100;
+        }
+        const outcome = await this.watchFrom(version);
+        if (outcome.kind === 'gone') {
+          this.options.onRestart?.('gone');
+          version = undefined;
+        } else {
+          version = outcome.version;
+          if (outcome.kind === 'error') throw outcome.error;
+        }
+      } catch {
+        if (this.stopped()) break;
+        this.watching = false;
+        version = undefined;
+        this.options.onRestart?.('error');
+        // timers/promises removes its abort listener when the timer fires: no listener leak.
+        await sleep(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
+  }
+
+  private async relist(): Promise<string> {
+    const { list, observe, requestTimeoutMs } = this.options;
+    const result = await kubeCall('list', list, observe, {
+      timeoutMs: requestTimeoutMs,
+      signal: this.stopping.signal,
+    });
+    const seen = new Set<string>();
+    for (const object of result.items) {
+      seen.add(nameOf(object));
+      this.apply(this.objects.has(nameOf(object)) ? 'MODIFIED' : 'ADDED', object);
+    }
+    for (const [name, object] of this.objects) if (!seen.has(name)) this.apply('DELETED', object);
+    return result.metadata?.resourceVersion ?? '';
+  }
+
+  private apply(type: InformerEvent<T>['type'], object: T): void {
+    const name = nameOf(object);
+    const old = this.objects.get(name);
+    if (type === 'DELETED') {
+      if (!old) return;
+      this.objects.delete(name);
+    } else {
+      if (old && versionOf(old) === versionOf(object)) return;
+      this.objects.set(name, object);
+    }
+    const event = { type, object, old };
+    for (const handler of this.handlers) handler(event);
+  }
+
+  private watchFrom(resourceVersion: string): Promise<WatchOutcome> {
+    const { kubeConfig, path, labelSelector, fieldSelector } = this.options;
+    let version = resourceVersion;
+    let gone = false;
+    return new Promise((resolve) => {
+      const done = (error: unknown) => {
+        if (gone) resolve({ kind: 'gone' });
+        // The client aborts a watch that was silent for 30 s: that is a clean end, not a fault.
+        else if (!error || (error instanceof Error && error.name === 'TimeoutError'))
+          resolve({ kind: 'closed', version });
+        else if (error instanceof Error && error.name === 'AbortError')
+          resolve({ kind: 'closed', version });
+        else resolve({ kind: 'error', version, error });
+      };
+      const onEvent = (type: string, object: T & { code?: number }) => {
+        if (type === 'ERROR') {
+          if (object.code === 410) gone = true;
+          this.active?.abort();
+          return;
+        }
+        const next = versionOf(object);
+        if (next) version = next;
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+          this.watching = true;
+          this.apply(type, object);
+        }
+      };
+      const query = {
+        resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: 25,
+        ...(labelSelector ? { labelSelector } : {}),
+        ...(fieldSelector ? { fieldSelector } : {}),
+      };
+      new Watch(kubeConfig)
+        .watch(path, query, onEvent, done)
+        .then((controller) => {
+          this.active = controller;
+          if (this.stopped()) controller.abort();
+        })
+        .catch(done);
+    });
+  }
+}

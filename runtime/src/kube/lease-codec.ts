@@ -1,0 +1,86 @@
+import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { LockState, ReleaseReason, Versioned } from '@retrospective/lock';
+
+const prefix = 'retrospective.dev/';
+export const annotations = {
+  content: `${prefix}content`,
+  lastEditor: `${prefix}last-editor`,
+  lastEditedAt: `${prefix}last-edited-at`,
+  releasedBy: `${prefix}released-by`,
+  releasedAt: `${prefix}released-at`,
+  releaseReason: `${prefix}release-reason`,
+} as const;
+
+/** Marks lock Leases; selecting on it leaves out the controller's leader-election Lease. */
+export const lockLabel = `${prefix}lock`;
+
+const reasons: readonly ReleaseReason[] = ['released', 'expired', 'forced'];
+
+function date(value: Date | string | undefined): Date | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parsed = new Date(value);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}
+
+const micro = (value: Date | undefined) => (value ? new V1MicroTime(value.getTime()) : undefined);
+
+export function fromLease(lease: V1Lease): Versioned {
+  const a = lease.metadata?.annotations ?? {};
+  const spec = lease.spec ?? {};
+  const reason = a[annotations.releaseReason] as ReleaseReason | undefined;
+  const state: LockState = {
+    name: lease.metadata?.name ?? '',
+    holder: spec.holderIdentity || undefined,
+    acquiredAt: date(spec.acquireTime),
+    renewedAt: date(spec.renewTime),
+    token: spec.leaseTransitions ?? 0,
+    holdTimeoutSeconds: spec.leaseDurationSeconds || undefined,
+    content: a[annotations.content] ?? '',
+    lastEditor: a[annotations.lastEditor] || undefined,
+    lastEditedAt: date(a[annotations.lastEditedAt]),
+    releasedBy: a[annotations.releasedBy] || undefined,
+    releasedAt: date(a[annotations.releasedAt]),
+    releaseReason: reason && reasons.includes(reason) ? reason : undefined,
+  };
+  return { state, version: lease.metadata?.resourceVersion ?? '', raw: lease };
+}
+
+/**
+ * The Lease that stores `state`, built on `base` (the exact Lease that was read) so labels,
+ * annotations, owner references and finalizers written by others survive. `version` makes the
+ * replace a compare-and-swap.
+ */
+export function toLease(state: LockState, version: string | undefined, base?: V1Lease): V1Lease {
+  const meta = base?.metadata ?? {};
+  const ours: Record<string, string | undefined> = {
+    [annotations.content]: state.content,
+    [annotations.lastEditor]: state.lastEditor,
+    [annotations.lastEditedAt]: state.lastEditedAt?.toISOString(),
+    [annotations.releasedBy]: state.releasedBy,
+    [annotations.releasedAt]: state.releasedAt?.toISOString(),
+    [annotations.releaseReason]: state.releaseReason,
+  };
+  const others = Object.entries(meta.annotations ?? {}).filter(([key]) => !(key in ours));
+  const a = Object.fromEntries(
+    [...others, ...Object.entries(ours)].filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      ...meta,
+      managedFields: undefined,
+      name: state.name,
+      labels: { ...meta.labels, [lockLabel]: 'true', 'app.kubernetes.io/part-of': 'retrospective' },
+      annotations: a,
+      resourceVersion: version,
+    },
+    spec: {
+      holderIdentity: state.holder,
+      acquireTime: micro(state.acquiredAt),
+      renewTime: micro(state.renewedAt),
+      leaseDurationSeconds: state.holdTimeoutSeconds,
+      leaseTransitions: state.token,
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import {
+  emptyLock,
+  type ChangeListener,
+  type LockState,
+  type LockStore,
+  type StoreCallOptions,
+  type Versioned,
+} from '@retrospective/lock';
+import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
+import { Informer, type InformerEvent } from './informer.js';
+import { fromLease, toLease } from './lease-codec.js';
+
+export interface LeaseStoreOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  /** The locks to watch. Each has its own watch, selected by name, so RBAC can pin it. */
+  readonly locks: readonly string[];
+  readonly observe?: KubeObserver | undefined;
+  readonly onWatchRestart?: ((reason: string) => void) | undefined;
+  readonly requestTimeoutMs?: number | undefined;
+}
+
+/**
+ * Locks as coordination.k8s.io/v1 Leases. The cache is fed only by the informer, so it moves
+ * forward in the API server's order; writes are replaces built on the exact Lease that was
+ * decided on, carrying its resourceVersion.
+ */
+export class LeaseStore implements LockStore {
+  private readonly api: CoordinationV1Api;
+  private readonly informers: Informer<V1Lease>[];
+  /** The informer's Leases, decoded once per resourceVersion. */
+  private readonly decoded = new Map<string, Versioned>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly observe: KubeObserver;
+
+  constructor(private readonly options: LeaseStoreOptions) {
+    const { kubeConfig, namespace } = options;
+    this.api = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.observe = options.observe ?? ignoreCalls;
+    this.informers = options.locks.map((lock) => {
+      const fieldSelector = `metadata.name=${lock}`;
+      const informer = new Informer<V1Lease>({
+        kubeConfig,
+        path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+        list: (o) => this.api.listNamespacedLease({ namespace, fieldSelector }, o),
+        fieldSelector,
+        observe: this.observe,
+        onRestart: options.onWatchRestart,
+        requestTimeoutMs: options.requestTimeoutMs,
+      });
+      informer.on((event) => this.changed(event));
+      return informer;
+    });
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((informer) => informer.start()));
+  }
+
+  cached(name: string): Versioned | undefined {
+    return this.decoded.get(name);
+  }
+
+  async read(name: string, options: StoreCallOptions = {}): Promise<Versioned | undefined> {
+    try {
+      const lease = await this.call(
+        'get',
+        (o) => this.api.readNamespacedLease({ name, namespace: this.options.namespace }, o),
+        options,
+      );
+      return fromLease(lease);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async replace(
+    next: LockState,
+    base: Versioned,
+    options: StoreCallOptions = {},
+  ): Promise<Versioned | 'conflict'> {
+    const body = toLease(next, base.version, base.raw as V1Lease | undefined);
+    try {
+      const lease = await this.call(
+        'update',
+        (o) =>
+          this.api.replaceNamespacedLease(
+            { name: next.name, namespace: this.options.namespace, body },
+            o,
+          ),
+        options,
+      );
+      return fromLease(lease);
+    } catch (error) {
+      // 409: someone wrote since we read. 404: the Lease is gone; both mean "decide again".
+      if (statusOf(error) === 409 || statusOf(error) === 404) return 'conflict';
+      throw error;
+    }
+  }
+
+  async ensure(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      if (this.decoded.has(name) || (await this.read(name))) continue;
+      try {
+        await this.call(
+          'create',
+          (o) =>
+            this.api.createNamespacedLease(
+              { namespace: this.options.namespace, body: toLease(emptyLock(name), undefined) },
+              o,
+            ),
+          {},
+        );
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+      }
+    }
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  ready(): boolean {
+    return this.informers.every((informer) => informer.hasSynced());
+  }
+
+  watching(): boolean {
+    return this.informers.every((informer) => informer.isWatching());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+    this.listeners.clear();
+  }
+
+  private call<T>(
+    verb: string,
+    fn: Parameters<typeof kubeCall<T>>[1],
+    options: StoreCallOptions,
+  ): Promise<T> {
+    return kubeCall(verb, fn, this.observe, {
+      timeoutMs: this.options.requestTimeoutMs,
+      signal: options.signal,
+    });
+  }
+
+  private changed({ type, object }: InformerEvent<V1Lease>): void {
+    const name = object.metadata?.name ?? '';
+    const prev = this.decoded.get(name)?.state;
+    if (type === 'DELETED') this.decoded.delete(name);
+    else this.decoded.set(name, fromLease(object));
+    const next = this.decoded.get(name)?.state;
+    for (const listener of this.listeners) listener({ name, prev, next });
+  }
+}
