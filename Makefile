@@ -26,7 +26,7 @@ bin/chromium: hack/tools.sh
 .PHONY: tools
 tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/chromium ## Install every pinned tool into bin/ (cached per user).
 
-$(NODE_MODULES): bin/node package.json package-lock.json lock/package.json api-server/package.json controller/package.json
+$(NODE_MODULES): bin/node package.json package-lock.json $(wildcard */package.json)
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -58,8 +58,8 @@ test-unit: $(NODE_MODULES) ## Run only the unit tests (no control plane).
 	npm run --silent test:unit
 
 .PHONY: run
-run: build ## Run the api-server on :9090 with the in-memory lock (the seed's curl lines work).
-	STORE=memory PORT=$${PORT:-9090} node api-server/dist/main.js
+run: build ## Run the service on :9090 (metrics :8080) with the in-memory lock; the seed's curl lines work.
+	PORT=$${PORT:-9090} node standalone/dist/main.js
 
 .PHONY: dev
 dev: build cluster-up ## Local control plane + two api-servers (:9090, :9091) + two controllers on the Lease backend.

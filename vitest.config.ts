@@ -10,7 +10,10 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{lock,api-server,controller}/src/**/*.test.ts', 'hack/**/*.test.ts'],
+          include: [
+            '{lock,runtime,api-server,controller,standalone}/src/**/*.test.ts',
+            'hack/**/*.test.ts',
+          ],
         },
       },
       {

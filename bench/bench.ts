@@ -12,9 +12,15 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = 16;
 
 async function server(env: Record<string, string>) {
-  const port = await freePort();
+  const [port, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--expose-gc', resolve(root, 'api-server/dist/main.js')], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', PORT: String(port), ...env },
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      ...env,
+    },
     stdio: 'ignore',
   });
   // The bench's servers never outlive it, whichever way it ends.

@@ -10,14 +10,12 @@ stop() {
   wait
 }
 trap stop EXIT INT TERM
-for port in 9090 9091; do
-  PORT=$port node api-server/dist/main.js &
+for i in 0 1; do
+  PORT=$((9090 + i)) METRICS_PORT=$((8080 + 2 * i)) node api-server/dist/main.js &
+  pids+=($!)
+  METRICS_PORT=$((8081 + 2 * i)) node controller/dist/main.js &
   pids+=($!)
 done
-for port in 8081 8082; do
-  METRICS_PORT=$port node controller/dist/main.js &
-  pids+=($!)
-done
-echo "api-servers on :9090 and :9091, controller metrics on :8081 and :8082" >&2
+echo "api-servers on :9090 and :9091 (metrics :8080, :8082), controller metrics on :8081 and :8083" >&2
 echo "kubectl --kubeconfig $dir/kubeconfig get lease -w" >&2
 wait

@@ -133,10 +133,17 @@ describe('the seed workflow', () => {
     expect(fresh.status).toBe(200);
   });
 
+  it('serves metrics and probes on the admin port, and no metrics on the API port', async () => {
+    expect((await call('/metrics')).status).toBe(404);
+    expect((await fetch(`${t.metricsUrl}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${t.metricsUrl}/healthz`)).text()).toBe('ok\n');
+    expect(await t.metricsText()).toContain('retrospective_websocket_connections');
+  });
+
   it('counts requests by lock, action and outcome', async () => {
     await avail('ana');
     await avail('bob');
-    const metrics = await (await call('/metrics')).text();
+    const metrics = await t.metricsText();
     expect(metrics).toContain(
       'retrospective_lock_requests_total{lock="retrospective",action="avail",outcome="granted"} 1',
     );
@@ -308,7 +315,7 @@ describe('the WebSocket endpoint', () => {
     const closed = new Promise<number>((resolve) => socket.ws.on('close', resolve));
     socket.ws.send('hello');
     expect(await closed).toBe(1008);
-    expect(await (await call('/metrics')).text()).toContain(
+    expect(await t.metricsText()).toContain(
       'retrospective_websocket_dropped_total{reason="client_message"} 1',
     );
   });
@@ -327,7 +334,7 @@ describe('the WebSocket endpoint', () => {
     // A paused socket reads no ping, so it sends no pong: to the server it is a dead peer.
     (silent.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     await expect.poll(() => t.app.broadcaster.clients, { timeout: 5000 }).toBe(1);
-    expect(await (await call('/metrics')).text()).toContain(
+    expect(await t.metricsText()).toContain(
       'retrospective_websocket_dropped_total{reason="heartbeat"} 1',
     );
     expect(healthy.ws.readyState).toBe(healthy.ws.OPEN);
@@ -354,7 +361,7 @@ describe('the WebSocket endpoint', () => {
       await call('/retrospective/release', { method: 'POST', user: 'ana' });
     }
     expect(t.app.broadcaster.clients).toBe(1);
-    expect(await (await call('/metrics')).text()).toContain(
+    expect(await t.metricsText()).toContain(
       'retrospective_websocket_dropped_total{reason="slow_consumer"} 1',
     );
     const frame = await healthy.next('released');

@@ -5,7 +5,13 @@ import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { LockService, LockStore } from '@retrospective/lock';
+import type { HistoryEntry, LockService, LockStore } from '@retrospective/lock';
+import {
+  drainable,
+  readinessAnswer,
+  type DrainableServer,
+  type Lifecycle,
+} from '@retrospective/runtime';
 import type { Config } from './config.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -20,16 +26,18 @@ export interface AppDeps {
   readonly store: LockStore;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Readiness and draining: /readyz answers from it, and draining closes keep-alive connections. */
+  readonly lifecycle: Lifecycle;
   readonly clock?: () => Date;
   /** Serves /locks/<name>/history when given (the controller keeps the history). */
-  readonly history?: (lock: string) => Promise<unknown[]>;
+  readonly history?: (lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>;
 }
 
 export interface App {
   readonly server: Server;
   readonly broadcaster: Broadcaster;
-  /** Marks the app not ready, so load balancers stop sending traffic during shutdown. */
-  drain(): void;
+  /** Stops accepting and waits for requests in flight; see Lifecycle for the order. */
+  readonly http: DrainableServer;
 }
 
 const publicDir = resolve(import.meta.dirname, '../public');
@@ -39,12 +47,11 @@ const csp =
 
 /** Builds the HTTP server, routes and WebSocket endpoint without listening. */
 export function buildApp(deps: AppDeps): App {
-  const { config, service, store, metrics, logger } = deps;
+  const { config, service, store, metrics, logger, lifecycle } = deps;
   const clock = deps.clock ?? (() => new Date());
   const view = Object.fromEntries(
     ['index.html', 'view.js', 'view.css'].map((f) => [f, readFileSync(resolve(publicDir, f))]),
   );
-  let draining = false;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -77,17 +84,11 @@ export function buildApp(deps: AppDeps): App {
     const releases = deps.history ? await deps.history(lock) : [];
     reply(req, res, 200, { lock, releases }, JSON.stringify(releases, null, 2));
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
   app.get('/healthz', (_req, res) => res.type('text/plain').send('ok\n'));
   app.get('/ping', (_req, res) => res.type('text/plain').send('pong\n'));
   app.get('/readyz', (_req, res) => {
-    const ready = !draining && store.ready();
-    res
-      .status(ready ? 200 : 503)
-      .type('text/plain')
-      .send(ready ? 'ready\n' : 'not ready: lock cache not synced\n');
+    const { status, body } = readinessAnswer(lifecycle);
+    res.status(status).type('text/plain').send(body);
   });
   app.get('/openapi.json', (_req, res) => res.json(openapi));
   const page = (file: string, type: string) => (_req: Request, res: Response) => {
@@ -134,5 +135,5 @@ export function buildApp(deps: AppDeps): App {
   });
   const broadcaster = new Broadcaster({ config, service, store, metrics, logger, clock });
   server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));
-  return { server, broadcaster, drain: () => (draining = true) };
+  return { server, broadcaster, http: drainable(server, () => lifecycle.draining) };
 }

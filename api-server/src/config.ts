@@ -1,46 +1,30 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { parseEnv } from '@retrospective/lock';
+import { commonShape, defaultNamespace, int, list, parseEnv } from '@retrospective/runtime';
 import { z } from 'zod';
 
-export { ConfigError } from '@retrospective/lock';
+export { ConfigError } from '@retrospective/runtime';
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const httpToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
-const serviceAccountNamespace = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const list = (item: z.ZodType<string, string>) =>
-  z
-    .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(item));
-
-const schema = z.object({
+const shape = {
+  ...commonShape,
   PORT: int(1, 65535).default(9090),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  /** /metrics, /healthz and /readyz, on a port of their own that no Ingress routes. */
+  METRICS_PORT: int(1, 65535).default(8080),
   STORE: z.enum(['memory', 'kubernetes']).default('memory'),
-  NAMESPACE: z.string().regex(dnsLabel, 'must be a DNS label').optional(),
-  LOCKS: list(z.string().regex(dnsLabel, 'each lock name must be a DNS label'))
-    .pipe(z.array(z.string()).min(1, 'name at least one lock').max(32))
-    .default(['retrospective']),
   AUTH_MODE: z.enum(['header']).default('header'),
   USERNAME_HEADER: z.string().regex(httpToken, 'must be an HTTP header name').default('Username'),
   MAX_CONTENT_BYTES: int(1, 200 * 1024).default(32 * 1024),
-  HOLD_TIMEOUT_SECONDS: int(0, 7 * 24 * 3600).default(0),
-  HELD_TOO_LONG_SECONDS: int(1, 30 * 24 * 3600).default(900),
-  HISTORY_SIZE: int(1, 500).default(50),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOWED_ORIGINS: list(z.url()).default([]),
   WS_MAX_CONNECTIONS: int(1, 100_000).default(1000),
   WS_MAX_BUFFERED_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),
-  SHUTDOWN_TIMEOUT_SECONDS: int(1, 300).default(20),
-  KUBE_REQUEST_TIMEOUT_SECONDS: int(1, 120).default(5),
+  /** Keep serving this long after readiness turns off, while endpoints are removed. */
+  DRAIN_DELAY_SECONDS: int(0, 300).default(5),
+};
+
+const schema = z.object(shape).refine((c) => c.DRAIN_DELAY_SECONDS < c.SHUTDOWN_TIMEOUT_SECONDS, {
+  message: 'the drain delay must be shorter than the shutdown timeout',
+  path: ['DRAIN_DELAY_SECONDS'],
 });
 
 export type Env = z.infer<typeof schema>;
@@ -49,15 +33,8 @@ export interface Config extends Omit<Env, 'NAMESPACE'> {
   readonly NAMESPACE: string;
 }
 
-/** The pod's namespace when running in a cluster, else `default`. */
-function defaultNamespace(): string {
-  return existsSync(serviceAccountNamespace)
-    ? readFileSync(serviceAccountNamespace, 'utf8').trim()
-    : 'default';
-}
-
-/** Reads and validates the environment. The only place that looks at process.env. */
+/** Reads and validates the environment. The only place in the api-server that looks at it. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = parseEnv(schema, env);
+  const parsed = parseEnv(schema, env, Object.keys(shape));
   return { ...parsed, NAMESPACE: parsed.NAMESPACE ?? defaultNamespace() };
 }

@@ -1,14 +1,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createKubeMetrics } from '@retrospective/runtime';
 
 const prefix = 'retrospective_';
 
-/** Every api-server metric, on a registry of its own so tests can build many apps. */
-export function createMetrics() {
+/**
+ * Every api-server metric, on a registry of its own so tests can build many apps. `watching`
+ * reports whether the lock watch is connected (the store is built after its metrics).
+ */
+export function createMetrics(watching: () => boolean = () => true) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
     registry,
+    ...createKubeMetrics(registry, watching),
     lockRequests: new Counter({
       name: `${prefix}lock_requests_total`,
       help: 'Lock commands answered, by lock, action and outcome.',
@@ -51,34 +56,7 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
-    kubeRequests: new Counter({
-      name: `${prefix}kube_requests_total`,
-      help: 'Kubernetes API calls, by verb and status code (error when there was no answer).',
-      labelNames: ['verb', 'code'] as const,
-      registers,
-    }),
-    kubeDuration: new Histogram({
-      name: `${prefix}kube_request_duration_seconds`,
-      help: 'Kubernetes API call latency, by verb.',
-      labelNames: ['verb'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    }),
-    watchRestarts: new Counter({
-      name: `${prefix}watch_restarts_total`,
-      help: 'Lease watch restarts after an error or 410 Gone, by reason.',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
-
-/** Feeds kube_requests_total and kube_request_duration_seconds from the store's observer hook. */
-export const kubeObserver =
-  (metrics: Metrics) =>
-  (verb: string, code: string, seconds: number): void => {
-    metrics.kubeRequests.inc({ verb, code });
-    metrics.kubeDuration.observe({ verb }, seconds);
-  };

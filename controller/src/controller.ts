@@ -1,10 +1,11 @@
-import { statusOf, type LockService, type LockStore, type StoreChange } from '@retrospective/lock';
+import { once } from 'node:events';
+import type { HistoryStore, LockService, LockStore, StoreChange } from '@retrospective/lock';
+import { statusOf } from '@retrospective/runtime';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
 import { sight, type Sighting } from './expiry.js';
-import type { HistoryStore } from './history.js';
 import type { ControllerMetrics } from './metrics.js';
-import { WorkQueue } from './queue.js';
+import { WorkQueue, type ReconcileOutcome } from './queue.js';
 import { reconcileLock } from './reconcile.js';
 import { recordChange } from './triggers.js';
 
@@ -22,34 +23,25 @@ export interface LockControllerDeps {
 
 /**
  * Wires the lock watch to a work queue. Every replica keeps its sightings current; only while
- * leading does it reconcile and record Events and history, and losing the lead stops both.
+ * leading does it reconcile and record Events and history, and every write of a term carries
+ * that term's signal, so losing the lead stops them mid-flight.
  */
 export class LockController {
   private readonly sightings = new Map<string, Sighting>();
   private readonly longHoldCounted = new Map<string, number>();
   private readonly queue: WorkQueue;
   private readonly clock: () => Date;
-  /** Side effects of changes run in order per lock, so history entries never swap. */
+  /** Side effects of changes run in order, so history entries never swap. */
   private effects: Promise<void> = Promise.resolve();
-  private leading = false;
+  /** The current term of leadership; undefined while following. */
+  private term: AbortSignal | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly deps: LockControllerDeps) {
     this.clock = deps.clock ?? (() => new Date());
     const { metrics, logger } = deps;
     this.queue = new WorkQueue({
-      reconcile: (lock) =>
-        this.leading
-          ? reconcileLock(
-              {
-                ...deps,
-                clock: this.clock,
-                sightings: this.sightings,
-                longHoldCounted: this.longHoldCounted,
-              },
-              lock,
-            )
-          : Promise.resolve(undefined),
+      reconcile: (lock) => this.reconcile(lock),
       isConflict: (error) => statusOf(error) === 409,
       onSync: (lock, result, seconds, error) => {
         metrics.reconciles.inc({ result });
@@ -58,14 +50,14 @@ export class LockController {
       },
     });
     metrics.readFrom(() => ({
-      leader: this.leading,
+      leader: this.isLeading,
       now: this.clock(),
       locks: deps.service.locks.flatMap((lock) => deps.store.cached(lock)?.state ?? []),
     }));
   }
 
   get isLeading(): boolean {
-    return this.leading;
+    return this.term !== undefined && !this.term.aborted;
   }
 
   /** Starts following the store; call once the store is started. */
@@ -78,25 +70,34 @@ export class LockController {
     }
   }
 
-  startLeading(): void {
-    this.leading = true;
-    this.deps.metrics.leader.set(1);
+  /** Reconciles until `signal` aborts; resolves once the work in flight has stopped. */
+  async lead(signal: AbortSignal): Promise<void> {
+    const { metrics, logger, service } = this.deps;
+    if (signal.aborted) return;
+    this.term = signal;
+    metrics.leader.set(1);
     this.queue.start();
-    for (const lock of this.deps.service.locks) this.queue.add(lock);
-    this.deps.logger.info('started leading');
-  }
-
-  async stopLeading(): Promise<void> {
-    if (!this.leading) return;
-    this.leading = false;
-    this.deps.metrics.leader.set(0);
+    for (const lock of service.locks) this.queue.add(lock);
+    logger.info('started leading');
+    await once(signal, 'abort');
+    this.term = undefined;
+    metrics.leader.set(0);
     await this.queue.stop();
-    this.deps.logger.info('stopped leading');
+    await this.effects;
+    logger.info('stopped leading');
   }
 
+  /** One pass over one lock in the current term; nothing while following. */
+  reconcile(lock: string): Promise<ReconcileOutcome> {
+    const signal = this.term;
+    if (!signal || signal.aborted) return Promise.resolve(undefined);
+    const { sightings, longHoldCounted, clock } = this;
+    return reconcileLock({ ...this.deps, clock, sightings, longHoldCounted, signal }, lock);
+  }
+
+  /** Stops following the store and waits for recorded effects. */
   async stop(): Promise<void> {
     this.unsubscribe?.();
-    await this.stopLeading();
     await this.effects;
   }
 
@@ -107,12 +108,14 @@ export class LockController {
       : undefined;
     if (sighting) this.sightings.set(change.name, sighting);
     else this.sightings.delete(change.name);
-    if (!this.leading) return;
+    const signal = this.term;
+    if (!signal || signal.aborted) return;
     this.effects = this.effects
-      .then(() => recordChange(this.deps, change))
-      .catch((error: unknown) =>
-        this.deps.logger.warn({ lock: change.name, err: error }, 'could not record change'),
-      );
+      .then(() => recordChange(this.deps, change, { signal }))
+      .catch((error: unknown) => {
+        if (!signal.aborted)
+          this.deps.logger.warn({ lock: change.name, err: error }, 'could not record change');
+      });
     this.queue.add(change.name);
   }
 }

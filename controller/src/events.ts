@@ -1,12 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, V1MicroTime, type KubeConfig } from '@kubernetes/client-node';
-import { kubeCall, type KubeObserver } from '@retrospective/lock';
+import type { StoreCallOptions } from '@retrospective/lock';
+import { ignoreCalls, kubeCall, type KubeObserver } from '@retrospective/runtime';
+import type { Logger } from 'pino';
 
 export type EventType = 'Normal' | 'Warning';
 
 /** Records what happened to a lock where operators look: `kubectl get events`. */
 export interface EventRecorder {
-  record(lock: string, type: EventType, reason: string, message: string): Promise<void>;
+  record(
+    lock: string,
+    type: EventType,
+    reason: string,
+    message: string,
+    options?: StoreCallOptions,
+  ): Promise<void>;
 }
 
 export const component = 'retrospective-controller';
@@ -19,12 +27,18 @@ export class KubeEventRecorder implements EventRecorder {
     kubeConfig: KubeConfig,
     private readonly namespace: string,
     private readonly instance: string,
-    private readonly observe: KubeObserver = () => undefined,
+    private readonly observe: KubeObserver = ignoreCalls,
   ) {
     this.api = kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  async record(lock: string, type: EventType, reason: string, message: string): Promise<void> {
+  async record(
+    lock: string,
+    type: EventType,
+    reason: string,
+    message: string,
+    options: StoreCallOptions = {},
+  ): Promise<void> {
     const now = new Date();
     const body = {
       metadata: {
@@ -53,6 +67,7 @@ export class KubeEventRecorder implements EventRecorder {
       'create',
       (o) => this.api.createNamespacedEvent({ namespace: this.namespace, body }, o),
       this.observe,
+      { signal: options.signal },
     );
   }
 }
@@ -63,5 +78,14 @@ export class MemoryEventRecorder implements EventRecorder {
 
   async record(lock: string, type: EventType, reason: string, message: string): Promise<void> {
     this.events.push({ lock, type, reason, message });
+  }
+}
+
+/** Writes events to the log, where a single process (make run) keeps them. */
+export class LogEventRecorder implements EventRecorder {
+  constructor(private readonly logger: Logger) {}
+
+  async record(lock: string, type: EventType, reason: string, message: string): Promise<void> {
+    this.logger.info({ lock, type, reason }, message);
   }
 }

@@ -1,29 +1,50 @@
-import { createServer } from 'node:http';
-import { pino } from 'pino';
-import { LeaseStore, LockService, loadKubeConfig, loadOrExit } from '@retrospective/lock';
+import { LockService } from '@retrospective/lock';
+import {
+  ConfigMapHistory,
+  LeaderElector,
+  LeaseStore,
+  Lifecycle,
+  createAdminServer,
+  createKubeMetrics,
+  createLogger,
+  kubeObserver,
+  listen,
+  loadKubeConfig,
+  loadOrExit,
+  stopServer,
+} from '@retrospective/runtime';
 import { loadConfig } from './config.js';
 import { LockController } from './controller.js';
 import { KubeEventRecorder } from './events.js';
-import { ConfigMapHistory } from './history-configmap.js';
-import { LeaderElector } from './leader.js';
 import { createControllerMetrics } from './metrics.js';
 
 function main(): void {
-  const config = loadOrExit(loadConfig);
-  const logger = pino({
-    level: config.LOG_LEVEL,
-    base: { app: 'controller', identity: config.IDENTITY },
-  });
+  const config = loadOrExit(() => loadConfig());
+  const kubeConfig = loadOrExit(() => loadKubeConfig(config.KUBECONFIG));
+  const logger = createLogger('controller', config.LOG_LEVEL, { identity: config.IDENTITY });
+  const lifecycle = new Lifecycle({
+    logger,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
+  }).install();
+  const { NAMESPACE: namespace, LOCKS: locks } = config;
   const metrics = createControllerMetrics();
-  const kubeConfig = loadKubeConfig();
-  const namespace = config.NAMESPACE;
-  const store = new LeaseStore({ kubeConfig, namespace });
-  const service = new LockService({ store, locks: config.LOCKS });
+  const kube = createKubeMetrics(metrics.registry, () => store.watching());
+  const observe = kubeObserver(kube);
+  const store = new LeaseStore({
+    kubeConfig,
+    namespace,
+    locks,
+    observe,
+    onWatchRestart: (reason) => kube.watchRestarts.inc({ reason }),
+    requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+  });
+  const service = new LockService({ store, locks });
   const controller = new LockController({
     store,
     service,
-    events: new KubeEventRecorder(kubeConfig, namespace, config.IDENTITY),
-    history: new ConfigMapHistory(kubeConfig, namespace, config.HISTORY_SIZE),
+    events: new KubeEventRecorder(kubeConfig, namespace, config.IDENTITY, observe),
+    history: new ConfigMapHistory({ kubeConfig, namespace, limit: config.HISTORY_SIZE, observe }),
     metrics,
     logger,
     holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
@@ -37,54 +58,29 @@ function main(): void {
     leaseDurationMs: config.LEADER_ELECTION_LEASE_DURATION_SECONDS * 1000,
     renewDeadlineMs: config.LEADER_ELECTION_RENEW_DEADLINE_SECONDS * 1000,
     retryPeriodMs: config.LEADER_ELECTION_RETRY_PERIOD_SECONDS * 1000,
-    onStartedLeading: () => controller.startLeading(),
-    onStoppedLeading: () => void controller.stopLeading(),
+    observe,
   });
+  const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
 
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      void metrics.registry.metrics().then((body) => {
-        res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
-      });
-    } else if (req.url === '/healthz') res.writeHead(200).end('ok\n');
-    else if (req.url === '/readyz') {
-      const ready = store.ready();
-      res
-        .writeHead(ready ? 200 : 503)
-        .end(ready ? 'ready\n' : 'not ready: lock cache not synced\n');
-    } else res.writeHead(404).end('not found\n');
-  });
-  server.listen(config.METRICS_PORT, config.HOST, () => {
-    logger.info(
-      { port: config.METRICS_PORT, namespace, locks: config.LOCKS },
-      'controller started',
-    );
-  });
+  lifecycle
+    .readiness('lock cache not synced', () => store.ready())
+    .onShutdown('leader election', () => elector.stop())
+    .onShutdown('controller', () => controller.stop())
+    .onShutdown('lock watch', () => store.close())
+    .onShutdown('admin server', () => stopServer(admin));
 
+  listen(admin, config.METRICS_PORT, config.HOST)
+    .then(() => logger.info({ port: config.METRICS_PORT, namespace, locks }, 'controller started'))
+    .catch((error: unknown) => {
+      logger.fatal({ err: error, port: config.METRICS_PORT }, 'cannot listen');
+      void lifecycle.shutdown('listen failed', 1);
+    });
   controller.start();
   void store.start().then(() => {
+    if (lifecycle.draining) return;
     logger.info('lock cache synced; campaigning for leadership');
-    elector.run();
+    elector.run((signal) => controller.lead(signal));
   });
-
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => process.exit(1), config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
-    server.close();
-    void elector
-      .stop()
-      .then(() => controller.stop())
-      .then(() => store.close())
-      .finally(() => {
-        clearTimeout(deadline);
-        logger.flush(() => process.exit(0));
-      });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main();

@@ -80,4 +80,18 @@ describe('the work queue', () => {
     await new Promise((r) => setTimeout(r, 60));
     expect(calls).toBe(after);
   });
+
+  it('lets an earlier delay win over a pending later one, as a short backoff after a long requeue', async () => {
+    let calls = 0;
+    const { queue, syncs } = harness(async () => {
+      calls++;
+      return undefined;
+    });
+    queue.addAfter('a', 60_000);
+    queue.addAfter('a', 20);
+    queue.addAfter('a', 30_000);
+    await expect.poll(() => calls, { timeout: 2000 }).toBe(1);
+    expect(syncs[0]!.at).toBeLessThan(1000);
+    await queue.stop();
+  });
 });

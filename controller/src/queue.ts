@@ -22,7 +22,11 @@ export class WorkQueue {
   private readonly inFlight = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Pending delayed adds: when each key is due, and its timer. */
+  private readonly timers = new Map<
+    string,
+    { readonly due: number; readonly timer: NodeJS.Timeout }
+  >();
   private running = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -36,17 +40,23 @@ export class WorkQueue {
     this.wake?.();
   }
 
-  /** Adds `key` after `ms`; an earlier pending delay for the same key wins. */
+  /**
+   * Adds `key` after `ms`. Of several pending delays for one key the earliest wins, as in
+   * client-go's delaying queue: a short error backoff is never swallowed by a long requeue.
+   */
   addAfter(key: string, ms: number): void {
     if (!this.running) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key)) return;
+    const due = performance.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending && pending.due <= due) return;
+    if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
     timer.unref();
-    this.timers.set(key, timer);
+    this.timers.set(key, { due, timer });
   }
 
   start(): void {
@@ -58,7 +68,7 @@ export class WorkQueue {
   /** Stops taking work at once and waits for the reconcile in flight, if any. */
   async stop(): Promise<void> {
     this.running = false;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.queue.clear();
     this.dirty.clear();

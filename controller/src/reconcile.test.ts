@@ -1,16 +1,21 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
-import { LockService, MemoryStore } from '@retrospective/lock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LockService, MemoryHistory, MemoryStore } from '@retrospective/lock';
+import { LockController } from './controller.js';
 import { MemoryEventRecorder } from './events.js';
-import { sight, type Sighting } from './expiry.js';
-import { MemoryHistory } from './history.js';
 import { createControllerMetrics } from './metrics.js';
-import { reconcileLock } from './reconcile.js';
-import { recordChange } from './triggers.js';
 
 const t0 = Date.parse('2026-11-23T10:00:00.000Z');
+const running: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const stop of running.splice(0)) await stop();
+});
 
-/** A memory-backed lock with a clock the test moves by hand. */
+/**
+ * The controller as it is wired in production (store subscription, sightings, Events, history,
+ * work queue), leading over a memory-backed lock, with a clock the test moves by hand. Queue
+ * timers run on real time and never fire within a test; `reconcile` stands in for them.
+ */
 async function fixture(options: { heldTooLongSeconds?: number; holdTimeoutSeconds?: number } = {}) {
   let now = t0;
   const clock = () => new Date(now);
@@ -20,37 +25,42 @@ async function fixture(options: { heldTooLongSeconds?: number; holdTimeoutSecond
   const events = new MemoryEventRecorder();
   const history = new MemoryHistory(3);
   const metrics = createControllerMetrics();
-  const sightings = new Map<string, Sighting>();
-  const deps = {
+  const controller = new LockController({
     store,
     service,
     events,
+    history,
     metrics,
     clock,
-    sightings,
-    longHoldCounted: new Map<string, number>(),
     logger: pino({ level: 'silent' }),
     holdTimeoutSeconds: options.holdTimeoutSeconds ?? 0,
     heldTooLongSeconds: options.heldTooLongSeconds ?? 900,
-  };
-  store.subscribe((change) => {
-    const sighting = change.next && sight(sightings.get(change.name), change.next, clock());
-    if (sighting) sightings.set(change.name, sighting);
-    void recordChange({ events, history, metrics }, change);
   });
+  controller.start();
+  const term = new AbortController();
+  const leading = controller.lead(term.signal);
+  const stop = async () => {
+    term.abort();
+    await leading;
+    await controller.stop();
+  };
+  running.push(stop);
   const settle = () => new Promise((r) => setTimeout(r, 0));
+  await settle();
   return {
     store,
     service,
     events,
     history,
     metrics,
+    controller,
+    stop,
     advance: async (seconds: number) => {
       now += seconds * 1000;
       await settle();
     },
     reconcile: async () => {
-      const outcome = await reconcileLock(deps, 'retrospective');
+      const outcome = await controller.reconcile('retrospective');
       await settle();
       return outcome;
     },
@@ -156,5 +166,24 @@ describe('reconciling a lock', () => {
     expect(await f.value('retrospective_lock_hold_duration_seconds')).toContain(
       'retrospective_lock_hold_duration_seconds_sum{lock="retrospective"} 150',
     );
+  });
+
+  it('stops acting the moment its term ends, and records nothing afterwards', async () => {
+    const f = await fixture({ holdTimeoutSeconds: 10, heldTooLongSeconds: 5 });
+    await f.service.execute('retrospective', { kind: 'avail', user: 'ana' });
+    await f.advance(1);
+    const recorded = f.events.events.length;
+    await f.stop();
+    expect(f.controller.isLeading).toBe(false);
+    await f.advance(60);
+    expect(await f.reconcile()).toBeUndefined();
+    await f.service.execute('retrospective', { kind: 'release', user: 'ana' });
+    await f.advance(1);
+    expect(f.service.state('retrospective').releaseReason).toBe('released');
+    expect(f.events.events).toHaveLength(recorded);
+    expect(await f.history.list('retrospective')).toEqual([]);
+    expect(await f.value('retrospective_controller_leader')).toEqual([
+      'retrospective_controller_leader 0',
+    ]);
   });
 });

@@ -20,6 +20,8 @@ export interface ReconcileDeps {
   /** Per-lock memory the reconciles share: sightings and the last long hold counted. */
   readonly sightings: Map<string, Sighting>;
   readonly longHoldCounted: Map<string, number>;
+  /** Aborted when this controller stops leading: no write of this pass may land after that. */
+  readonly signal: AbortSignal;
 }
 
 const duration = (seconds: number) =>
@@ -31,7 +33,7 @@ const duration = (seconds: number) =>
  * holder's If-Match is refused), and say when to look again.
  */
 export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<ReconcileOutcome> {
-  const { store, service, events, metrics, logger, clock } = deps;
+  const { store, service, events, metrics, logger, clock, signal } = deps;
   const cached = store.cached(lock);
   if (!cached) {
     await store.ensure([lock]);
@@ -54,17 +56,22 @@ export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<
       'Warning',
       'HeldTooLong',
       `${state.holder} has held ${lock} for over ${duration(deps.heldTooLongSeconds)} (token ${state.token})`,
+      { signal },
     );
   }
 
   if (isExpired(state, sighting, now)) {
-    const result = await service.execute(lock, {
-      kind: 'expire',
-      by: controllerIdentity,
-      holder: state.holder,
-      token: state.token,
-      renewedAt: state.renewedAt,
-    });
+    const result = await service.execute(
+      lock,
+      {
+        kind: 'expire',
+        by: controllerIdentity,
+        holder: state.holder,
+        token: state.token,
+        renewedAt: state.renewedAt,
+      },
+      { signal },
+    );
     if (result.ok) {
       metrics.expirations.inc({ lock });
       logger.info({ lock, user: state.holder, token: state.token }, 'hold expired');

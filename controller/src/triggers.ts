@@ -1,6 +1,10 @@
-import { transitions, type StoreChange } from '@retrospective/lock';
+import {
+  transitions,
+  type HistoryStore,
+  type StoreCallOptions,
+  type StoreChange,
+} from '@retrospective/lock';
 import type { EventRecorder } from './events.js';
-import type { HistoryStore } from './history.js';
 import type { ControllerMetrics } from './metrics.js';
 
 export interface TriggerDeps {
@@ -12,7 +16,11 @@ export interface TriggerDeps {
 const reasons = { released: 'Released', expired: 'Expired', forced: 'Released' } as const;
 
 /** What the leader records for one observed change: Events, the history, the hold duration. */
-export async function recordChange(deps: TriggerDeps, change: StoreChange): Promise<void> {
+export async function recordChange(
+  deps: TriggerDeps,
+  change: StoreChange,
+  options: StoreCallOptions = {},
+): Promise<void> {
   if (!change.next) return;
   for (const event of transitions(change.prev, change.next)) {
     if (event.type === 'acquired') {
@@ -21,6 +29,7 @@ export async function recordChange(deps: TriggerDeps, change: StoreChange): Prom
         'Normal',
         'Acquired',
         `${event.holder} acquired ${event.lock} (token ${event.token})`,
+        options,
       );
       continue;
     }
@@ -39,14 +48,19 @@ export async function recordChange(deps: TriggerDeps, change: StoreChange): Prom
       event.reason === 'released' ? 'Normal' : 'Warning',
       reasons[event.reason],
       message,
+      options,
     );
-    await deps.history.append(event.lock, {
-      token: event.token,
-      lastEditor: event.lastEditor,
-      releasedBy: event.releasedBy,
-      releasedAt: event.releasedAt.toISOString(),
-      reason: event.reason,
-      content: event.content,
-    });
+    await deps.history.append(
+      event.lock,
+      {
+        token: event.token,
+        lastEditor: event.lastEditor,
+        releasedBy: event.releasedBy,
+        releasedAt: event.releasedAt.toISOString(),
+        reason: event.reason,
+        content: event.content,
+      },
+      options,
+    );
   }
 }

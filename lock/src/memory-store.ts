@@ -17,9 +17,9 @@ export class MemoryStore implements LockStore {
     return this.locks.get(name);
   }
 
-  async replace(next: LockState, version: string): Promise<Versioned | 'conflict'> {
+  async replace(next: LockState, base: Versioned): Promise<Versioned | 'conflict'> {
     const current = this.locks.get(next.name);
-    if (!current || current.version !== version) return 'conflict';
+    if (!current || current.version !== base.version) return 'conflict';
     return this.put(next, current.state);
   }
 
@@ -35,6 +35,10 @@ export class MemoryStore implements LockStore {
   }
 
   ready(): boolean {
+    return true;
+  }
+
+  watching(): boolean {
     return true;
   }
 

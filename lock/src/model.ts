@@ -23,6 +23,11 @@ export interface LockState {
 export interface Versioned {
   readonly state: LockState;
   readonly version: string;
+  /**
+   * The store's own record at that version (a Lease), so a write is built on exactly the object
+   * it decided on and keeps what others wrote there (labels, annotations, owners).
+   */
+  readonly raw?: unknown;
 }
 
 export function emptyLock(name: string): LockState {

@@ -1,7 +1,7 @@
 import { decide, type Command, type Outcome, type Refusal } from './decide.js';
 import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
 import type { LockState, Versioned } from './model.js';
-import type { LockStore } from './store.js';
+import type { LockStore, StoreCallOptions } from './store.js';
 
 export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
@@ -49,13 +49,17 @@ export class LockService {
     return cached.state;
   }
 
-  async execute(name: string, command: Command): Promise<MutationResult> {
+  async execute(
+    name: string,
+    command: Command,
+    options: StoreCallOptions = {},
+  ): Promise<MutationResult> {
     this.assertKnown(name);
     let current: Versioned | undefined = this.store.cached(name);
     let fresh = false;
     let conflicts = 0;
     if (!current) {
-      current = await this.store.read(name);
+      current = await this.store.read(name, options);
       fresh = true;
     }
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
@@ -63,22 +67,22 @@ export class LockService {
       const decision = decide(current.state, command, this.clock());
       if (!decision.ok) {
         if (fresh) return { ok: false, refusal: decision.refusal, raced: conflicts > 0 };
-        current = await this.store.read(name);
+        current = await this.store.read(name, options);
         fresh = true;
         continue;
       }
       if (decision.next === current.state) {
         // Nothing to write, but the answer claims the lock: confirm it on fresh state.
         if (fresh) return { ok: true, outcome: decision.outcome, state: current.state };
-        current = await this.store.read(name);
+        current = await this.store.read(name, options);
         fresh = true;
         continue;
       }
-      const written = await this.store.replace(decision.next, current.version);
+      const written = await this.store.replace(decision.next, current, options);
       if (written !== 'conflict')
         return { ok: true, outcome: decision.outcome, state: written.state };
       conflicts++;
-      current = await this.store.read(name);
+      current = await this.store.read(name, options);
       fresh = true;
     }
     throw new StoreUnavailableError(

@@ -9,6 +9,11 @@ export interface StoreChange {
 
 export type ChangeListener = (change: StoreChange) => void;
 
+export interface StoreCallOptions {
+  /** Abandons the call, e.g. when the controller lost leadership. */
+  readonly signal?: AbortSignal | undefined;
+}
+
 /**
  * Where lock states live. Stores only read, write with compare-and-swap and watch; every
  * decision is made by `decide` in LockService, so both stores follow the same rules.
@@ -19,13 +24,19 @@ export interface LockStore {
   /** The last state the watch delivered. It may lag behind the source of truth. */
   cached(name: string): Versioned | undefined;
   /** Reads the source of truth, bypassing the cache. */
-  read(name: string): Promise<Versioned | undefined>;
-  /** Writes `next` only if the stored version is still `version`. */
-  replace(next: LockState, version: string): Promise<Versioned | 'conflict'>;
+  read(name: string, options?: StoreCallOptions): Promise<Versioned | undefined>;
+  /** Writes `next` over `base` only if the stored version is still `base.version`. */
+  replace(
+    next: LockState,
+    base: Versioned,
+    options?: StoreCallOptions,
+  ): Promise<Versioned | 'conflict'>;
   /** Creates the locks that do not exist yet, free and empty. */
   ensure(names: readonly string[]): Promise<void>;
   subscribe(listener: ChangeListener): () => void;
-  /** True while the cache is synced and the watch is connected. */
+  /** True once the cache holds a full listing: from then on reads may lag, never regress. */
   ready(): boolean;
+  /** True while the watch is connected (the cache is current, not only synced once). */
+  watching(): boolean;
   close(): Promise<void>;
 }

@@ -134,7 +134,7 @@ describe('two api-server replicas on the Lease backend', () => {
 
       const races = await Promise.all(
         replicas.map(async (r) => {
-          const text = await (await fetch(`${r.url}/metrics`)).text();
+          const text = await (await fetch(`${r.metricsUrl}/metrics`)).text();
           return [...text.matchAll(/^retrospective_lock_races_total\{[^}]*\} (\d+)/gm)].reduce(
             (n, m) => n + Number(m[1]),
             0,

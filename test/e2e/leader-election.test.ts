@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseStore, LockService } from '../../lock/src/index.ts';
+import { LockService } from '../../lock/src/index.ts';
+import { LeaseStore } from '../../runtime/src/kube/lease-store.ts';
 import { adminConfig, cluster, createNamespace, kubectl } from '../support/kube.ts';
 import { fastElection, metric, startController, type Service } from '../support/processes.ts';
 
@@ -51,7 +52,11 @@ describe('two controller processes', () => {
       expect(takeover).toBeLessThan(leaseMs + retryMs + 250);
 
       // Reconciling continues under the new leader: it records the next acquisition.
-      const store = new LeaseStore({ kubeConfig: adminConfig(), namespace });
+      const store = new LeaseStore({
+        kubeConfig: adminConfig(),
+        namespace,
+        locks: ['retrospective'],
+      });
       await store.start();
       const service = new LockService({ store, locks: ['retrospective'] });
       await expect.poll(() => store.cached('retrospective')).toBeTruthy();

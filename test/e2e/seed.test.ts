@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { repoRoot } from '../support/kube.ts';
-import { startService, type Service } from '../support/processes.ts';
+import { startStandalone, type Service } from '../support/processes.ts';
 
 /** The seed's four curl lines, verbatim (checked against ../shared/seeds when it is there). */
 const seedLines = [
@@ -30,7 +30,7 @@ describe('make run: the seed curl lines, verbatim, on localhost:9090', () => {
       throw new Error(
         'port 9090 is in use (is `make run` or `make dev` running?); the seed lines need it',
       );
-    service = await startService('api-server/dist/main.js', { STORE: 'memory' }, { port: 9090 });
+    service = await startStandalone({}, 9090);
   });
   afterAll(async () => (service as Service | undefined)?.stop());
 

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import { loadKubeConfig } from '../../lock/src/kube.ts';
+import { loadKubeConfig } from '../../runtime/src/kube/client.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const binPath = (tool: string) => resolve(repoRoot, 'bin', tool);

@@ -6,6 +6,8 @@ import { repoRoot } from './kube.ts';
 export interface Service {
   readonly url: string;
   readonly port: number;
+  /** Where /metrics is served: the admin port, or `url` for a process with only that port. */
+  readonly metricsUrl: string;
   readonly child: ChildProcess;
   /** Everything the process printed, for assertions and failure messages. */
   readonly output: () => string;
@@ -16,15 +18,19 @@ export interface Service {
 export async function startService(
   entry: string,
   env: Record<string, string>,
-  options: { port?: number; portVariable?: string; readyPath?: string } = {},
+  options: { port?: number; portVariable?: string; readyPath?: string; metricsPort?: boolean } = {},
 ): Promise<Service> {
   const port = options.port ?? (await freePort());
+  const metricsPort = options.metricsPort ? await freePort() : undefined;
   const child = spawn(process.execPath, [resolve(repoRoot, entry)], {
     env: {
       PATH: process.env.PATH,
       LOG_LEVEL: 'warn',
+      // Tests stop processes at once; a drain delay would only slow them down.
+      DRAIN_DELAY_SECONDS: '0',
       ...env,
       [options.portVariable ?? 'PORT']: String(port),
+      ...(metricsPort ? { METRICS_PORT: String(metricsPort) } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -56,7 +62,8 @@ export async function startService(
     await stop();
     throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
   }
-  return { url, port, child, output: () => output, stop };
+  const metricsUrl = metricsPort ? `http://127.0.0.1:${metricsPort}` : url;
+  return { url, port, metricsUrl, child, output: () => output, stop };
 }
 
 /** An api-server process on the Lease backend in `namespace`. */
@@ -65,11 +72,18 @@ export function startApiServer(
   namespace: string,
   env: Record<string, string> = {},
 ) {
-  return startService('api-server/dist/main.js', {
-    STORE: 'kubernetes',
-    KUBECONFIG: kubeconfig,
-    NAMESPACE: namespace,
-    ...env,
+  return startService(
+    'api-server/dist/main.js',
+    { STORE: 'kubernetes', KUBECONFIG: kubeconfig, NAMESPACE: namespace, ...env },
+    { metricsPort: true },
+  );
+}
+
+/** The whole service in one process on the memory store, as `make run` starts it. */
+export function startStandalone(env: Record<string, string> = {}, port?: number) {
+  return startService('standalone/dist/main.js', env, {
+    metricsPort: true,
+    ...(port ? { port } : {}),
   });
 }
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { LockService, MemoryStore } from '@retrospective/lock';
+import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
 import { buildApp } from '../app.js';
 import { loadConfig } from '../config.js';
 import { createMetrics } from '../metrics.js';
@@ -14,20 +15,34 @@ export async function startTestApp(env: Record<string, string> = {}) {
   await store.ensure(config.LOCKS);
   const metrics = createMetrics();
   const service = new LockService({ store, locks: config.LOCKS });
-  const app = buildApp({ config, service, store, metrics, logger: pino({ level: 'silent' }) });
-  await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
+  const logger = pino({ level: 'silent' });
+  const lifecycle = new Lifecycle({
+    logger,
+    shutdownTimeoutMs: 5000,
+    drainDelayMs: 0,
+    exit: () => undefined,
+  });
+  const app = buildApp({ config, service, store, metrics, logger, lifecycle });
+  const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
+  await listen(app.server, 0, '127.0.0.1');
+  await listen(admin, 0, '127.0.0.1');
   const { port } = app.server.address() as AddressInfo;
+  const metricsUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}`;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    metricsUrl,
     store,
     service,
     metrics,
     app,
+    lifecycle,
+    /** The admin port's /metrics page. */
+    metricsText: async () => (await fetch(`${metricsUrl}/metrics`)).text(),
     close: async () => {
       app.broadcaster.close();
-      app.server.closeAllConnections();
-      await new Promise((resolve) => app.server.close(resolve));
+      await stopServer(app.server);
+      await stopServer(admin);
     },
   };
 }

@@ -102,7 +102,7 @@ export async function kubeCall<T>(
 ): Promise<T> {
   const { timeoutMs = 5000, signal } = options;
   signal?.throwIfAborted();
-  const timeout = AbortSignal.timeout(timeoutMs);
+  const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   try {

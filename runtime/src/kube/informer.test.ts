@@ -131,7 +131,10 @@ describe('the informer', () => {
 
   it('adds no abort listener per backoff while the apiserver keeps failing', async () => {
     const fail = (_: URL, res: import('node:http').ServerResponse) => res.writeHead(500).end('{}');
-    const { restarts } = await start([list('10', [lease('10', 'ana')]), ...Array(30).fill(fail)]);
+    const { restarts } = await start([
+      list('10', [lease('10', 'ana')]),
+      ...Array.from({ length: 30 }, () => fail),
+    ]);
     await expect.poll(() => restarts.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(25);
     const stopping = (watch as unknown as { stopping: AbortController }).stopping.signal;
     expect(getEventListeners(stopping, 'abort').length).toBeLessThanOrEqual(2);

@@ -70,7 +70,9 @@ export class LeaderElector {
   }
 
   private async pause(ms: number): Promise<void> {
-    await sleep(Math.max(0, ms), undefined, { signal: this.stopping.signal }).catch(() => undefined);
+    await sleep(Math.max(0, ms), undefined, { signal: this.stopping.signal }).catch(
+      () => undefined,
+    );
   }
 
   private async electionLoop(work: LeaderWork): Promise<void> {
@@ -82,7 +84,9 @@ export class LeaderElector {
         // A candidate looks twice per retry period, and wakes when the lease it watches would
         // expire: a successor then leads within lease duration + retry period of the last renewal.
         const expiresIn = this.observedAt + this.observedDurationMs - this.clock();
-        await this.pause(expiresIn > 0 ? Math.min(retryPeriodMs / 2, expiresIn + 10) : retryPeriodMs / 2);
+        await this.pause(
+          expiresIn > 0 ? Math.min(retryPeriodMs / 2, expiresIn + 10) : retryPeriodMs / 2,
+        );
         continue;
       }
       const term = new AbortController();
@@ -115,7 +119,7 @@ export class LeaderElector {
 
   /** Aborts an attempt after `ms` or when stopping. */
   private attemptSignal(ms: number): AbortSignal {
-    return AbortSignal.any([AbortSignal.timeout(Math.max(1, ms)), this.stopping.signal]);
+    return AbortSignal.any([AbortSignal.timeout(Math.max(1, Math.ceil(ms))), this.stopping.signal]);
   }
 
   private call<T>(verb: string, fn: Parameters<typeof kubeCall<T>>[1], signal: AbortSignal) {

@@ -1,0 +1,68 @@
+import { createMetrics, loadConfig, startApiServer } from '@retrospective/api-server';
+import {
+  LockController,
+  LogEventRecorder,
+  createControllerMetrics,
+} from '@retrospective/controller';
+import { LockService, MemoryHistory, MemoryStore } from '@retrospective/lock';
+import { Lifecycle, createLogger, loadOrExit } from '@retrospective/runtime';
+
+/**
+ * The whole service in one process over the in-memory lock: the api-server with the
+ * controller's reconcile logic (expiry, history, lock metrics) leading from the start.
+ * Configured like the api-server; STORE is ignored (always memory).
+ */
+function main(): void {
+  const config = loadOrExit(() => loadConfig());
+  const logger = createLogger('retrospective', config.LOG_LEVEL);
+  const lifecycle = new Lifecycle({
+    logger,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
+  }).install();
+  const metrics = createMetrics();
+  const store = new MemoryStore();
+  const service = new LockService({ store, locks: config.LOCKS });
+  const history = new MemoryHistory(config.HISTORY_SIZE);
+  const log = logger.child({ component: 'controller' });
+  const controller = new LockController({
+    store,
+    service,
+    events: new LogEventRecorder(log),
+    history,
+    metrics: createControllerMetrics(metrics.registry),
+    logger: log,
+    holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
+    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+  });
+  const term = new AbortController();
+  let leading: Promise<void> = Promise.resolve();
+  startApiServer({
+    config: { ...config, STORE: 'memory' },
+    store,
+    service,
+    metrics,
+    logger,
+    lifecycle,
+    history: (lock) => history.list(lock),
+    stopAlso: [
+      {
+        name: 'controller',
+        run: async () => {
+          term.abort();
+          await leading;
+          await controller.stop();
+        },
+      },
+    ],
+  });
+  controller.start();
+  void store
+    .start()
+    .then(() => store.ensure(config.LOCKS))
+    .then(() => {
+      leading = controller.lead(term.signal);
+    });
+}
+
+main();
