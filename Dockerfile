@@ -1,4 +1,5 @@
-# One image, two commands: `api-server/dist/main.js` (the default) and `controller/dist/main.js`.
+# One image, three commands: `api-server/dist/main.js` and `controller/dist/main.js` (what the chart
+# runs), and `standalone/dist/main.js`, both in one process on the memory store (the default).
 #
 # The bases are build arguments. The defaults are upstream images for those who can pull;
 # `make image` builds both from the pinned Node and Debian packages instead (hack/image/bases.sh),
@@ -17,13 +18,17 @@ ENV NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem
 # Dependencies first, so a source change reuses this layer.
 COPY package.json package-lock.json ./
 COPY lock/package.json lock/
+COPY runtime/package.json runtime/
 COPY controller/package.json controller/
 COPY api-server/package.json api-server/
+COPY standalone/package.json standalone/
 RUN ["/usr/local/bin/node", "/usr/local/lib/node_modules/npm/bin/npm-cli.js", "ci", "--ignore-scripts", "--loglevel=error"]
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY lock/ lock/
+COPY runtime/ runtime/
 COPY controller/ controller/
 COPY api-server/ api-server/
+COPY standalone/ standalone/
 RUN ["/usr/local/bin/node", "node_modules/typescript/bin/tsc", "--build", "tsconfig.build.json"]
 RUN ["/usr/local/bin/node", "/usr/local/lib/node_modules/npm/bin/npm-cli.js", "prune", "--omit=dev", "--ignore-scripts", "--loglevel=error"]
 COPY hack/image/prune-modules.ts hack/image/
@@ -43,13 +48,17 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/lock/package.json lock/
 COPY --from=build /src/lock/dist/ lock/dist/
+COPY --from=build /src/runtime/package.json runtime/
+COPY --from=build /src/runtime/dist/ runtime/dist/
 COPY --from=build /src/controller/package.json controller/
 COPY --from=build /src/controller/dist/ controller/dist/
 COPY --from=build /src/api-server/package.json api-server/
 COPY --from=build /src/api-server/dist/ api-server/dist/
 COPY --from=build /src/api-server/public/ api-server/public/
+COPY --from=build /src/standalone/package.json standalone/
+COPY --from=build /src/standalone/dist/ standalone/dist/
 # The numeric user of the distroless nonroot images; Kubernetes can verify runAsNonRoot with it.
 USER 65532:65532
 EXPOSE 9090 8080 8081
 ENTRYPOINT ["/nodejs/bin/node"]
-CMD ["api-server/dist/main.js"]
+CMD ["standalone/dist/main.js"]

@@ -7,6 +7,8 @@ export PATH := $(CURDIR)/bin:$(PATH)
 
 CLUSTER_DIR ?= .cache/cluster
 NODE_MODULES := node_modules/.installed
+CHART := charts/retrospective
+IMAGE ?= retrospective:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART)/Chart.yaml)
 
 .PHONY: help
 help: ## List every target with one line each.
@@ -22,9 +24,17 @@ bin/helm: hack/versions.env hack/tools.sh
 	hack/tools.sh helm
 bin/chromium: hack/tools.sh
 	hack/tools.sh chromium
+bin/jsonnet: hack/versions.env hack/tools.sh
+	hack/tools.sh jsonnet
+bin/prometheus bin/promtool: hack/versions.env hack/tools.sh
+	hack/tools.sh prometheus
+bin/alertmanager bin/amtool: hack/versions.env hack/tools.sh
+	hack/tools.sh alertmanager
+bin/crds: hack/versions.env hack/tools.sh
+	hack/tools.sh crds
 
 .PHONY: tools
-tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/chromium ## Install every pinned tool into bin/ (cached per user).
+tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/jsonnet bin/prometheus bin/alertmanager bin/crds bin/chromium ## Install every pinned tool into bin/ (cached per user).
 
 $(NODE_MODULES): bin/node package.json package-lock.json $(wildcard */package.json)
 	npm ci --no-audit --no-fund --loglevel=error
@@ -49,6 +59,15 @@ format: $(NODE_MODULES) ## Rewrite files with the formatter.
 typecheck: $(NODE_MODULES) ## Type-check sources, tests and scripts.
 	npm run --silent typecheck
 
+.PHONY: generate
+generate: bin/jsonnet $(NODE_MODULES) ## Render the mixin's alerts and dashboard into the chart, and the chart's README from values.yaml.
+	node hack/generate.ts
+
+.PHONY: verify
+verify: bin/jsonnet bin/helm $(NODE_MODULES) ## Fail when a generated file drifts from its source, or the chart does not lint.
+	node hack/generate.ts --check
+	helm lint --strict $(CHART)
+
 .PHONY: test
 test: tools build ## Run every test tier: unit, contract and e2e on a real control plane.
 	npm run --silent test
@@ -68,6 +87,14 @@ dev: build cluster-up ## Local control plane + two api-servers (:9090, :9091) + 
 .PHONY: bench
 bench: tools build ## Measure latency, throughput and WebSocket memory on both backends; prints ratios.
 	node bench/bench.ts
+
+.PHONY: image
+image: bin/node ## Build the image (retrospective:<appVersion>) with no registry (IMAGE_BASE=upstream builds on node:24 and distroless instead).
+	hack/docker.sh exec hack/image/build.sh $(IMAGE)
+
+.PHONY: docker-down
+docker-down: ## Stop the project-owned Docker daemon, if one runs (a Docker of your own is left alone).
+	hack/docker.sh down
 
 .PHONY: cluster-up
 cluster-up: bin/node bin/kube-apiserver bin/kubectl bin/etcd ## Start etcd + kube-apiserver on loopback (idempotent); kubeconfig in .cache/cluster/.

@@ -24,7 +24,7 @@ function main(): void {
     drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
   }).install();
   const { NAMESPACE: namespace, LOCKS: locks } = config;
-  const metrics = createMetrics(() => store.watching());
+  const metrics = createMetrics({ locks, watching: () => store.watching() });
   const observe = kubeObserver(metrics);
   const store: LockStore = kubeConfig
     ? new LeaseStore({

@@ -3,15 +3,19 @@ import { createKubeMetrics } from '@retrospective/runtime';
 
 const prefix = 'retrospective_';
 
-/**
- * Every api-server metric, on a registry of its own so tests can build many apps. `watching`
- * reports whether the lock watch is connected (the store is built after its metrics).
- */
-export function createMetrics(watching: () => boolean = () => true) {
+export interface MetricsOptions {
+  /** The configured locks: their race counters start at 0, so "no race yet" reads as 0. */
+  readonly locks: readonly string[];
+  /** Whether the lock watch is connected (the store is built after its metrics). */
+  readonly watching?: () => boolean;
+}
+
+/** Every api-server metric, on a registry of its own so tests can build many apps. */
+export function createMetrics({ locks, watching = () => true }: MetricsOptions) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     ...createKubeMetrics(registry, watching),
     lockRequests: new Counter({
@@ -57,6 +61,11 @@ export function createMetrics(watching: () => boolean = () => true) {
       registers,
     }),
   };
+  for (const lock of locks)
+    for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
+  for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
+    metrics.wsDropped.inc({ reason }, 0);
+  return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -28,7 +28,10 @@ function main(): void {
     drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
   }).install();
   const { NAMESPACE: namespace, LOCKS: locks } = config;
-  const metrics = createControllerMetrics();
+  const metrics = createControllerMetrics({
+    locks,
+    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+  });
   const kube = createKubeMetrics(metrics.registry, () => store.watching());
   const observe = kubeObserver(kube);
   const store = new LeaseStore({

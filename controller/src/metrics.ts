@@ -10,11 +10,21 @@ export interface LockSnapshot {
   readonly locks: readonly LockState[];
 }
 
-/**
- * The controller's metrics. Pass the registry of an api-server to run in-process (make run);
- * by default a registry of its own with the process metrics.
- */
-export function createControllerMetrics(registry?: Registry) {
+export interface ControllerMetricsOptions {
+  /** The configured locks: their counters start at 0, so "none yet" reads as 0, not as no data. */
+  readonly locks: readonly string[];
+  /** Exported, so alerts compare holds with the threshold the controller uses. */
+  readonly heldTooLongSeconds: number;
+  /** An api-server's registry to run in-process (make run); by default one of its own. */
+  readonly registry?: Registry;
+}
+
+/** The controller's metrics, on its own registry with the process metrics unless given one. */
+export function createControllerMetrics({
+  locks,
+  heldTooLongSeconds,
+  registry,
+}: ControllerMetricsOptions) {
   const own = registry ?? new Registry();
   if (!registry) collectDefaultMetrics({ register: own });
   const registers = [own];
@@ -78,6 +88,11 @@ export function createControllerMetrics(registry?: Registry) {
       labelNames: ['lock'] as const,
       registers,
     }),
+    heldTooLongThreshold: new Gauge({
+      name: `${prefix}lock_held_too_long_threshold_seconds`,
+      help: 'The hold duration past which a hold counts as held too long (HELD_TOO_LONG_SECONDS).',
+      registers,
+    }),
     leader: new Gauge({
       name: `${prefix}controller_leader`,
       help: '1 while this controller process is the elected leader.',
@@ -97,6 +112,12 @@ export function createControllerMetrics(registry?: Registry) {
     }),
   };
   for (const result of ['success', 'error', 'conflict']) metrics.reconciles.inc({ result }, 0);
+  for (const lock of locks) {
+    metrics.longHolds.inc({ lock }, 0);
+    metrics.expirations.inc({ lock }, 0);
+  }
+  metrics.heldTooLongThreshold.set(heldTooLongSeconds);
+  metrics.leader.set(0);
   return metrics;
 }
 

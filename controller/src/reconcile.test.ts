@@ -24,7 +24,10 @@ async function fixture(options: { heldTooLongSeconds?: number; holdTimeoutSecond
   const service = new LockService({ store, locks: ['retrospective'], clock });
   const events = new MemoryEventRecorder();
   const history = new MemoryHistory(3);
-  const metrics = createControllerMetrics();
+  const metrics = createControllerMetrics({
+    locks: ['retrospective'],
+    heldTooLongSeconds: options.heldTooLongSeconds ?? 900,
+  });
   const controller = new LockController({
     store,
     service,

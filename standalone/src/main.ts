@@ -20,7 +20,7 @@ function main(): void {
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
     drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
   }).install();
-  const metrics = createMetrics();
+  const metrics = createMetrics({ locks: config.LOCKS });
   const store = new MemoryStore();
   const service = new LockService({ store, locks: config.LOCKS });
   const history = new MemoryHistory(config.HISTORY_SIZE);
@@ -30,7 +30,11 @@ function main(): void {
     service,
     events: new LogEventRecorder(log),
     history,
-    metrics: createControllerMetrics(metrics.registry),
+    metrics: createControllerMetrics({
+      locks: config.LOCKS,
+      heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+      registry: metrics.registry,
+    }),
     logger: log,
     holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
     heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,

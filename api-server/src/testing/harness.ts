@@ -13,7 +13,7 @@ export async function startTestApp(env: Record<string, string> = {}) {
   const config = loadConfig({ NAMESPACE: 'test', ...env });
   const store = new MemoryStore();
   await store.ensure(config.LOCKS);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ locks: config.LOCKS });
   const service = new LockService({ store, locks: config.LOCKS });
   const logger = pino({ level: 'silent' });
   const lifecycle = new Lifecycle({

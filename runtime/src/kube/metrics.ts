@@ -6,7 +6,7 @@ const prefix = 'retrospective_';
 /** How a process talks to the Kubernetes API: calls, their latency, and its lock watch. */
 export function createKubeMetrics(registry: Registry, watching: () => boolean = () => false) {
   const registers = [registry];
-  return {
+  const metrics = {
     kubeRequests: new Counter({
       name: `${prefix}kube_requests_total`,
       help: 'Kubernetes API calls, by verb and status code (error when there was no answer).',
@@ -35,6 +35,8 @@ export function createKubeMetrics(registry: Registry, watching: () => boolean = 
       },
     }),
   };
+  for (const reason of ['error', 'gone']) metrics.watchRestarts.inc({ reason }, 0);
+  return metrics;
 }
 
 export type KubeMetrics = ReturnType<typeof createKubeMetrics>;

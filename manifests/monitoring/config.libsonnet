@@ -1,0 +1,32 @@
+// Selectors and thresholds of the retrospective mixin. Alerts and dashboards read them; nothing
+// else names a job. Override with `mixin + { _config+:: { ... } }`.
+{
+  _config+:: {
+    // The chart's ServiceMonitor sets these job names (jobLabel retrospective.dev/job).
+    apiServerSelector: 'job="retrospective-api-server"',
+    controllerSelector: 'job="retrospective-controller"',
+    anySelector: 'job=~"retrospective-api-server|retrospective-controller"',
+
+    // RepeatedlyHeldTooLong counts long holds over this window, and fires on every second one.
+    // The held-too-long threshold itself is the controller's HELD_TOO_LONG_SECONDS (chart value
+    // lock.heldTooLongSeconds), which it exports as retrospective_lock_held_too_long_threshold_seconds.
+    longHoldWindow: '24h',
+
+    // Outcomes of lock requests that are the service's fault (5xx), not the client's.
+    failureOutcomes: 'store_unavailable|not_provisioned|internal',
+    failureRatio: 0.05,
+    failureRatioFor: '10m',
+
+    downFor: '5m',
+    noLeaderFor: '1m',
+    kubeApiErrorRatio: 0.05,
+    kubeApiErrorsFor: '5m',
+    watchDisconnectedFor: '5m',
+
+    runbookURLPattern: 'https://github.com/retrospective-dev/retrospective/blob/main/docs/operations.md#%s',
+
+    dashboardUid: 'retrospective-lock',
+    dashboardTags: ['retrospective'],
+    dashboardRefresh: '30s',
+  },
+}

@@ -1,0 +1,173 @@
+// The retrospective dashboard: who holds each lock and for how long, hold durations, long holds,
+// requests by outcome, races, WebSocket clients and broadcast delay, Kubernetes API calls and the
+// controller leader. Every panel reads the `${datasource}`, `$namespace` and `$lock` variables.
+local g = import '../lib/grafana.libsonnet';
+
+{
+  local config = self._config,
+  local sel(job, withLock=true) =
+    '%s, namespace=~"$namespace"%s' % [job, if withLock then ', lock=~"$lock"' else ''],
+  local api(withLock=true) = sel(config.apiServerSelector, withLock),
+  local ctl(withLock=true) = sel(config.controllerSelector, withLock),
+  local any = sel(config.anySelector, false),
+  local quantile(q, metric, selector, by='') =
+    'histogram_quantile(%s, sum by (le%s) (rate(%s_bucket{%s}[$__rate_interval])))' % [q, by, metric, selector],
+  local counted(metric, selector) =
+    'sum by (lock) (max_over_time(%s{%s}[$__range]) - min_over_time(%s{%s}[$__range]))' % [metric, selector, metric, selector],
+
+  local panels = [
+    g.row('Locks', 0, 0),
+    g.stateTimeline(
+      'Holder',
+      'Who holds each lock over time (from the leading controller).',
+      [g.target('max by (lock, holder) (retrospective_lock_holder_info{%s})' % ctl(), '{{lock}}: {{holder}}')],
+      g.pos(0, 1, 12, 7),
+    ),
+    g.timeseries(
+      'Held for',
+      'How long the current hold of each lock has lasted, against the held-too-long threshold.',
+      [
+        g.target('max by (lock) (retrospective_lock_held_seconds{%s})' % ctl(), '{{lock}}'),
+        g.target('max(retrospective_lock_held_too_long_threshold_seconds{%s})' % ctl(false), 'held too long'),
+      ],
+      g.pos(12, 1, 12, 7),
+      unit='s',
+      min=0,
+    ),
+    g.timeseries(
+      'Hold duration',
+      'Quantiles of finished holds, observed at release.',
+      [
+        g.target(quantile('0.5', 'retrospective_lock_hold_duration_seconds', ctl()), 'p50'),
+        g.target(quantile('0.9', 'retrospective_lock_hold_duration_seconds', ctl()), 'p90'),
+        g.target(quantile('0.99', 'retrospective_lock_hold_duration_seconds', ctl()), 'p99'),
+      ],
+      g.pos(0, 8, 12, 7),
+      unit='s',
+      min=0,
+    ),
+    g.stat(
+      'Long holds and expirations',
+      'Holds that crossed the held-too-long threshold, and holds the controller expired, in the time range.',
+      [
+        g.target(counted('retrospective_lock_long_holds_total', ctl()), '{{lock}} long holds'),
+        g.target(counted('retrospective_lock_expirations_total', ctl()), '{{lock}} expired'),
+      ],
+      g.pos(12, 8, 12, 7),
+    ),
+
+    g.row('Requests', 15, 0),
+    g.timeseries(
+      'Lock requests by outcome',
+      'check, avail, change and release per second, by what they answered (granted, locked = Wait, ...).',
+      [g.target('sum by (action, outcome) (rate(retrospective_lock_requests_total{%s}[$__rate_interval]))' % api(), '{{action}} {{outcome}}')],
+      g.pos(0, 16, 12, 8),
+      unit='reqps',
+      min=0,
+    ),
+    g.timeseries(
+      'Races',
+      'Commands that lost a compare-and-swap race to another replica and were then refused.',
+      [g.target('sum by (lock, action) (rate(retrospective_lock_races_total{%s}[$__rate_interval]))' % api(), '{{lock}} {{action}}')],
+      g.pos(12, 16, 12, 8),
+      unit='reqps',
+      min=0,
+    ),
+    g.timeseries(
+      'Request latency (p99)',
+      '99th percentile of HTTP request latency by route.',
+      [g.target(quantile('0.99', 'retrospective_http_request_duration_seconds', api(false), ', route'), '{{route}}')],
+      g.pos(0, 24, 24, 7),
+      unit='s',
+      min=0,
+    ),
+
+    g.row('WebSockets', 31, 0),
+    g.timeseries(
+      'WebSocket clients',
+      'Open WebSocket connections per api-server pod.',
+      [g.target('sum by (pod) (retrospective_websocket_connections{%s})' % api(false), '{{pod}}')],
+      g.pos(0, 32, 8, 7),
+      min=0,
+    ),
+    g.timeseries(
+      'Broadcast delay',
+      'From a lock change being seen to its frames being written to every client.',
+      [
+        g.target(quantile('0.5', 'retrospective_broadcast_delay_seconds', api(false)), 'p50'),
+        g.target(quantile('0.99', 'retrospective_broadcast_delay_seconds', api(false)), 'p99'),
+      ],
+      g.pos(8, 32, 8, 7),
+      unit='s',
+      min=0,
+    ),
+    g.timeseries(
+      'Frames sent and clients dropped',
+      'WebSocket frames per second by type, and clients the server disconnected, by reason.',
+      [
+        g.target('sum by (type) (rate(retrospective_websocket_messages_total{%s}[$__rate_interval]))' % api(false), 'sent {{type}}'),
+        g.target('sum by (reason) (rate(retrospective_websocket_dropped_total{%s}[$__rate_interval]))' % api(false), 'dropped {{reason}}'),
+      ],
+      g.pos(16, 32, 8, 7),
+      min=0,
+    ),
+
+    g.row('Kubernetes', 39, 0),
+    g.timeseries(
+      'Kubernetes API calls',
+      'Calls to the Kubernetes API per second by process, verb and status code ("error": no answer).',
+      [g.target('sum by (job, verb, code) (rate(retrospective_kube_requests_total{%s}[$__rate_interval]))' % any, '{{job}} {{verb}} {{code}}')],
+      g.pos(0, 40, 12, 8),
+      unit='reqps',
+      min=0,
+    ),
+    g.timeseries(
+      'Kubernetes API latency (p99)',
+      '99th percentile of Kubernetes API call latency by verb.',
+      [g.target(quantile('0.99', 'retrospective_kube_request_duration_seconds', any, ', verb'), '{{verb}}')],
+      g.pos(12, 40, 12, 8),
+      unit='s',
+      min=0,
+    ),
+    g.timeseries(
+      'Lease watch',
+      '1 while a process watches the lock Leases (its cache is current); restarts of the watch per second.',
+      [
+        g.target('min by (pod) (retrospective_watch_connected{%s})' % any, '{{pod}} connected'),
+        g.target('sum by (reason) (rate(retrospective_watch_restarts_total{%s}[$__rate_interval]))' % any, 'restarts {{reason}}'),
+      ],
+      g.pos(0, 48, 8, 7),
+      min=0,
+    ),
+    g.timeseries(
+      'Controller leader',
+      '1 for the controller pod that holds the leader Lease.',
+      [g.target('max by (pod) (retrospective_controller_leader{%s})' % ctl(false), '{{pod}}')],
+      g.pos(8, 48, 8, 7),
+      min=0,
+    ),
+    g.timeseries(
+      'Reconciles',
+      'Reconciles of lock Leases per second by result.',
+      [g.target('sum by (result) (rate(retrospective_reconcile_total{%s}[$__rate_interval]))' % ctl(false), '{{result}}')],
+      g.pos(16, 48, 8, 7),
+      unit='reqps',
+      min=0,
+    ),
+  ],
+
+  grafanaDashboards+:: {
+    'retrospective.json': g.dashboard(
+      'Retrospective lock',
+      config.dashboardUid,
+      config.dashboardTags,
+      config.dashboardRefresh,
+      [
+        g.datasourceVariable,
+        g.queryVariable('namespace', 'Namespace', 'label_values(up{%s}, namespace)' % config.anySelector),
+        g.queryVariable('lock', 'Lock', 'label_values(retrospective_lock_held{%s, namespace=~"$namespace"}, lock)' % config.controllerSelector),
+      ],
+      panels,
+    ),
+  },
+}

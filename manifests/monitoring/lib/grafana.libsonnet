@@ -1,0 +1,127 @@
+// A few builders for Grafana dashboard JSON (schemaVersion 41), enough for this mixin. Panels
+// query the `${datasource}` variable, so the dashboard works with kube-prometheus ("prometheus")
+// and kube-prometheus-stack ("Prometheus") alike.
+{
+  local datasource = { type: 'prometheus', uid: '${datasource}' },
+
+  target(expr, legend='', refId='A'):: {
+    datasource: datasource,
+    expr: expr,
+    legendFormat: legend,
+    range: true,
+    refId: refId,
+  },
+
+  local fieldConfig(unit, min=null, thresholds=null) = {
+    defaults: {
+      unit: unit,
+      color: { mode: 'palette-classic' },
+      thresholds: if thresholds == null then {
+        mode: 'absolute',
+        steps: [{ color: 'green', value: null }],
+      } else thresholds,
+    } + (if min == null then {} else { min: min }),
+    overrides: [],
+  },
+
+  local legend = { displayMode: 'list', placement: 'bottom', showLegend: true, calcs: [] },
+  local tooltip = { mode: 'multi', sort: 'desc' },
+
+  local panel(type, title, description, targets, pos) = {
+    type: type,
+    title: title,
+    description: description,
+    datasource: datasource,
+    targets: [targets[i] { refId: std.char(65 + i) } for i in std.range(0, std.length(targets) - 1)],
+    gridPos: pos,
+  },
+
+  pos(x, y, w, h):: { x: x, y: y, w: w, h: h },
+
+  timeseries(title, description, targets, pos, unit='short', min=null, thresholds=null)::
+    panel('timeseries', title, description, targets, pos) {
+      fieldConfig: fieldConfig(unit, min, thresholds),
+      options: { legend: legend, tooltip: tooltip },
+    },
+
+  stat(title, description, targets, pos, unit='short')::
+    panel('stat', title, description, targets, pos) {
+      fieldConfig: fieldConfig(unit),
+      options: {
+        colorMode: 'value',
+        graphMode: 'none',
+        justifyMode: 'auto',
+        orientation: 'auto',
+        percentChangeColorMode: 'standard',
+        showPercentChange: false,
+        textMode: 'value_and_name',
+        wideLayout: true,
+        reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+      },
+    },
+
+  stateTimeline(title, description, targets, pos)::
+    panel('state-timeline', title, description, targets, pos) {
+      fieldConfig: fieldConfig('short') + {
+        defaults+: { color: { mode: 'continuous-GrYlRd' } },
+      },
+      options: {
+        alignValue: 'left',
+        mergeValues: true,
+        rowHeight: 0.8,
+        showValue: 'never',
+        legend: legend,
+        tooltip: tooltip,
+      },
+    },
+
+  row(title, y, id):: {
+    type: 'row',
+    title: title,
+    id: id,
+    collapsed: false,
+    panels: [],
+    gridPos: { x: 0, y: y, w: 24, h: 1 },
+  },
+
+  datasourceVariable:: {
+    name: 'datasource',
+    label: 'Data source',
+    type: 'datasource',
+    query: 'prometheus',
+    hide: 0,
+    refresh: 1,
+    regex: '',
+  },
+
+  queryVariable(name, label, query, multi=true):: {
+    name: name,
+    label: label,
+    type: 'query',
+    datasource: datasource,
+    query: { query: query, refId: 'PrometheusVariableQueryEditor-VariableQuery', qryType: 1 },
+    hide: 0,
+    includeAll: multi,
+    multi: multi,
+    refresh: 2,
+    regex: '',
+    sort: 1,
+  },
+
+  dashboard(title, uid, tags, refresh, variables, panels):: {
+    title: title,
+    uid: uid,
+    tags: tags,
+    refresh: refresh,
+    editable: true,
+    graphTooltip: 1,
+    schemaVersion: 41,
+    time: { from: 'now-6h', to: 'now' },
+    timezone: 'browser',
+    templating: { list: variables },
+    annotations: { list: [] },
+    links: [],
+    // Numbered in order, so ids stay stable as long as the panel order does.
+    panels: [panels[i] { id: i + 1 } for i in std.range(0, std.length(panels) - 1)],
+  },
+}

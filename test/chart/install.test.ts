@@ -1,0 +1,252 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { chartPath, get, helm, one, render, renderRaw } from '../support/helm.ts';
+import { execFile } from 'node:child_process';
+
+/** Applies `manifests` with kubectl (server-side dry run unless told otherwise). */
+function apply(manifests: unknown[], namespace: string, args: string[] = ['--dry-run=server']) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    const child = execFile(
+      binPath('kubectl'),
+      ['apply', '-n', namespace, ...args, '-f', '-'],
+      { env: { ...process.env, KUBECONFIG: cluster().kubeconfig } },
+      (error, stdout, stderr) => done({ code: error ? 1 : 0, stdout, stderr }),
+    );
+    child.stdin?.end(manifests.map((m) => `---\n${stringify(m)}`).join(''));
+  });
+}
+
+const kube = () => cluster().kubeconfig;
+/** What a release leaves in its namespace, found by the chart's instance label. */
+const leftovers = async (namespace: string, release: string) =>
+  (
+    await kubectl(
+      'get',
+      'deployments,services,serviceaccounts,roles,rolebindings,configmaps,secrets,ingresses,networkpolicies,poddisruptionbudgets',
+      '-n',
+      namespace,
+      '-l',
+      `app.kubernetes.io/instance=${release}`,
+      '-o',
+      'name',
+    )
+  ).stdout.trim();
+const helmReleaseSecrets = async (namespace: string) =>
+  (
+    await kubectl('get', 'secrets', '-n', namespace, '-l', 'owner=helm', '-o', 'name')
+  ).stdout.trim();
+
+const everything = {
+  'monitoring.enabled': 'true',
+  'monitoring.additionalLabels.release': 'kube-prometheus-stack',
+  'monitoring.alertmanagerConfig.enabled': 'true',
+  'monitoring.alertmanagerConfig.webhook.url': 'http://hook.example/alerts',
+  'networkPolicy.enabled': 'true',
+  'networkPolicy.apiFrom[0].namespaceSelector.matchLabels.name': 'ingress',
+  'apiServer.replicaCount': '3',
+};
+
+// One file, in order: without the CRDs first, then with them (they are cluster-wide).
+describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
+  it('without the CRDs, monitoring off: install, upgrade with changed values, uninstall leaves nothing', async () => {
+    const namespace = await createNamespace('chart-plain');
+    const installed = await helm(['install', 'rel', chartPath, '-n', namespace], kube());
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stdout).toMatch(/kubectl -n chart-plain-\w+ get lease retrospective/);
+    const upgraded = await helm(
+      [
+        'upgrade',
+        'rel',
+        chartPath,
+        '-n',
+        namespace,
+        '--set',
+        'apiServer.replicaCount=3',
+        '--set',
+        'lock.holdTimeoutSeconds=60',
+      ],
+      kube(),
+    );
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    const deployment = await kubectl(
+      'get',
+      'deployment',
+      'rel-retrospective-api-server',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].env[?(@.name=="HOLD_TIMEOUT_SECONDS")].value}',
+    );
+    expect(deployment.stdout).toBe('3 60');
+    const uninstalled = await helm(['uninstall', 'rel', '-n', namespace, '--wait=false'], kube());
+    expect(uninstalled.code, uninstalled.stderr).toBe(0);
+    expect(await leftovers(namespace, 'rel')).toBe('');
+    expect(await helmReleaseSecrets(namespace)).toBe('');
+  });
+
+  it('without the CRDs, monitoring on is refused by the API server, naming the missing kinds', async () => {
+    const namespace = await createNamespace('chart-nocrd');
+    const refused = await helm(
+      ['install', 'rel', chartPath, '-n', namespace, '--set', 'monitoring.enabled=true'],
+      kube(),
+    );
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/ServiceMonitor|PrometheusRule/);
+  });
+
+  it('with the prometheus-operator and Gateway API CRDs, every rendered manifest passes a server-side dry run', async () => {
+    for (const group of ['prometheus-operator', 'gateway-api']) {
+      const dir = join(binPath('crds'), group);
+      for (const file of readdirSync(dir)) {
+        const result = await kubectl('apply', '--server-side', '-f', join(dir, file));
+        expect(result.code, result.stderr).toBe(0);
+      }
+    }
+    await expect
+      .poll(async () => (await kubectl('get', 'crd', 'servicemonitors.monitoring.coreos.com')).code)
+      .toBe(0);
+    const namespace = await createNamespace('chart-dry');
+    for (const values of [
+      {},
+      {
+        ...everything,
+        'ingress.enabled': 'true',
+        'ingress.className': 'traefik',
+        'ingress.tls[0].secretName': 'tls',
+        'ingress.tls[0].hosts[0]': 'retrospective.local',
+      },
+      {
+        ...everything,
+        'httpRoute.enabled': 'true',
+        'httpRoute.parentRefs[0].name': 'gw',
+        'httpRoute.hostnames[0]': 'retrospective.local',
+      },
+      {
+        ...everything,
+        'monitoring.alertmanagerConfig.webhook.url': '',
+        'monitoring.alertmanagerConfig.webhook.urlSecret.name': 'hook',
+      },
+    ]) {
+      const manifests = await render(values, { namespace });
+      const result = await apply(manifests, namespace);
+      expect(result.code, `${JSON.stringify(values)}\n${result.stderr}`).toBe(0);
+      expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(manifests.length);
+    }
+  });
+
+  it('with the CRDs and everything on: install, upgrade with changed values, uninstall leaves nothing', async () => {
+    const namespace = await createNamespace('chart-full');
+    const values = Object.entries({ ...everything, 'ingress.enabled': 'true' }).flatMap(
+      ([k, v]) => ['--set', `${k}=${v}`],
+    );
+    const installed = await helm(['install', 'rel', chartPath, '-n', namespace, ...values], kube());
+    expect(installed.code, installed.stderr).toBe(0);
+    for (const kind of [
+      'servicemonitor',
+      'prometheusrule',
+      'alertmanagerconfig',
+      'ingress',
+      'networkpolicy',
+    ])
+      expect((await kubectl('get', kind, '-n', namespace, '-o', 'name')).stdout).not.toBe('');
+    const upgraded = await helm(
+      [
+        'upgrade',
+        'rel',
+        chartPath,
+        '-n',
+        namespace,
+        ...values,
+        '--set',
+        'monitoring.serviceMonitor.interval=10s',
+        '--set',
+        'ingress.enabled=false',
+      ],
+      kube(),
+    );
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(
+      (
+        await kubectl(
+          'get',
+          'servicemonitor',
+          'rel-retrospective',
+          '-n',
+          namespace,
+          '-o',
+          'jsonpath={.spec.endpoints[0].interval}',
+        )
+      ).stdout,
+    ).toBe('10s');
+    expect((await kubectl('get', 'ingress', '-n', namespace, '-o', 'name')).stdout).toBe('');
+    const uninstalled = await helm(['uninstall', 'rel', '-n', namespace, '--wait=false'], kube());
+    expect(uninstalled.code, uninstalled.stderr).toBe(0);
+    expect(await leftovers(namespace, 'rel')).toBe('');
+    const monitoringLeft = await kubectl(
+      'get',
+      'servicemonitors,prometheusrules,alertmanagerconfigs',
+      '-n',
+      namespace,
+      '-o',
+      'name',
+    );
+    expect(monitoringLeft.stdout.trim()).toBe('');
+    expect(await helmReleaseSecrets(namespace)).toBe('');
+  });
+
+  it('in a namespace enforcing the restricted Pod Security Standard, the pods of both Deployments are admitted', async () => {
+    const namespace = await createNamespace('chart-restricted');
+    const label = await kubectl(
+      'label',
+      'namespace',
+      namespace,
+      'pod-security.kubernetes.io/enforce=restricted',
+      'pod-security.kubernetes.io/enforce-version=latest',
+    );
+    expect(label.code, label.stderr).toBe(0);
+    // The chart's ServiceAccounts first: a Pod naming a missing one is refused for that reason.
+    const installed = await helm(['install', 'rel', chartPath, '-n', namespace], kube());
+    expect(installed.code, installed.stderr).toBe(0);
+    const manifests = await render({}, { namespace });
+    type PodSpec = { containers: object[] } & Record<string, unknown>;
+    const pods = ['rel-retrospective-api-server', 'rel-retrospective-controller'].map((name) => {
+      const deployment = one(manifests, 'Deployment', name);
+      return {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          ...(get(deployment, 'spec.template.metadata') as object),
+          name: `${name}-admitted`,
+        },
+        spec: get(deployment, 'spec.template.spec') as PodSpec,
+      };
+    });
+    const created = await apply(pods, namespace, []);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/rel-retrospective-api-server-admitted created/);
+    expect(created.stdout).toMatch(/rel-retrospective-controller-admitted created/);
+
+    // The namespace does enforce: the same pod without its security context is refused.
+    const loose = {
+      ...pods[0]!,
+      metadata: { name: 'loose' },
+      spec: {
+        ...pods[0]!.spec,
+        securityContext: {},
+        containers: pods[0]!.spec.containers.map((c) => ({ ...c, securityContext: {} })),
+      },
+    };
+    const refused = await apply([loose], namespace, []);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/violates PodSecurity "restricted:latest"/);
+  });
+
+  it('a value the schema refuses never reaches the cluster', async () => {
+    const { code, stderr } = await renderRaw({ 'apiServer.replicas': '2' });
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/additional properties 'replicas' not allowed/);
+  });
+});
