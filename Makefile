@@ -72,6 +72,10 @@ verify: bin/jsonnet bin/helm $(NODE_MODULES) ## Fail when a generated file drift
 test: tools build ## Run every test tier: unit, contract and e2e on a real control plane.
 	npm run --silent test
 
+.PHONY: test-kind
+test-kind: tools build image ## Run the Docker tier: the image, then the chart on a kind cluster (run by .ci/run).
+	hack/docker.sh exec npm run --silent test:kind
+
 .PHONY: test-unit
 test-unit: $(NODE_MODULES) ## Run only the unit tests (no control plane).
 	npm run --silent test:unit

@@ -21,9 +21,20 @@ export default defineConfig({
         test: {
           name: 'cluster',
           include: ['test/**/*.test.ts'],
+          exclude: ['test/docker/**', 'test/kind/**'],
           globalSetup: ['test/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // make test-kind: the image and a kind cluster, through Docker.
+          name: 'docker',
+          include: ['test/docker/**/*.test.ts', 'test/kind/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 600_000,
         },
       },
     ],

@@ -4,7 +4,7 @@
 import { readdirSync, rmSync, rmdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 
-const unused = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown|LICENSE\.txt~)$/i;
+const unused = /(\.[cm]?ts|\.map|\.md|\.markdown)$/i;
 const keep = /^(package\.json|LICENSE.*|NOTICE.*)$/i;
 
 /** Deletes unused files below `dir`; returns the number of bytes freed. */

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { freePort, waitFor } from '../../hack/cluster/process.ts';
-import { repoRoot } from './kube.ts';
+import { binPath, repoRoot } from './kube.ts';
 
 export interface Service {
   readonly url: string;
@@ -22,8 +22,11 @@ export async function startService(
 ): Promise<Service> {
   const port = options.port ?? (await freePort());
   const metricsPort = options.metricsPort ? await freePort() : undefined;
-  const child = spawn(process.execPath, [resolve(repoRoot, entry)], {
-    env: {
+  return supervise(
+    entry,
+    process.execPath,
+    [resolve(repoRoot, entry)],
+    {
       PATH: process.env.PATH,
       LOG_LEVEL: 'warn',
       // Tests stop processes at once; a drain delay would only slow them down.
@@ -32,8 +35,24 @@ export async function startService(
       [options.portVariable ?? 'PORT']: String(port),
       ...(metricsPort ? { METRICS_PORT: String(metricsPort) } : {}),
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+    { port, readyPath: options.readyPath ?? '/readyz', metricsPort },
+  );
+}
+
+/** Runs a pinned tool from bin/ (Prometheus, Alertmanager) listening on `port`, until `readyPath` answers. */
+export function startBinary(tool: string, args: string[], port: number, readyPath: string) {
+  return supervise(tool, binPath(tool), args, { PATH: process.env.PATH }, { port, readyPath });
+}
+
+async function supervise(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { port: number; readyPath: string; metricsPort?: number | undefined },
+): Promise<Service> {
+  const { port, metricsPort } = options;
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -53,8 +72,8 @@ export async function startService(
   };
   try {
     await waitFor(
-      `${entry} ${options.readyPath ?? '/readyz'}`,
-      async () => (await fetch(url + (options.readyPath ?? '/readyz'))).ok,
+      `${name} ${options.readyPath}`,
+      async () => (await fetch(url + options.readyPath)).ok,
       30_000,
       child.pid,
     );
