@@ -7,6 +7,7 @@
 #        hack/docker.sh exec CMD... run CMD with DOCKER_HOST set to that daemon
 #        hack/docker.sh down        stop the project-owned daemon (the user's is left alone)
 #        hack/docker.sh status      say which daemon would be used
+#        hack/docker.sh privileged  make sure privileged containers run (kind's nodes are privileged)
 set -euo pipefail
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/retrospective/docker
 # Sockets live under a short path: unix socket paths are limited to 108 bytes.
@@ -90,6 +91,48 @@ up() {
   echo "unix://$sock"
 }
 
+# A busybox image, built from Debian's busybox-static with no registry, to probe the daemon.
+probe_image() {
+  local image=retrospective/probe:busybox
+  docker image inspect "$image" >/dev/null 2>&1 && { echo "$image"; return; }
+  local work; work=$(mktemp -d)
+  (cd "$work" && apt-get download -qq busybox-static 2>/dev/null) || {
+    sudo_ apt-get update -qq && (cd "$work" && apt-get download -qq busybox-static)
+  }
+  mkdir "$work/root" && dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
+  tar -C "$work/root" -c . | docker import --change 'ENTRYPOINT ["/bin/busybox"]' - "$image" >/dev/null
+  rm -rf "$work"
+  echo "$image"
+}
+
+privileged_works() {
+  docker run --rm --privileged --network none "$(probe_image)" true >/dev/null 2>&1
+}
+
+# Privileged containers fail on machines whose capability bounding set lacks what Docker grants
+# them. On the project-owned daemon only, register a runtime that filters those capabilities out.
+privileged() {
+  local host; host=$(up)
+  [ -n "$host" ] && export DOCKER_HOST=$host
+  privileged_works && return 0
+  if [ -z "$host" ]; then
+    log "privileged containers fail on your Docker daemon (kind needs them); it is yours, so it is left as it is"
+    return 1
+  fi
+  local root; root=$(cd "$(dirname "$0")/.." && pwd)
+  local hash; hash=$(cat "$root"/hack/kind/capfilter/*.go "$root"/hack/kind/capfilter/go.mod | sha256sum | cut -c1-12)
+  local wrapper=$cache/capfilter-$hash/capfilter
+  if [ ! -x "$wrapper" ]; then
+    log "building the capability-filtering runtime (hack/kind/capfilter)"
+    (cd "$root/hack/kind/capfilter" && CGO_ENABLED=0 go build -trimpath -o "$wrapper" .)
+  fi
+  echo "$wrapper" > "$cache/runtime-wrapper"
+  log "privileged containers fail here; restarting the project-owned dockerd with $wrapper as its default runtime"
+  stop_ours
+  start_ours
+  privileged_works || { log "privileged containers still fail with the wrapper; see $cache/dockerd.log"; return 1; }
+}
+
 case ${1:-} in
   up) up ;;
   exec)
@@ -99,6 +142,7 @@ case ${1:-} in
     exec "$@" ;;
   down) stop_ours ;;
   restart) stop_ours; up >/dev/null ;;
+  privileged) privileged ;;
   status)
     if ours_running; then echo "project-owned dockerd at unix://$sock"
     elif users_docker; then echo "the user's Docker ($(docker context show 2>/dev/null || echo default))"

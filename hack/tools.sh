@@ -2,41 +2,8 @@
 # Installs pinned tools into bin/ from a per-user cache, building them on first use.
 # Usage: hack/tools.sh node kube etcd helm
 set -euo pipefail
-command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
-root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=versions.env
-source "$root/hack/versions.env"
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/retrospective
-bin=$root/bin
-mkdir -p "$bin" "$cache"
-
-log() { printf '[tools] %s\n' "$*" >&2; }
-
-# link <cache-dir> <name>...: point bin/<name> at the cached binary.
-link() {
-  local dir=$1; shift
-  for name in "$@"; do ln -sfn "$dir/$name" "$bin/$name"; done
-}
-
-# go_build <dir> <module@version> <go.mod body> <ldflags> <package>...: build binaries in a wrapper module.
-go_build() {
-  local dir=$1 mod=$2 body=$3 ldflags=$4; shift 4
-  local work; work=$(mktemp -d)
-  printf 'module retrospective.local/tools\n\ngo 1.26\n\n%s\n' "$body" > "$work/go.mod"
-  (cd "$work" && go get "$mod" >/dev/null 2>&1 || true)
-  for pkg in "$@"; do
-    log "go build $pkg (first run only; cached in $dir)"
-    (cd "$work" && go get "$pkg" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/" "$pkg")
-  done
-  rm -rf "$work"
-}
-
-# staging_replaces <module@version>: one replace line per local replace in that module's go.mod.
-staging_replaces() {
-  local gomod minor=$2
-  gomod=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  awk -v v="$minor" '$2 == "=>" && $3 ~ /^\.\.?\// { printf "replace %s => %s %s\n", $1, $1, v }' "$gomod"
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 install_node() {
   local dir=$cache/node-$NODE_VERSION
@@ -62,11 +29,8 @@ install_kube() {
   if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/kubectl" ]; then
     local minor="v0.${KUBERNETES_VERSION#1.}" replaces
     replaces=$(staging_replaces "k8s.io/kubernetes@$v" "$minor")
-    local x="-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitVersion=$v"
-    x+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${KUBERNETES_VERSION#1.}"
-    x+=" -X k8s.io/component-base/version.gitTreeState=clean"
     mkdir -p "$dir.tmp"
-    go_build "$dir.tmp" "k8s.io/kubernetes@$v" "$replaces" "$x" \
+    go_build "$dir.tmp" "k8s.io/kubernetes@$v" "$replaces" "$(kube_ldflags)" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
@@ -157,6 +121,16 @@ install_crds() {
     chmod -R u+w "$dir" && touch "$dir/.done"
   fi
   ln -sfn "$dir" "$bin/crds"
+}
+
+install_kind() {
+  local dir=$cache/kind-$KIND_VERSION
+  if [ ! -x "$dir/kind" ]; then
+    mkdir -p "$dir.tmp"
+    go_build "$dir.tmp" "sigs.k8s.io/kind@v$KIND_VERSION" "" "" sigs.k8s.io/kind
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  link "$dir" kind
 }
 
 # Debian's Chromium for the management-view tests (playwright-core drives it; no browser download).

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds (once, cached per user) the binaries of an offline kind cluster from Go modules:
+# the node's kubelet, kubeadm and control plane, containerd v2, CoreDNS, the pause container,
+# and the workloads' Traefik and prometheus-operator. Prints nothing else on stdout.
+set -euo pipefail
+LOG_TAG=kind
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+# step <name> <dir> <check-file> <function>: runs the function unless <dir>/<check-file> exists.
+step() {
+  local name=$1 dir=$2 check=$3 fn=$4
+  if [ -e "$dir/$check" ]; then log "$name: cached"; return; fi
+  local started=$SECONDS
+  log "$name: building (first run only)"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  "$fn" "$dir.tmp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "$name: built in $((SECONDS - started)) s"
+}
+
+kube_node() {
+  local v=v$KUBERNETES_VERSION
+  GO_TAGS="selinux notest grpcnotrace" go_build "$1" "k8s.io/kubernetes@$v" \
+    "$(staging_replaces "k8s.io/kubernetes@$v" "v0.${KUBERNETES_VERSION#1.}")" "$(kube_ldflags)" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kube-proxy
+}
+
+containerd() {
+  local m=github.com/containerd/containerd/v2
+  GO_TAGS="no_aufs no_zfs no_btrfs no_devmapper" go_build "$1" "$m@v$CONTAINERD_VERSION" "" \
+    "-X $m/version.Version=v$CONTAINERD_VERSION" \
+    "$m/cmd/containerd" "$m/cmd/ctr" "$m/cmd/containerd-shim-runc-v2"
+}
+
+coredns() {
+  go_build "$1" "github.com/coredns/coredns@v$COREDNS_VERSION" "" "" github.com/coredns/coredns
+}
+
+# The pause container's C source ships in the kubernetes module; kubelet expects it static.
+pause() {
+  local src; src=$(module_dir "k8s.io/kubernetes@v$KUBERNETES_VERSION")/build/pause/linux/pause.c
+  gcc -Os -Wall -Werror -static -DVERSION="v$KUBERNETES_VERSION-retrospective" -o "$1/pause" "$src"
+  strip "$1/pause"
+}
+
+# Traefik and the operator carry replace lines of their own: build inside a copy of the module.
+in_module() {
+  local out=$1 mod=$2 ldflags=$3; shift 3
+  local src work; src=$(module_dir "$mod"); work=$(mktemp -d)
+  cp -r "$src/." "$work/" && chmod -R u+w "$work"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$@")
+  rm -rf "$work"
+}
+
+traefik() {
+  in_module "$1" "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" \
+    "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik
+}
+
+operator() {
+  local v=v$PROMETHEUS_OPERATOR_VERSION
+  in_module "$1" "github.com/prometheus-operator/prometheus-operator@$v" \
+    "-X github.com/prometheus/common/version.Version=$PROMETHEUS_OPERATOR_VERSION" \
+    ./cmd/operator ./cmd/prometheus-config-reloader
+}
+
+step "kubelet, kubeadm, kube-controller-manager, kube-scheduler, kube-proxy $KUBERNETES_VERSION" \
+  "$cache/kubernetes-node-$KUBERNETES_VERSION" kube-proxy kube_node
+step "containerd $CONTAINERD_VERSION" "$cache/containerd-$CONTAINERD_VERSION" containerd-shim-runc-v2 containerd
+step "CoreDNS $COREDNS_VERSION" "$cache/coredns-$COREDNS_VERSION" coredns coredns
+step "pause" "$cache/pause-$KUBERNETES_VERSION" pause pause
+step "Traefik $TRAEFIK_VERSION" "$cache/traefik-$TRAEFIK_VERSION" traefik traefik
+step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION" "$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" \
+  prometheus-config-reloader operator

@@ -1,0 +1,3 @@
+module retrospective.local/capfilter
+
+go 1.26
