@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -44,6 +45,35 @@ const publicDir = resolve(import.meta.dirname, '../public');
 const requestId = /^[A-Za-z0-9._-]{1,64}$/;
 const csp =
   "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'";
+
+/**
+ * Hands requests to `app`, but closes a connection with more than `max` requests waiting for
+ * their answers: a client that pipelines requests and never reads the replies would otherwise
+ * make the server build and hold every reply.
+ */
+function pipelineGate(
+  app: (req: IncomingMessage, res: ServerResponse) => void,
+  max: number,
+  logger: Logger,
+  metrics: Metrics,
+) {
+  const waiting = new WeakMap<Socket, number>();
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    const count = (waiting.get(socket) ?? 0) + 1;
+    waiting.set(socket, count);
+    res.once('close', () => waiting.set(socket, (waiting.get(socket) ?? 1) - 1));
+    if (count <= max) return app(req, res);
+    if (!socket.destroyed) {
+      metrics.httpDropped.inc({ reason: 'pipelining' });
+      logger.warn(
+        { remote: socket.remoteAddress, waiting: count },
+        'closing a connection that pipelines without reading',
+      );
+      socket.destroy();
+    }
+  };
+}
 
 /** Builds the HTTP server, routes and WebSocket endpoint without listening. */
 export function buildApp(deps: AppDeps): App {
@@ -110,25 +140,32 @@ export function buildApp(deps: AppDeps): App {
     const fromRoute = (res.locals as { lock?: string }).lock;
     const lock = fromRoute ?? (typeof req.params.lock === 'string' ? req.params.lock : undefined);
     const body = { lock, error: http.code, message: http.message, ...http.extra };
-    reply(req, res, http.status, body, http.message, http.headers);
+    // Answering before the request body was read (too large, unsupported): close the
+    // connection rather than read the rest just to keep it alive.
+    const unread: Record<string, string> = req.complete ? {} : { Connection: 'close' };
+    reply(req, res, http.status, body, http.message, { ...http.headers, ...unread });
   });
 
-  const server = createServer(
-    {
-      // The seed sends content in a header: leave room for it, and refuse more with 431.
-      maxHeaderSize: config.MAX_CONTENT_BYTES + 16 * 1024,
-      requestTimeout: 30_000,
-      headersTimeout: 10_000,
-    },
-    app,
-  );
+  const server = createServer({
+    // The seed sends content in a header: leave room for it, and refuse more with 431.
+    maxHeaderSize: config.MAX_CONTENT_BYTES + 16 * 1024,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+    headersTimeout: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+    // How often those timeouts are checked (Node's default, 30 s, would make them late).
+    connectionsCheckingInterval: 1000,
+  });
+  server.on('request', pipelineGate(app, config.HTTP_MAX_PIPELINED, logger, metrics));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable) return socket.destroy();
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    const message = tooLarge
-      ? 'The request headers are too large.'
-      : 'Malformed HTTP request (control characters or a bare CR/LF in a header?).';
+    const [status, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? ['431 Request Header Fields Too Large', 'The request headers are too large.']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['408 Request Timeout', 'The request did not arrive in time.']
+          : [
+              '400 Bad Request',
+              'Malformed HTTP request (control characters or a bare CR/LF in a header?).',
+            ];
     socket.end(
       `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${message}\n`,
     );

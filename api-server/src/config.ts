@@ -18,6 +18,10 @@ const shape = {
   WS_MAX_CONNECTIONS: int(1, 100_000).default(1000),
   WS_MAX_BUFFERED_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 300).default(10),
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 600).default(30),
+  /** Requests one connection may have waiting for answers before it is closed. */
+  HTTP_MAX_PIPELINED: int(1, 1000).default(32),
   /** Keep serving this long after readiness turns off, while endpoints are removed. */
   DRAIN_DELAY_SECONDS: int(0, 300).default(5),
 };

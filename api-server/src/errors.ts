@@ -37,17 +37,9 @@ export function toHttpError(error: unknown): HttpError {
         'Retry-After': '2',
       },
     );
-  const parserError = error as { type?: string; status?: number } | null;
-  if (parserError?.type === 'entity.too.large')
-    return new HttpError(413, 'body_too_large', 'The request body is too large.');
-  if (parserError?.type === 'entity.parse.failed')
-    return badRequest('malformed_json', 'The request body is not valid JSON.');
-  if (parserError?.type === 'charset.unsupported' || parserError?.type === 'encoding.unsupported')
-    return new HttpError(
-      415,
-      'unsupported_encoding',
-      'The request body encoding is not supported.',
-    );
+  // The router refuses a path whose percent-escapes do not decode (`/locks/%ZZ/check`).
+  if (error instanceof URIError)
+    return badRequest('malformed_path', 'The path is not valid percent-encoded UTF-8.');
   return new HttpError(500, 'internal', 'Internal error.');
 }
 

@@ -54,6 +54,12 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       labelNames: ['reason'] as const,
       registers,
     }),
+    httpDropped: new Counter({
+      name: `${prefix}http_connections_dropped_total`,
+      help: 'HTTP connections the server closed, by reason (pipelining: too many unanswered requests).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     broadcastDelay: new Histogram({
       name: `${prefix}broadcast_delay_seconds`,
       help: 'Time from a lock change being seen to its frames being written to every client.',
@@ -65,6 +71,7 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
     for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
     metrics.wsDropped.inc({ reason }, 0);
+  metrics.httpDropped.inc({ reason: 'pipelining' }, 0);
   return metrics;
 }
 

@@ -120,9 +120,11 @@ Object.assign(paths, {
       },
     },
   },
-  '/metrics': plain('Prometheus metrics', ['200']),
   '/healthz': plain('Liveness', ['200']),
-  '/readyz': plain('Readiness: the lock cache is synced and the watch connected', ['200', '503']),
+  '/readyz': plain('Readiness: the lock cache is synced and the process is not draining', [
+    '200',
+    '503',
+  ]),
   '/ping': plain('Seed alias of /healthz', ['200']),
   '/openapi.json': {
     get: { summary: 'This document', responses: { '200': { description: 'OK' } } },

@@ -1,9 +1,10 @@
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Action, Command, LockService, LockState } from '@retrospective/lock';
 import type { Config } from './config.js';
 import { HttpError, refusalStatus, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { readBody } from './body.js';
 import { checkBody, checkText, describeRefusal, retryAfter, title } from './present.js';
 import { reply } from './respond.js';
 import { readContent, readIfMatch, readUsername } from './validate.js';
@@ -30,10 +31,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
   const router = Router();
   const bodyLimit = config.MAX_CONTENT_BYTES;
   // JSON escapes can take six bytes per character of content.
-  const parsers = [
-    express.text({ type: 'text/*', limit: bodyLimit }),
-    express.json({ limit: bodyLimit * 6 + 1024, strict: true }),
-  ];
+  const parsers = [readBody({ text: bodyLimit, json: bodyLimit * 6 + 1024 })];
 
   const execute = async (lock: string, action: Action, command: Command) => {
     const result = await service.execute(lock, command);
@@ -73,7 +71,8 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
         status === 'renewed'
           ? `You already hold ${title(lock)}; hold renewed (token ${state.token}).`
           : `Access to ${title(lock)} Granted to ${user} (token ${state.token}).`;
-      reply(req, res, 200, grantBody(state, status), text, { ETag: `"${state.token}"` });
+      // No ETag: this GET takes the lock, and a validator would invite a 304 from a cache.
+      reply(req, res, 200, grantBody(state, status), text);
       log(res, lock).info(
         { user, action: 'avail', outcome: status, token: state.token },
         'lock command',

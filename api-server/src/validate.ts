@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { z } from 'zod';
+import { charsetOf } from './body.js';
 import { badRequest, HttpError } from './errors.js';
 
 /** Letters, digits and . _ @ -, starting and ending with a letter or digit; at most 64. */
@@ -8,11 +9,14 @@ const username = /^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?$/;
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
 
+/**
+ * The user's name, exactly as received: HTTP strips the spaces and tabs around a header value,
+ * and nothing else is trimmed or decoded, so `alice\xa0` is refused rather than taken for alice.
+ */
 export function readUsername(req: Request, header: string): string {
-  const value = req.get(header);
-  if (value === undefined || value.trim() === '')
+  const name = req.get(header);
+  if (name === undefined || name === '')
     throw badRequest('missing_username', `Send your name in the ${header} header.`);
-  const name = value.trim();
   if (!username.test(name))
     throw badRequest(
       'invalid_username',
@@ -46,18 +50,43 @@ function headerText(value: string): string {
   }
 }
 
+/** A body as UTF-8: a charset other than UTF-8 (or ASCII for text) is 415, invalid bytes 400. */
+function bodyText(req: Request, body: Buffer, json: boolean): string {
+  const charset = charsetOf(req.get('Content-Type'));
+  const allowed = json ? ['utf-8', 'utf8'] : ['utf-8', 'utf8', 'us-ascii'];
+  if (charset !== undefined && !allowed.includes(charset))
+    throw new HttpError(415, 'unsupported_charset', 'Send the body as UTF-8.');
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw badRequest('invalid_content', 'The request body is not valid UTF-8.');
+  }
+}
+
+function jsonContent(text: string): string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw badRequest('malformed_json', 'The request body is not valid JSON.');
+  }
+  const parsed = jsonBody.safeParse(value);
+  if (!parsed.success)
+    throw badRequest('invalid_content', 'The JSON body must be {"retrospective": "<text>"}.');
+  return parsed.data.retrospective;
+}
+
 /** The new content: the seed's Retrospective header, else a text/plain or JSON body. */
 export function readContent(req: Request, maxBytes: number): string {
   const header = req.get('Retrospective');
+  const body: unknown = req.body;
   let content: string;
   if (header !== undefined) content = headerText(header);
-  else if (typeof req.body === 'string') content = req.body;
-  else if (req.is('application/json')) {
-    const parsed = jsonBody.safeParse(req.body);
-    if (!parsed.success)
-      throw badRequest('invalid_content', 'The JSON body must be {"retrospective": "<text>"}.');
-    content = parsed.data.retrospective;
-  } else if (req.is('*/*'))
+  else if (Buffer.isBuffer(body) && body.length > 0 && req.is('application/json'))
+    content = jsonContent(bodyText(req, body, true));
+  else if (Buffer.isBuffer(body) && body.length > 0 && req.is('text/*'))
+    content = bodyText(req, body, false);
+  else if (Buffer.isBuffer(body) && body.length > 0)
     throw new HttpError(
       415,
       'unsupported_media_type',
@@ -75,6 +104,9 @@ export function readContent(req: Request, maxBytes: number): string {
       'content_too_large',
       `The content is ${bytes} bytes; the limit is ${maxBytes} bytes.`,
     );
+  // A lone surrogate (possible in JSON's \u escapes) is not text either.
+  if (!content.isWellFormed())
+    throw badRequest('invalid_content', 'The content is not valid Unicode text.');
   if (controlCharacters.test(content))
     throw badRequest(
       'invalid_content',

@@ -21,6 +21,9 @@ export interface BroadcasterDeps {
   readonly clock: () => Date;
 }
 
+/** How long a peer we close gets to complete the close handshake. */
+const closeGraceMs = 1000;
+
 /** Clients only listen; anything bigger than this from them closes the connection. */
 const maxPayload = 1024;
 
@@ -66,7 +69,9 @@ export class Broadcaster {
       metrics.wsConnections.inc();
       this.alive.add(ws);
       ws.on('pong', () => this.alive.add(ws));
-      ws.on('message', () => this.drop(ws, 'client_message', 1008, 'this socket only sends'));
+      // Counted and logged once per connection; whatever else it sends is ignored until the
+      // close completes, which drop() bounds.
+      ws.once('message', () => this.drop(ws, 'client_message', 1008, 'this socket only sends'));
       ws.on('error', () => ws.terminate());
       ws.on('close', () => metrics.wsConnections.dec());
       this.send(ws, { type: 'snapshot', locks: this.snapshot() });
@@ -126,8 +131,10 @@ export class Broadcaster {
   private drop(ws: WebSocket, reason: string, code?: number, message?: string): void {
     this.deps.metrics.wsDropped.inc({ reason });
     this.deps.logger.info({ reason }, 'websocket client dropped');
-    if (code) ws.close(code, message);
-    else ws.terminate();
+    if (!code) return ws.terminate();
+    ws.close(code, message);
+    // A peer that does not answer the close handshake at once is cut off, not waited for.
+    setTimeout(() => ws.terminate(), closeGraceMs).unref();
   }
 
   private originAllowed(req: IncomingMessage): boolean {

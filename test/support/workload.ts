@@ -1,0 +1,94 @@
+import type { Op } from './history.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface WorkloadOptions {
+  readonly clients: number;
+  readonly durationMs: number;
+  /** The base URL for each request (a replica, or the Ingress). */
+  readonly url: () => string;
+  /** Extra headers on every request (e.g. a Host for an Ingress rule). */
+  readonly headers?: Record<string, string>;
+  /** A per-request timeout; a request that times out counts as failed. */
+  readonly timeoutMs?: number;
+}
+
+export interface Workload {
+  /** Every operation as its client saw it; a request that got no answer has status -1. */
+  readonly ops: Op[];
+  /** Requests answered with neither success nor Wait (5xx, 502s from a proxy, no answer). */
+  readonly failed: Op[];
+}
+
+/**
+ * `clients` users racing for the seed lock until the deadline: avail, then (when granted) one to
+ * three changes with If-Match and a release; a Wait is retried after a short pause. Every
+ * request is recorded for checkHistory.
+ */
+export async function raceForTheLock(options: WorkloadOptions): Promise<Workload> {
+  const { clients, durationMs, url, headers = {}, timeoutMs = 10_000 } = options;
+  const ops: Op[] = [];
+  const deadline = Date.now() + durationMs;
+  const request = async (
+    client: string,
+    kind: Op['kind'],
+    extraHeaders: Record<string, string>,
+    extra: Partial<Op> = {},
+  ) => {
+    const start = performance.now();
+    let status = -1;
+    let body: { token?: number; status?: string } = {};
+    try {
+      const res = await fetch(`${url()}/retrospective/${kind}`, {
+        method: kind === 'avail' ? 'GET' : 'POST',
+        headers: { Username: client, Accept: 'application/json', ...headers, ...extraHeaders },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = res.status;
+      const text = await res.text();
+      body = text.startsWith('{') ? (JSON.parse(text) as typeof body) : {};
+    } catch {
+      // No answer (refused, reset, timed out): recorded with status -1.
+    }
+    const op: Op = { client, kind, start, end: performance.now(), status, ...extra };
+    ops.push(kind === 'avail' ? { ...op, token: body.token, outcome: body.status } : op);
+    return { status, token: body.token };
+  };
+
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      const client = `client-${i}`;
+      while (Date.now() < deadline) {
+        const grant = await request(client, 'avail', {});
+        if (grant.status !== 200 || grant.token === undefined) {
+          await sleep(5 + Math.random() * 25);
+          continue;
+        }
+        const token = grant.token;
+        const ifMatch = { 'If-Match': String(token) };
+        for (let j = 0; j < 1 + Math.floor(Math.random() * 3); j++) {
+          const content = `${client} token ${token} edit ${j}`;
+          await request(
+            client,
+            'change',
+            { ...ifMatch, Retrospective: content },
+            { token, content },
+          );
+        }
+        await request(client, 'release', ifMatch, { token });
+      }
+    }),
+  );
+  return { ops, failed: ops.filter((o) => o.status !== 200 && o.status !== 423) };
+}
+
+/** A one-line summary of a workload, for the test log and the closing notes. */
+export function summary({ ops, failed }: Workload): string {
+  const grants = ops.filter((o) => o.kind === 'avail' && o.outcome === 'granted').length;
+  const releases = ops.filter((o) => o.kind === 'release' && o.status === 200).length;
+  const waits = ops.filter((o) => o.status === 423).length;
+  const byStatus = new Map<number, number>();
+  for (const o of failed) byStatus.set(o.status, (byStatus.get(o.status) ?? 0) + 1);
+  const failures = [...byStatus].map(([s, n]) => `${n}x ${s === -1 ? 'no answer' : s}`).join(', ');
+  return `${ops.length} ops: ${grants} grants, ${releases} releases, ${waits} waits, ${failed.length} failed${failures ? ` (${failures})` : ''}`;
+}
