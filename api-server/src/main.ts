@@ -54,10 +54,10 @@ function main(): void {
     ...(history ? { history: (lock: string) => history.list(lock) } : {}),
     stopAlso: history ? [{ name: 'history watch', run: () => history.stop() }] : [],
   });
-  void history?.start();
   void store
     .start()
-    .then(() => store.ensure(locks))
+    .then(() => history?.start())
+    .then(() => store.ensure(locks, { tokenFloor: async (lock) => history?.floor(lock) ?? 0 }))
     .then(() => logger.info('lock cache synced'))
     .catch((error: unknown) => {
       // In a cluster the controller creates the Leases; this Role does not allow it.

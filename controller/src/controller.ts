@@ -77,7 +77,12 @@ export class LockController {
     this.term = signal;
     metrics.leader.set(1);
     this.queue.start();
-    for (const lock of service.locks) this.queue.add(lock);
+    for (const lock of service.locks) {
+      // Grants made while no controller led are in the Lease only: record their floor now.
+      const state = this.deps.store.cached(lock)?.state;
+      if (state) this.record({ name: lock, prev: undefined, next: state }, signal);
+      this.queue.add(lock);
+    }
     logger.info('started leading');
     await once(signal, 'abort');
     this.term = undefined;
@@ -88,9 +93,11 @@ export class LockController {
   }
 
   /** One pass over one lock in the current term; nothing while following. */
-  reconcile(lock: string): Promise<ReconcileOutcome> {
+  async reconcile(lock: string): Promise<ReconcileOutcome> {
     const signal = this.term;
-    if (!signal || signal.aborted) return Promise.resolve(undefined);
+    if (!signal || signal.aborted) return undefined;
+    // A lock about to be created again must first have its deleted Lease's last token recorded.
+    if (!this.deps.store.cached(lock)) await this.effects;
     const { sightings, longHoldCounted, clock } = this;
     return reconcileLock({ ...this.deps, clock, sightings, longHoldCounted, signal }, lock);
   }
@@ -110,12 +117,17 @@ export class LockController {
     else this.sightings.delete(change.name);
     const signal = this.term;
     if (!signal || signal.aborted) return;
+    this.record(change, signal);
+    this.queue.add(change.name);
+  }
+
+  /** Records a change's Events, history and token floor, in order with the changes before it. */
+  private record(change: StoreChange, signal: AbortSignal): void {
     this.effects = this.effects
       .then(() => recordChange(this.deps, change, { signal }))
       .catch((error: unknown) => {
         if (!signal.aborted)
           this.deps.logger.warn({ lock: change.name, err: error }, 'could not record change');
       });
-    this.queue.add(change.name);
   }
 }

@@ -1,4 +1,10 @@
-import { isHeld, type LockService, type LockState, type LockStore } from '@retrospective/lock';
+import {
+  isHeld,
+  type HistoryStore,
+  type LockService,
+  type LockState,
+  type LockStore,
+} from '@retrospective/lock';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
 import { crossesLongHold, isExpired, nextCheckIn, type Sighting } from './expiry.js';
@@ -11,6 +17,7 @@ export interface ReconcileDeps {
   readonly store: LockStore;
   readonly service: LockService;
   readonly events: EventRecorder;
+  readonly history: HistoryStore;
   readonly metrics: ControllerMetrics;
   readonly logger: Logger;
   readonly clock: () => Date;
@@ -33,10 +40,11 @@ const duration = (seconds: number) =>
  * holder's If-Match is refused), and say when to look again.
  */
 export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<ReconcileOutcome> {
-  const { store, service, events, metrics, logger, clock, signal } = deps;
+  const { store, service, events, history, metrics, logger, clock, signal } = deps;
   const cached = store.cached(lock);
   if (!cached) {
-    await store.ensure([lock]);
+    // Created above every token its earlier Leases handed out (they may have been deleted).
+    await store.ensure([lock], { tokenFloor: (name) => history.floor(name) });
     logger.info({ lock }, 'created lock');
     return undefined;
   }

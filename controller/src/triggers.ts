@@ -15,15 +15,25 @@ export interface TriggerDeps {
 
 const reasons = { released: 'Released', expired: 'Expired', forced: 'Released' } as const;
 
-/** What the leader records for one observed change: Events, the history, the hold duration. */
+/**
+ * What the leader records for one observed change: Events, the history, the hold duration, and
+ * the token floor (every grant, and the last token of a deleted Lease), so that a Lease created
+ * again hands out only higher tokens.
+ */
 export async function recordChange(
   deps: TriggerDeps,
   change: StoreChange,
   options: StoreCallOptions = {},
 ): Promise<void> {
-  if (!change.next) return;
+  if (!change.next) {
+    if (change.prev) await deps.history.raiseFloor(change.name, change.prev.token, options);
+    return;
+  }
+  // A lock seen for the first time: its grants so far count too.
+  if (!change.prev) await deps.history.raiseFloor(change.name, change.next.token, options);
   for (const event of transitions(change.prev, change.next)) {
     if (event.type === 'acquired') {
+      await deps.history.raiseFloor(event.lock, event.token, options);
       await deps.events.record(
         event.lock,
         'Normal',

@@ -14,6 +14,15 @@ export interface HistoryEntry {
 export interface HistoryStore {
   append(lock: string, entry: HistoryEntry, options?: StoreCallOptions): Promise<void>;
   list(lock: string): Promise<HistoryEntry[]>;
+  /** The highest token the lock is known to have handed out, kept across its deletion. */
+  floor(lock: string): Promise<number>;
+  /** Records that the lock handed out `token` (a grant, or the last token of a deleted lock). */
+  raiseFloor(lock: string, token: number, options?: StoreCallOptions): Promise<void>;
+}
+
+/** The highest of a recorded floor and the tokens of the releases kept. */
+export function tokenFloor(recorded: number, entries: readonly HistoryEntry[]): number {
+  return Math.max(recorded, ...entries.map((e) => e.token));
 }
 
 const sameRelease = (a: HistoryEntry, b: HistoryEntry) =>
@@ -37,6 +46,7 @@ export function appendBounded(
 
 export class MemoryHistory implements HistoryStore {
   private readonly entries = new Map<string, HistoryEntry[]>();
+  private readonly floors = new Map<string, number>();
 
   constructor(
     private readonly limit: number,
@@ -52,5 +62,13 @@ export class MemoryHistory implements HistoryStore {
 
   async list(lock: string): Promise<HistoryEntry[]> {
     return [...(this.entries.get(lock) ?? [])];
+  }
+
+  async floor(lock: string): Promise<number> {
+    return tokenFloor(this.floors.get(lock) ?? 0, this.entries.get(lock) ?? []);
+  }
+
+  async raiseFloor(lock: string, token: number): Promise<void> {
+    this.floors.set(lock, Math.max(token, this.floors.get(lock) ?? 0));
   }
 }

@@ -30,8 +30,10 @@ export interface Versioned {
   readonly raw?: unknown;
 }
 
-export function emptyLock(name: string): LockState {
-  return { name, token: 0, content: '' };
+/** A free, empty lock; `floor` is the highest token it may have handed out in an earlier life. */
+export function emptyLock(name: string, floor = 0): LockState {
+  // One more than the floor: room for a grant no one recorded before the lock was deleted.
+  return { name, token: floor > 0 ? floor + 1 : 0, content: '' };
 }
 
 export function isHeld(

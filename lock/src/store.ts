@@ -9,6 +9,14 @@ export interface StoreChange {
 
 export type ChangeListener = (change: StoreChange) => void;
 
+export interface EnsureOptions {
+  /**
+   * The highest token a lock of this name may have handed out before (its Lease may have been
+   * deleted since): a lock created now starts above it, so an old If-Match never matches a new hold.
+   */
+  readonly tokenFloor?: (name: string) => Promise<number>;
+}
+
 export interface StoreCallOptions {
   /** Abandons the call, e.g. when the controller lost leadership. */
   readonly signal?: AbortSignal | undefined;
@@ -31,8 +39,8 @@ export interface LockStore {
     base: Versioned,
     options?: StoreCallOptions,
   ): Promise<Versioned | 'conflict'>;
-  /** Creates the locks that do not exist yet, free and empty. */
-  ensure(names: readonly string[]): Promise<void>;
+  /** Creates the locks that do not exist yet, free and empty, their tokens above any floor given. */
+  ensure(names: readonly string[], options?: EnsureOptions): Promise<void>;
   subscribe(listener: ChangeListener): () => void;
   /** True once the cache holds a full listing: from then on reads may lag, never regress. */
   ready(): boolean;

@@ -1,6 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import {
   appendBounded,
+  tokenFloor,
   type HistoryEntry,
   type HistoryStore,
   type StoreCallOptions,
@@ -9,6 +10,8 @@ import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js'
 import { Informer } from './informer.js';
 
 const key = 'releases.json';
+/** The highest token a lock handed out, kept on its history ConfigMap across the Lease's deletion. */
+const floorAnnotation = 'retrospective.dev/token-floor';
 export const historyName = (lock: string) => `${lock}-history`;
 
 /** The entries stored in a history ConfigMap; a damaged one reads as empty, never as an error. */
@@ -19,6 +22,12 @@ export function parseHistory(map: V1ConfigMap | undefined): HistoryEntry[] {
   } catch {
     return [];
   }
+}
+
+/** The token floor a history ConfigMap records: its annotation, or its releases' tokens. */
+export function floorOf(map: V1ConfigMap | undefined): number {
+  const recorded = Number(map?.metadata?.annotations?.[floorAnnotation] ?? 0);
+  return tokenFloor(Number.isSafeInteger(recorded) ? recorded : 0, parseHistory(map));
 }
 
 export interface ConfigMapHistoryOptions {
@@ -43,12 +52,40 @@ export class ConfigMapHistory implements HistoryStore {
     return parseHistory(await this.read(lock, {}));
   }
 
+  async floor(lock: string): Promise<number> {
+    return floorOf(await this.read(lock, {}));
+  }
+
   async append(lock: string, entry: HistoryEntry, options: StoreCallOptions = {}): Promise<void> {
-    const { namespace, limit, maxBytes = 900 * 1024 } = this.options;
+    const { limit, maxBytes = 900 * 1024 } = this.options;
+    await this.update(lock, options, (current) => ({
+      data: { [key]: JSON.stringify(appendBounded(parseHistory(current), entry, limit, maxBytes)) },
+    }));
+  }
+
+  async raiseFloor(lock: string, token: number, options: StoreCallOptions = {}): Promise<void> {
+    await this.update(lock, options, (current) =>
+      token > floorOf(current) ? { annotations: { [floorAnnotation]: String(token) } } : undefined,
+    );
+  }
+
+  /**
+   * Changes the lock's ConfigMap (creating it when missing) with compare-and-swap, retrying on
+   * conflicts; `change` returns the data and annotations to merge in, or undefined for nothing.
+   */
+  private async update(
+    lock: string,
+    options: StoreCallOptions,
+    change: (
+      current: V1ConfigMap | undefined,
+    ) => { data?: Record<string, string>; annotations?: Record<string, string> } | undefined,
+  ): Promise<void> {
+    const { namespace } = this.options;
     const name = historyName(lock);
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.read(lock, options);
-      const entries = appendBounded(parseHistory(current), entry, limit, maxBytes);
+      const merge = change(current);
+      if (!merge) return;
       const body: V1ConfigMap = {
         ...current,
         metadata: {
@@ -61,8 +98,9 @@ export class ConfigMapHistory implements HistoryStore {
             'app.kubernetes.io/part-of': 'retrospective',
             'retrospective.dev/history-of': lock,
           },
+          annotations: { ...current?.metadata?.annotations, ...merge.annotations },
         },
-        data: { ...current?.data, [key]: JSON.stringify(entries) },
+        data: { ...current?.data, ...merge.data },
       };
       try {
         if (current)
@@ -144,6 +182,11 @@ export class WatchedHistory {
   /** The lock's releases, oldest first; empty until the first release was recorded. */
   list(lock: string): HistoryEntry[] {
     return parseHistory(this.informers.get(lock)?.get(historyName(lock)));
+  }
+
+  /** The highest token the lock is known to have handed out. */
+  floor(lock: string): number {
+    return floorOf(this.informers.get(lock)?.get(historyName(lock)));
   }
 
   async stop(): Promise<void> {

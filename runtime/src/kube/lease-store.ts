@@ -2,6 +2,7 @@ import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/cl
 import {
   emptyLock,
   type ChangeListener,
+  type EnsureOptions,
   type LockState,
   type LockStore,
   type StoreCallOptions,
@@ -100,15 +101,19 @@ export class LeaseStore implements LockStore {
     }
   }
 
-  async ensure(names: readonly string[]): Promise<void> {
+  async ensure(names: readonly string[], options: EnsureOptions = {}): Promise<void> {
     for (const name of names) {
       if (this.decoded.has(name) || (await this.read(name))) continue;
+      const floor = (await options.tokenFloor?.(name)) ?? 0;
       try {
         await this.call(
           'create',
           (o) =>
             this.api.createNamespacedLease(
-              { namespace: this.options.namespace, body: toLease(emptyLock(name), undefined) },
+              {
+                namespace: this.options.namespace,
+                body: toLease(emptyLock(name, floor), undefined),
+              },
               o,
             ),
           {},
