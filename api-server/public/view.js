@@ -79,6 +79,9 @@ const handlers = {
     render(msg.lock);
   },
   released(msg) {
+    lastRelease.set(msg.lock, Math.max(msg.token, lastRelease.get(msg.lock) ?? 0));
+    // A release missed while disconnected: the snapshot already shows what came after it.
+    if (msg.replayed) return render(msg.lock);
     const prev = locks.get(msg.lock) ?? {};
     locks.set(msg.lock, {
       ...prev,
@@ -94,8 +97,14 @@ const handlers = {
   },
 };
 
+/** The last release seen per lock: a reconnect asks for what came after it. */
+const lastRelease = new Map();
+
 function connect(delay = 500) {
-  const ws = new WebSocket(new URL('ws', location.href.replace(/^http/, 'ws')));
+  const url = new URL('ws', location.href.replace(/^http/, 'ws'));
+  const since = [...lastRelease].map(([lock, token]) => `${lock}:${token}`).join(',');
+  if (since) url.searchParams.set('since', since);
+  const ws = new WebSocket(url);
   ws.onopen = () => {
     connection.textContent = 'live';
     connection.className = 'badge online';

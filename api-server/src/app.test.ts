@@ -369,3 +369,47 @@ describe('the WebSocket endpoint', () => {
     healthy.close();
   });
 });
+
+describe('resuming a WebSocket', () => {
+  const cycle = async (user: string) => {
+    expect((await avail(user)).status).toBe(200);
+    expect((await call('/retrospective/release', { method: 'POST', user })).status).toBe(200);
+  };
+  const released = (socket: Awaited<ReturnType<typeof openSocket>>) =>
+    socket.frames.filter((f) => f.type === 'released').map((f) => [f.token, f.replayed === true]);
+
+  it('replays the releases a reconnecting client missed, each once, before live frames', async () => {
+    const first = await openSocket(t.url);
+    await cycle('a');
+    expect((await first.next('released')).token).toBe(1);
+    first.close();
+    await cycle('b');
+    await cycle('c');
+    const again = await openSocket(t.url, { since: 'retrospective:1' });
+    await expect
+      .poll(() => released(again))
+      .toEqual([
+        [2, true],
+        [3, true],
+      ]);
+    await cycle('d');
+    await expect
+      .poll(() => released(again))
+      .toEqual([
+        [2, true],
+        [3, true],
+        [4, false],
+      ]);
+    expect(again.frames[0]?.type).toBe('snapshot');
+    again.close();
+  });
+
+  it('refuses a malformed since= in plain HTTP', async () => {
+    const raw = await rawRequest(
+      t.port,
+      'GET /ws?since=nope:x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1.1 400/);
+    expect(raw).toMatch(/is not <lock>:<token>/);
+  });
+});

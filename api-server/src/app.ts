@@ -170,7 +170,15 @@ export function buildApp(deps: AppDeps): App {
       `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${message}\n`,
     );
   });
-  const broadcaster = new Broadcaster({ config, service, store, metrics, logger, clock });
+  const broadcaster = new Broadcaster({
+    config,
+    service,
+    store,
+    metrics,
+    logger,
+    clock,
+    history: deps.history,
+  });
   server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));
   return { server, broadcaster, http: drainable(server, () => lifecycle.draining) };
 }

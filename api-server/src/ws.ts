@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
   transitions,
+  type HistoryEntry,
   type LockService,
   type LockStore,
   type StoreChange,
@@ -11,6 +12,14 @@ import {
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
 import { checkBody, eventFrame } from './present.js';
+import {
+  RecentReleases,
+  historyFrame,
+  lastRelease,
+  missedReleases,
+  parseSince,
+  type ReleasedFrame,
+} from './replay.js';
 
 export interface BroadcasterDeps {
   readonly config: Config;
@@ -19,7 +28,12 @@ export interface BroadcasterDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** Each lock's recorded releases, for clients that resume with `?since=`. */
+  readonly history?:
+    ((lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>) | undefined;
 }
+
+type Frame = { type: string } & Record<string, unknown>;
 
 /** How long a peer we close gets to complete the close handshake. */
 const closeGraceMs = 1000;
@@ -44,6 +58,9 @@ export class Broadcaster {
     perMessageDeflate: false,
   });
   private readonly alive = new WeakSet<WebSocket>();
+  private readonly recent = new RecentReleases();
+  /** Live frames held back from clients whose missed releases are still being sent. */
+  private readonly replaying = new Map<WebSocket, Frame[]>();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
 
@@ -59,9 +76,11 @@ export class Broadcaster {
 
   /** Accepts an upgrade on /ws from an allowed origin; refuses anything else in plain HTTP. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { config, metrics } = this.deps;
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path !== '/ws') return refuseUpgrade(socket, 404, 'Not Found');
+    const { config, metrics, service } = this.deps;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws') return refuseUpgrade(socket, 404, 'Not Found');
+    const since = parseSince(url.searchParams.get('since'), service.locks);
+    if (since instanceof Error) return refuseUpgrade(socket, 400, since.message);
     if (!this.originAllowed(req)) return refuseUpgrade(socket, 403, 'Forbidden origin');
     if (this.wss.clients.size >= config.WS_MAX_CONNECTIONS)
       return refuseUpgrade(socket, 503, 'Too many connections');
@@ -73,9 +92,46 @@ export class Broadcaster {
       // close completes, which drop() bounds.
       ws.once('message', () => this.drop(ws, 'client_message', 1008, 'this socket only sends'));
       ws.on('error', () => ws.terminate());
-      ws.on('close', () => metrics.wsConnections.dec());
+      ws.on('close', () => {
+        metrics.wsConnections.dec();
+        this.replaying.delete(ws);
+      });
       this.send(ws, { type: 'snapshot', locks: this.snapshot() });
+      if (since) void this.replay(ws, since);
     });
+  }
+
+  /**
+   * Sends a resuming client the releases after the tokens it last saw (from this replica's recent
+   * frames, the recorded history and each Lease's own last release), then what went live meanwhile.
+   */
+  private async replay(ws: WebSocket, since: Map<string, number>): Promise<void> {
+    const held: Frame[] = [];
+    this.replaying.set(ws, held);
+    const sent = new Set<string>();
+    try {
+      for (const [lock, token] of since) {
+        const history = (await this.deps.history?.(lock)) ?? [];
+        const state = this.deps.store.cached(lock)?.state;
+        const fromLease = state ? lastRelease(state) : undefined;
+        const missed = missedReleases(token, [
+          history.map((entry) => historyFrame(lock, entry)),
+          this.recent.of(lock),
+          fromLease ? [fromLease] : [],
+        ]);
+        for (const frame of missed) {
+          sent.add(`${lock}:${frame.token}`);
+          this.send(ws, { ...frame, replayed: true });
+        }
+      }
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'could not replay missed releases');
+    } finally {
+      this.replaying.delete(ws);
+      for (const frame of held)
+        if (frame.type !== 'released' || !sent.has(`${String(frame.lock)}:${String(frame.token)}`))
+          this.send(ws, frame);
+    }
   }
 
   /** Closes every client with 1001 (going away) and stops listening to the store. */
@@ -103,12 +159,17 @@ export class Broadcaster {
     const events = transitions(change.prev, change.next);
     for (const event of events) {
       const frame = eventFrame(event);
-      for (const ws of this.wss.clients) this.send(ws, frame);
+      if (frame.type === 'released') this.recent.add(frame as ReleasedFrame);
+      for (const ws of this.wss.clients) {
+        const held = this.replaying.get(ws);
+        if (held) held.push(frame);
+        else this.send(ws, frame);
+      }
     }
     if (events.length) this.deps.metrics.broadcastDelay.observe((performance.now() - seen) / 1000);
   }
 
-  private send(ws: WebSocket, frame: { type: string } & Record<string, unknown>): void {
+  private send(ws: WebSocket, frame: Frame): void {
     if (ws.readyState !== WebSocket.OPEN) return;
     // A client that stopped reading would make us buffer without bound: drop it instead.
     if (ws.bufferedAmount > this.deps.config.WS_MAX_BUFFERED_BYTES)

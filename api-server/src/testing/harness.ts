@@ -53,9 +53,9 @@ export interface Frame {
 }
 
 /** A WebSocket client that records every frame and can wait for the next one of a type. */
-export async function openSocket(url: string, options: { origin?: string } = {}) {
+export async function openSocket(url: string, options: { origin?: string; since?: string } = {}) {
   const ws = new WebSocket(
-    url.replace(/^http/, 'ws') + '/ws',
+    `${url.replace(/^http/, 'ws')}/ws${options.since ? `?since=${options.since}` : ''}`,
     options.origin ? { origin: options.origin } : {},
   );
   const frames: Frame[] = [];
