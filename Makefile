@@ -32,9 +32,11 @@ bin/alertmanager bin/amtool: hack/versions.env hack/tools.sh
 	hack/tools.sh alertmanager
 bin/crds: hack/versions.env hack/tools.sh
 	hack/tools.sh crds
+bin/kind: hack/versions.env hack/tools.sh
+	hack/tools.sh kind
 
 .PHONY: tools
-tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/jsonnet bin/prometheus bin/alertmanager bin/crds bin/chromium ## Install every pinned tool into bin/ (cached per user).
+tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/jsonnet bin/prometheus bin/alertmanager bin/crds bin/kind bin/chromium ## Install every pinned tool into bin/ (cached per user).
 
 $(NODE_MODULES): bin/node package.json package-lock.json $(wildcard */package.json)
 	npm ci --no-audit --no-fund --loglevel=error
@@ -72,8 +74,18 @@ verify: bin/jsonnet bin/helm $(NODE_MODULES) ## Fail when a generated file drift
 test: tools build ## Run every test tier: unit, contract and e2e on a real control plane.
 	npm run --silent test
 
+.PHONY: kind-up
+kind-up: tools build bin/kind ## A kind cluster with the chart, Traefik and the monitoring stack, all built here (KIND_IMAGES=upstream pulls).
+	hack/docker.sh privileged
+	hack/docker.sh exec node hack/kind/up.ts
+
+.PHONY: kind-down
+kind-down: bin/node bin/kind ## Delete the kind cluster of make kind-up.
+	hack/docker.sh exec node hack/kind/up.ts down
+
 .PHONY: test-kind
-test-kind: tools build image ## Run the Docker tier: the image, then the chart on a kind cluster (run by .ci/run).
+test-kind: tools build bin/kind ## Run the Docker tier: the image, then the chart on a kind cluster (run by .ci/run).
+	hack/docker.sh privileged
 	hack/docker.sh exec npm run --silent test:kind
 
 .PHONY: test-unit

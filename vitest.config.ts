@@ -33,6 +33,9 @@ export default defineConfig({
           // make test-kind: the image and a kind cluster, through Docker.
           name: 'docker',
           include: ['test/docker/**/*.test.ts', 'test/kind/**/*.test.ts'],
+          globalSetup: ['test/kind/global-setup.ts'],
+          // One cluster, one lock: the files take turns.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 600_000,
         },

@@ -34,8 +34,12 @@ describe('resuming a WebSocket', () => {
         ['standup', 9],
       ]),
     );
-    expect(String(parseSince('retrospective:x', locks))).toMatch(/is not <lock>:<token>/);
-    expect(String(parseSince('other:1', locks))).toMatch(/no lock named "other"/);
+    expect(parseSince('retrospective:x', locks)).toEqual(
+      new Error('since: "retrospective:x" is not <lock>:<token>'),
+    );
+    expect(parseSince('other:1', locks)).toEqual(
+      new Error('since: there is no lock named "other"'),
+    );
   });
 
   it('sends each missed release once, oldest first, merging history, recent frames and the Lease', () => {

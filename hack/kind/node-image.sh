@@ -17,8 +17,8 @@ image=retrospective-kind/node:$k8s
 rootfs_image=retrospective-kind/debian:$DEBIAN_SUITE
 etcd_tag=$ETCD_VERSION-0
 
-label() { docker image inspect -f "{{index .Config.Labels \"retrospective.dev/inputs\"}}" "$1" 2>/dev/null || true; }
-build() { DOCKER_BUILDKIT=0 docker build -q "$@" 2> >(grep -v -e DEPRECATED -e BuildKit -e environment-variable -e '^ *$' >&2) >/dev/null; }
+# shellcheck source=common.sh
+source "$here/common.sh"
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. The Debian rootfs: everything kind's base image installs, plus runc and the CNI plugins.
@@ -42,24 +42,9 @@ else
   log "node rootfs: cached"
 fi
 
-# The control-plane images, named and tagged as kubeadm $k8s expects (etcd and CoreDNS by the
+# The control-plane images are named and tagged as kubeadm $k8s expects (etcd and CoreDNS by the
 # tags the cluster config asks for: the versions built here).
-component_image() { # <image> <binary path> [entrypoint]
-  local ctx; ctx=$(mktemp -d)
-  cp "$2" "$ctx/"
-  local name; name=$(basename "$2")
-  {
-    echo "FROM scratch"
-    echo "COPY $name /usr/local/bin/$name"
-    echo "ENV PATH=/usr/local/bin"
-    [ -n "${3:-}" ] && echo "ENTRYPOINT [\"/usr/local/bin/$name\"]"
-    echo "LABEL retrospective.dev/built-from=$(sha256sum "$2" | cut -c1-12)"
-  } > "$ctx/Dockerfile"
-  build -t "$1" "$ctx"
-  rm -rf "$ctx"
-}
-
-inputs=$(cat "$0" "$here"/node/* "$root/hack/versions.env" | sha256sum | cut -c1-12)
+inputs=$(cat "$0" "$here/common.sh" "$here"/node/* "$root/hack/versions.env" | sha256sum | cut -c1-12)
 if [ "$(label "$image")" = "$inputs" ]; then
   log "node image $image: cached"
   echo "$image"
@@ -70,11 +55,11 @@ log "node image $image: building"
 for component in kube-apiserver kube-controller-manager kube-scheduler; do
   src=$node_bins/$component
   [ "$component" = kube-apiserver ] && src=$cache/kubernetes-$KUBERNETES_VERSION/kube-apiserver
-  component_image "registry.k8s.io/$component:$k8s" "$src"
+  scratch_image "registry.k8s.io/$component:$k8s" "$src"
 done
-component_image "registry.k8s.io/etcd:$etcd_tag" "$cache/etcd-$ETCD_VERSION/etcd"
-component_image "registry.k8s.io/coredns/coredns:v$COREDNS_VERSION" "$cache/coredns-$COREDNS_VERSION/coredns" entrypoint
-component_image "registry.k8s.io/pause:3.10" "$cache/pause-$KUBERNETES_VERSION/pause" entrypoint
+scratch_image "registry.k8s.io/etcd:$etcd_tag" "$cache/etcd-$ETCD_VERSION/etcd"
+scratch_image "registry.k8s.io/coredns/coredns:v$COREDNS_VERSION" "$cache/coredns-$COREDNS_VERSION/coredns" entrypoint
+scratch_image "registry.k8s.io/pause:3.10" "$cache/pause-$KUBERNETES_VERSION/pause" entrypoint
 docker tag registry.k8s.io/pause:3.10 registry.k8s.io/pause:3.10.2
 # kube-proxy programs iptables: it gets the Debian rootfs and a wrapper picking the node's backend.
 ctx=$(mktemp -d)
