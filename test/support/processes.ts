@@ -18,10 +18,21 @@ export interface Service {
 export async function startService(
   entry: string,
   env: Record<string, string>,
-  options: { port?: number; portVariable?: string; readyPath?: string; metricsPort?: boolean } = {},
+  options: {
+    port?: number;
+    portVariable?: string;
+    readyPath?: string;
+    /** true: serve metrics on a free port of their own; a number: on that port. */
+    metricsPort?: boolean | number;
+  } = {},
 ): Promise<Service> {
   const port = options.port ?? (await freePort());
-  const metricsPort = options.metricsPort ? await freePort() : undefined;
+  const metricsPort =
+    typeof options.metricsPort === 'number'
+      ? options.metricsPort
+      : options.metricsPort
+        ? await freePort()
+        : undefined;
   return supervise(
     entry,
     process.execPath,
@@ -90,11 +101,12 @@ export function startApiServer(
   kubeconfig: string,
   namespace: string,
   env: Record<string, string> = {},
+  ports: { port?: number; metricsPort?: number } = {},
 ) {
   return startService(
     'api-server/dist/main.js',
     { STORE: 'kubernetes', KUBECONFIG: kubeconfig, NAMESPACE: namespace, ...env },
-    { metricsPort: true },
+    { metricsPort: ports.metricsPort ?? true, ...(ports.port ? { port: ports.port } : {}) },
   );
 }
 

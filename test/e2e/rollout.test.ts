@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Balancer } from '../support/balancer.ts';
+import { checkHistory } from '../support/history.ts';
+import { cluster, createNamespace } from '../support/kube.ts';
+import { startApiServer, startController, type Service } from '../support/processes.ts';
+import { ResumingClient } from '../support/resuming-client.ts';
+import { raceForTheLock, summary } from '../support/workload.ts';
+
+const clients = 50;
+const viewers = 100;
+/** The balancer drops a terminating backend this long after it was told (an endpoint update). */
+const endpointLagMs = 2000;
+/** And the api-server keeps serving this long after SIGTERM. */
+const drain = { DRAIN_DELAY_SECONDS: '5', SHUTDOWN_TIMEOUT_SECONDS: '15' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a rolling restart of both api-servers behind a load balancer', () => {
+  let namespace: string;
+  let controller: Service;
+  const replicas: Service[] = [];
+
+  beforeAll(async () => {
+    namespace = await createNamespace('rollout');
+    controller = await startController(cluster().kubeconfig, namespace);
+    for (let i = 0; i < 2; i++)
+      replicas.push(await startApiServer(cluster().kubeconfig, namespace, drain));
+  });
+  afterAll(async () => {
+    for (const replica of replicas) await replica.stop();
+    await controller.stop();
+  });
+
+  it(
+    `loses no request, grants no token twice, loses no edit, and ${viewers} WebSocket viewers hear every release`,
+    { timeout: 180_000 },
+    async () => {
+      const balancer = new Balancer(replicas.map((r) => ({ port: r.port })));
+      const url = await balancer.listen();
+      const watchers = Array.from({ length: viewers }, () => new ResumingClient(url));
+      await Promise.all(watchers.map((w) => w.start()));
+
+      const racing = raceForTheLock({ clients, durationMs: 40_000, url: () => url });
+      for (let i = 0; i < replicas.length; i++) {
+        await sleep(4000);
+        const old = replicas[i]!;
+        // As a pod's deletion does: SIGTERM now, the endpoint removed a little later.
+        balancer.remove(i, endpointLagMs);
+        const exited = new Promise<number | null>((done) => old.child.once('exit', done));
+        old.child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        replicas[i] = await startApiServer(cluster().kubeconfig, namespace, drain, {
+          port: old.port,
+          metricsPort: Number(new URL(old.metricsUrl).port),
+        });
+        balancer.add(i);
+      }
+      const workload = await racing;
+      await sleep(2000); // the last releases reach every viewer
+      for (const w of watchers) w.stop();
+      await balancer.close();
+
+      console.info(`${summary(workload)}; balancer 502s: ${balancer.badGateways}`);
+      const released = workload.ops
+        .filter((o) => o.kind === 'release' && o.status === 200)
+        .map((o) => o.token!);
+      const missing = watchers.map((w) => released.filter((t) => !w.releases.has(t)).length);
+      const reconnects = watchers.reduce((n, w) => n + w.reconnects, 0);
+      console.info(
+        `${released.length} releases; ${reconnects} viewer reconnects; viewers missing a release: ${missing.filter((n) => n > 0).length}`,
+      );
+      expect(workload.failed).toEqual([]);
+      expect(balancer.badGateways).toBe(0);
+      expect(checkHistory(workload.ops, [])).toEqual([]);
+      expect(reconnects).toBeGreaterThanOrEqual(viewers / 2);
+      expect(missing.every((n) => n === 0)).toBe(true);
+    },
+  );
+});
