@@ -55,9 +55,23 @@ in_module() {
   rm -rf "$work"
 }
 
+# Traefik needs modules the proxy here refuses: its go-http-auth fork (upstream v0.4.0 is served
+# and used instead) and the SDKs of ACME DNS providers, reached only through lego's generated
+# provider registry, which hack/kind/traefik/dns_providers.go replaces (ACME is not used here).
 traefik() {
-  in_module "$1" "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" \
-    "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" ./cmd/traefik
+  local out=$1 work lego
+  work=$(mktemp -d)
+  cp -r "$(module_dir "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION")/." "$work/" && chmod -R u+w "$work"
+  lego=$(sed -n 's#^\s*github.com/go-acme/lego/v5 \(v[^ ]*\)$#\1#p' "$work/go.mod" | head -1)
+  cp -r "$(module_dir "github.com/go-acme/lego/v5@$lego")/." "$work/lego" && chmod -R u+w "$work/lego"
+  rm -f "$work"/lego/providers/dns/*_test.go
+  cp "$root/hack/kind/traefik/dns_providers.go" "$work/lego/providers/dns/zz_gen_dns_providers.go"
+  (cd "$work" \
+    && go mod edit -replace github.com/go-acme/lego/v5=./lego \
+    -replace github.com/abbot/go-http-auth=github.com/abbot/go-http-auth@v0.4.0 \
+    && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" -o "$out/" ./cmd/traefik)
+  rm -rf "$work"
 }
 
 operator() {

@@ -111,19 +111,22 @@ rm -rf "$ctx"
 tars=$(mktemp -d)
 images=(kube-apiserver:$k8s kube-controller-manager:$k8s kube-scheduler:$k8s kube-proxy:$k8s etcd:$etcd_tag coredns/coredns:v$COREDNS_VERSION pause:3.10 pause:3.10.2)
 for name in "${images[@]}"; do docker save "registry.k8s.io/$name" -o "$tars/$(echo "$name" | tr '/:' '__').tar"; done
-cid=$(docker run -d --privileged --network none --entrypoint sleep "$image-base" infinity)
+# --init: something must reap containerd when it is stopped (sleep as PID 1 would not).
+cid=$(docker run -d --init --privileged --network none --entrypoint sleep "$image-base" infinity)
 trap 'docker rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$tars"' EXIT
 docker exec "$cid" bash -c 'containerd >/var/log/containerd-build.log 2>&1 &'
 for _ in $(seq 1 60); do docker exec "$cid" ctr version >/dev/null 2>&1 && break; sleep 0.5; done
 for tar in "$tars"/*.tar; do
   docker cp "$tar" "$cid:/kind/images/"
+  # (ctr warns that cgroup v1 is deprecated on every call: true, and not news here.)
   docker exec "$cid" ctr --namespace=k8s.io images import --no-unpack --all-platforms --digests \
-    --label=io.cri-containerd.pinned=pinned "/kind/images/$(basename "$tar")" >/dev/null
+    --label=io.cri-containerd.pinned=pinned "/kind/images/$(basename "$tar")" 2> >(grep -v DEPRECATION >&2) >/dev/null
 done
-docker exec "$cid" bash -c 'pkill containerd; while pgrep containerd >/dev/null; do sleep 0.2; done; rm -rf /kind/images/* /var/log/containerd-build.log'
+docker exec "$cid" bash -c 'pkill -x containerd; while pgrep -x containerd >/dev/null; do sleep 0.2; done; rm -rf /kind/images/* /var/log/containerd-build.log'
 docker commit \
   --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
   --change "LABEL retrospective.dev/inputs=$inputs" "$cid" "$image" >/dev/null
+docker rm -f "$cid" >/dev/null
 docker rmi "$image-base" >/dev/null
 log "node image $image: built in $((SECONDS - started)) s"
 echo "$image"

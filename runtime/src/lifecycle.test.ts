@@ -2,7 +2,8 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { drainable, listen } from './http.js';
+import type { Registry } from 'prom-client';
+import { createAdminServer, drainable, listen, stopServer } from './http.js';
 import { Lifecycle } from './lifecycle.js';
 
 const quiet = pino({ level: 'silent' });
@@ -104,5 +105,23 @@ describe('draining an HTTP server', () => {
     expect((await slow).body).toBe('slow done');
     await closing;
     expect(http.inFlight).toBe(0);
+  });
+});
+
+describe('the admin server', () => {
+  it('answers 500 and logs when collecting metrics fails, instead of leaving the scrape hanging', async () => {
+    const logged: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+    const failing = {
+      contentType: 'text/plain',
+      metrics: () => Promise.reject(new Error('collector broke')),
+    } as unknown as Registry;
+    const server = createAdminServer({ registry: failing, lifecycle: lifecycle(0).life, logger });
+    await listen(server, 0, '127.0.0.1');
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`);
+    expect(res.status).toBe(500);
+    expect(await res.text()).toBe('collecting metrics failed\n');
+    expect(logged.join('')).toMatch(/collector broke/);
+    await stopServer(server);
   });
 });

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Docker helpers for the kind scripts (sourced after ../lib.sh).
+
+# label <image>: the inputs hash an image was built from, or nothing.
+label() { docker image inspect -f "{{index .Config.Labels \"retrospective.dev/inputs\"}}" "$1" 2>/dev/null || true; }
+
+# build <docker build args>: the classic builder, quietly.
+build() {
+  DOCKER_BUILDKIT=0 docker build -q "$@" \
+    2> >(grep -v -e DEPRECATED -e BuildKit -e environment-variable -e '^ *$' >&2) >/dev/null
+}
+
+# scratch_image <image> <binary> [entrypoint]: an image with only that static binary, found on
+# PATH (kubeadm's static pods call their binaries by bare name), optionally as the entrypoint.
+scratch_image() {
+  local image=$1 binary=$2 entrypoint=${3:-}
+  local name; name=$(basename "$binary")
+  local sum; sum=$(sha256sum "$binary" | cut -c1-12)
+  [ "$(label "$image")" = "$sum" ] && return
+  local ctx; ctx=$(mktemp -d)
+  cp "$binary" "$ctx/"
+  {
+    echo "FROM scratch"
+    echo "COPY $name /usr/local/bin/$name"
+    echo "ENV PATH=/usr/local/bin"
+    [ -n "$entrypoint" ] && echo "ENTRYPOINT [\"/usr/local/bin/$name\"]"
+    echo "LABEL retrospective.dev/inputs=$sum"
+  } > "$ctx/Dockerfile"
+  build -t "$image" "$ctx"
+  rm -rf "$ctx"
+}
