@@ -184,12 +184,25 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
     expect(await json(res)).toMatchObject({ error: code });
   });
 
-  it('a control character in a username is 400', async () => {
+  it('a control character in a username never reaches the route: the HTTP parser refuses it with 400', async () => {
     const answer = await rawRequest(
       t.port,
-      'GET /retrospective/release HTTP/1.1\r\nHost: x\r\nUsername: an\x01a\r\nConnection: close\r\n\r\n',
+      'POST /retrospective/release HTTP/1.1\r\nHost: x\r\nUsername: an\x01a\r\nConnection: close\r\n\r\n',
     );
-    expect(answer).toMatch(/^HTTP\/1.1 400/);
+    expect(answer).toMatch(/^HTTP\/1.1 400 Bad Request/);
+    expect(answer).toContain('Malformed HTTP request');
+  });
+
+  it('a username the parser lets through but the rules do not (a trailing no-break space) is 400 invalid_username', async () => {
+    const answer = await rawRequest(
+      t.port,
+      Buffer.from(
+        'POST /retrospective/release HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nUsername: ana\xa0\r\nConnection: close\r\n\r\n',
+        'latin1',
+      ),
+    );
+    expect(answer).toMatch(/^HTTP\/1.1 400 Bad Request/);
+    expect(answer).toContain('"error":"invalid_username"');
   });
 
   it('a bare CR or LF inside a header is a 400 from the HTTP parser', async () => {
@@ -222,6 +235,7 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
       headers: { 'Content-Type': 'text/plain' },
     });
     expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ error: 'body_too_large' });
   });
 
   it('JSON content over the limit is 413 (multi-byte characters count as bytes)', async () => {
@@ -231,6 +245,7 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
       headers: { 'Content-Type': 'application/json' },
     });
     expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ error: 'content_too_large' });
   });
 
   it('malformed JSON is 400', async () => {
@@ -249,6 +264,7 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
       body: '{"notes": 1}',
       headers: { 'Content-Type': 'application/json' },
     });
+    expect(res.status).toBe(400);
     expect(await json(res)).toMatchObject({ error: 'invalid_content' });
   });
 
@@ -258,11 +274,13 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
       body: 'bell\u0007',
       headers: { 'Content-Type': 'text/plain' },
     });
+    expect(res.status).toBe(400);
     expect(await json(res)).toMatchObject({ error: 'invalid_content' });
   });
 
   it('a change with no content is 400', async () => {
     const res = await change({ user: 'ana' });
+    expect(res.status).toBe(400);
     expect(await json(res)).toMatchObject({ error: 'missing_content' });
   });
 
@@ -273,10 +291,13 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
     expect((await call('/nowhere')).status).toBe(404);
   });
 
-  it('a wrong method is 405 with Allow', async () => {
-    const res = await call('/retrospective/release', { user: 'ana' });
-    expect(res.status).toBe(405);
-    expect(res.headers.get('allow')).toBe('POST');
+  it('a wrong method is 405 with Allow, answered before any username check', async () => {
+    for (const user of ['ana', undefined]) {
+      const res = await call('/retrospective/release', { user, json: true });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+      expect(await json(res)).toMatchObject({ error: 'method_not_allowed' });
+    }
   });
 
   it('an If-Match that is not a token is 400', async () => {
@@ -284,6 +305,7 @@ describe('bad input gets a clear error and leaves the lock unchanged', () => {
       user: 'ana',
       headers: { Retrospective: 'x', 'If-Match': 'W/"abc"' },
     });
+    expect(res.status).toBe(400);
     expect(await json(res)).toMatchObject({ error: 'invalid_token' });
   });
 });
