@@ -56,8 +56,9 @@ in_module() {
 }
 
 # Traefik needs modules the proxy here refuses: its go-http-auth fork (upstream v0.4.0 is served
-# and used instead) and the SDKs of ACME DNS providers, reached only through lego's generated
-# provider registry, which hack/kind/traefik/dns_providers.go replaces (ACME is not used here).
+# and used instead), the SDKs of ACME DNS providers, reached only through lego's generated
+# provider registry, which hack/kind/traefik/dns_providers.go replaces (ACME is not used here),
+# and its empty dynamic/ext extension module (hack/kind/traefik/ext).
 traefik() {
   local out=$1 work lego
   work=$(mktemp -d)
@@ -66,6 +67,8 @@ traefik() {
   cp -r "$(module_dir "github.com/go-acme/lego/v5@$lego")/." "$work/lego" && chmod -R u+w "$work/lego"
   rm -f "$work"/lego/providers/dns/*_test.go
   cp "$root/hack/kind/traefik/dns_providers.go" "$work/lego/providers/dns/zz_gen_dns_providers.go"
+  # The nested module its go.mod replaces with ./pkg/config/dynamic/ext is not in the zip.
+  mkdir -p "$work/pkg/config/dynamic/ext" && cp "$root"/hack/kind/traefik/ext/* "$work/pkg/config/dynamic/ext/"
   (cd "$work" \
     && go mod edit -replace github.com/go-acme/lego/v5=./lego \
     -replace github.com/abbot/go-http-auth=github.com/abbot/go-http-auth@v0.4.0 \

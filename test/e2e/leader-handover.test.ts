@@ -56,10 +56,10 @@ describe('a leader whose renewals the API server answers slowly', () => {
     { timeout: 90_000 },
     async () => {
       // Grants and releases all along, so both controllers have Events to record.
-      let running = true;
+      const done = new AbortController();
       let cycles = 0;
       const traffic = (async () => {
-        while (running) {
+        while (!done.signal.aborted) {
           const user = `user-${cycles++}`;
           await fetch(`${api.url}/retrospective/avail`, { headers: { Username: user } });
           await fetch(`${api.url}/retrospective/release`, {
@@ -76,7 +76,7 @@ describe('a leader whose renewals the API server answers slowly', () => {
       proxy.slow = (req) => (req.url ?? '').includes('/leases/retrospective-controller');
       await expect.poll(() => leader(successor), { timeout: 20_000, interval: 100 }).toBe(1);
       await sleep(4000);
-      running = false;
+      done.abort();
       await traffic;
       proxy.slow = undefined;
       await sleep(2000); // the last Events land
