@@ -1,12 +1,11 @@
 import { LockService, MemoryStore, type LockStore } from '@retrospective/lock';
 import {
-  LeaseStore,
-  Lifecycle,
   WatchedHistory,
-  createLogger,
   kubeObserver,
+  leaseStoreFor,
   loadKubeConfig,
   loadOrExit,
+  startProcess,
   statusOf,
 } from '@retrospective/runtime';
 import { loadConfig } from './config.js';
@@ -17,24 +16,12 @@ function main(): void {
   const config = loadOrExit(() => loadConfig());
   const kubeConfig =
     config.STORE === 'kubernetes' ? loadOrExit(() => loadKubeConfig(config.KUBECONFIG)) : undefined;
-  const logger = createLogger('api-server', config.LOG_LEVEL);
-  const lifecycle = new Lifecycle({
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
-    drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
-  }).install();
+  const { logger, lifecycle } = startProcess('api-server', config);
   const { NAMESPACE: namespace, LOCKS: locks } = config;
   const metrics = createMetrics({ locks, watching: () => store.watching() });
   const observe = kubeObserver(metrics);
   const store: LockStore = kubeConfig
-    ? new LeaseStore({
-        kubeConfig,
-        namespace,
-        locks,
-        observe,
-        onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
-        requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
-      })
+    ? leaseStoreFor(kubeConfig, config, metrics)
     : new MemoryStore();
   const history = kubeConfig
     ? new WatchedHistory({ kubeConfig, namespace, locks, observe })

@@ -2,15 +2,14 @@ import { LockService } from '@retrospective/lock';
 import {
   ConfigMapHistory,
   LeaderElector,
-  LeaseStore,
-  Lifecycle,
   createAdminServer,
   createKubeMetrics,
-  createLogger,
   kubeObserver,
+  leaseStoreFor,
   listen,
   loadKubeConfig,
   loadOrExit,
+  startProcess,
   stopServer,
 } from '@retrospective/runtime';
 import { loadConfig } from './config.js';
@@ -21,12 +20,7 @@ import { createControllerMetrics } from './metrics.js';
 function main(): void {
   const config = loadOrExit(() => loadConfig());
   const kubeConfig = loadOrExit(() => loadKubeConfig(config.KUBECONFIG));
-  const logger = createLogger('controller', config.LOG_LEVEL, { identity: config.IDENTITY });
-  const lifecycle = new Lifecycle({
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
-    drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
-  }).install();
+  const { logger, lifecycle } = startProcess('controller', config, { identity: config.IDENTITY });
   const { NAMESPACE: namespace, LOCKS: locks } = config;
   const metrics = createControllerMetrics({
     locks,
@@ -34,14 +28,7 @@ function main(): void {
   });
   const kube = createKubeMetrics(metrics.registry, () => store.watching());
   const observe = kubeObserver(kube);
-  const store = new LeaseStore({
-    kubeConfig,
-    namespace,
-    locks,
-    observe,
-    onWatchRestart: (reason) => kube.watchRestarts.inc({ reason }),
-    requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
-  });
+  const store = leaseStoreFor(kubeConfig, config, kube);
   const service = new LockService({ store, locks });
   const controller = new LockController({
     store,

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './http.js';
 export * from './lifecycle.js';
 export * from './logger.js';
+export * from './process.js';
 export * from './kube/client.js';
 export * from './kube/history-configmap.js';
 export * from './kube/informer.js';

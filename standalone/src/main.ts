@@ -5,7 +5,7 @@ import {
   createControllerMetrics,
 } from '@retrospective/controller';
 import { LockService, MemoryHistory, MemoryStore } from '@retrospective/lock';
-import { Lifecycle, createLogger, loadOrExit } from '@retrospective/runtime';
+import { loadOrExit, startProcess } from '@retrospective/runtime';
 
 /**
  * The whole service in one process over the in-memory lock: the api-server with the
@@ -14,12 +14,7 @@ import { Lifecycle, createLogger, loadOrExit } from '@retrospective/runtime';
  */
 function main(): void {
   const config = loadOrExit(() => loadConfig());
-  const logger = createLogger('retrospective', config.LOG_LEVEL);
-  const lifecycle = new Lifecycle({
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
-    drainDelayMs: config.DRAIN_DELAY_SECONDS * 1000,
-  }).install();
+  const { logger, lifecycle } = startProcess('retrospective', config);
   const metrics = createMetrics({ locks: config.LOCKS });
   const store = new MemoryStore();
   const service = new LockService({ store, locks: config.LOCKS });

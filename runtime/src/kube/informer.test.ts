@@ -1,8 +1,8 @@
 import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackKubeConfig } from '../testing/loopback.js';
 import { Informer } from './informer.js';
 
 const lease = (rv: string, holder: string, name = 'retrospective'): V1Lease => ({
@@ -50,17 +50,7 @@ afterEach(async () => {
 async function start(steps: Parameters<typeof scriptedApiserver>[0]) {
   const api = scriptedApiserver(steps);
   server = api.server;
-  await new Promise<void>((r) => api.server.listen(0, '127.0.0.1', r));
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser(
-    // client-node only speaks plain HTTP when told TLS is not verified.
-    {
-      name: 'fake',
-      skipTLSVerify: true,
-      server: `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`,
-    },
-    { name: 'u' },
-  );
+  const kc = await loopbackKubeConfig(api.server);
   const seen: string[] = [];
   const restarts: string[] = [];
   const leases = kc.makeApiClient(CoordinationV1Api);

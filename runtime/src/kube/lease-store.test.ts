@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import { LockService } from '@retrospective/lock';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackKubeConfig } from '../testing/loopback.js';
 import { LeaseStore } from './lease-store.js';
 
 /**
@@ -80,16 +80,7 @@ describe('the Lease store', () => {
       spec: { leaseTransitions: 0 },
     });
     server = api.server;
-    await new Promise<void>((r) => api.server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromClusterAndUser(
-      {
-        name: 'fake',
-        skipTLSVerify: true,
-        server: `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`,
-      },
-      { name: 'u' },
-    );
+    const kc = await loopbackKubeConfig(api.server);
     store = new LeaseStore({ kubeConfig: kc, namespace: 'default', locks: ['retrospective'] });
     await store.start();
 

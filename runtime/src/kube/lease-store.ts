@@ -11,6 +11,7 @@ import {
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
 import { fromLease, toLease } from './lease-codec.js';
+import { kubeObserver, type KubeMetrics } from './metrics.js';
 
 export interface LeaseStoreOptions {
   readonly kubeConfig: KubeConfig;
@@ -161,4 +162,20 @@ export class LeaseStore implements LockStore {
     const next = this.decoded.get(name)?.state;
     for (const listener of this.listeners) listener({ name, prev, next });
   }
+}
+
+/** The Lease store of a process: its configured namespace and locks, reporting to `metrics`. */
+export function leaseStoreFor(
+  kubeConfig: KubeConfig,
+  config: { NAMESPACE: string; LOCKS: readonly string[]; KUBE_REQUEST_TIMEOUT_SECONDS: number },
+  metrics: KubeMetrics,
+): LeaseStore {
+  return new LeaseStore({
+    kubeConfig,
+    namespace: config.NAMESPACE,
+    locks: config.LOCKS,
+    observe: kubeObserver(metrics),
+    onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
+    requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+  });
 }
