@@ -46,42 +46,50 @@ pause() {
   strip "$1/pause"
 }
 
-# Traefik and the operator carry replace lines of their own: build inside a copy of the module.
-in_module() {
-  local out=$1 mod=$2 ldflags=$3; shift 3
-  local src work; src=$(module_dir "$mod"); work=$(mktemp -d)
-  cp -r "$src/." "$work/" && chmod -R u+w "$work"
-  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$@")
-  rm -rf "$work"
+# copy_module MODULE@VERSION DIR: a writable copy of a module's source. Traefik and the operator
+# carry replace lines of their own, so they are built inside such a copy.
+copy_module() {
+  mkdir -p "$2" && cp -r "$(module_dir "$1")/." "$2/" && chmod -R u+w "$2"
 }
 
-# Traefik needs modules the proxy here refuses: its go-http-auth fork (upstream v0.4.0 is served
-# and used instead), the SDKs of ACME DNS providers, reached only through lego's generated
+# Traefik needs modules the proxy here refuses: its go-http-auth fork (upstream v0.4.0 plus the
+# two functions hack/kind/traefik/go-http-auth/fork.go adds stand in for it), the SDKs of ACME DNS providers, reached only through lego's generated
 # provider registry, which hack/kind/traefik/dns_providers.go replaces (ACME is not used here),
 # and its empty dynamic/ext extension module (hack/kind/traefik/ext).
 traefik() {
   local out=$1 work lego
   work=$(mktemp -d)
-  cp -r "$(module_dir "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION")/." "$work/" && chmod -R u+w "$work"
+  copy_module "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$work"
   lego=$(sed -n 's#^\s*github.com/go-acme/lego/v5 \(v[^ ]*\)$#\1#p' "$work/go.mod" | head -1)
-  cp -r "$(module_dir "github.com/go-acme/lego/v5@$lego")/." "$work/lego" && chmod -R u+w "$work/lego"
+  copy_module "github.com/go-acme/lego/v5@$lego" "$work/lego"
   rm -f "$work"/lego/providers/dns/*_test.go
   cp "$root/hack/kind/traefik/dns_providers.go" "$work/lego/providers/dns/zz_gen_dns_providers.go"
   # The nested module its go.mod replaces with ./pkg/config/dynamic/ext is not in the zip.
   mkdir -p "$work/pkg/config/dynamic/ext" && cp "$root"/hack/kind/traefik/ext/* "$work/pkg/config/dynamic/ext/"
+  copy_module github.com/abbot/go-http-auth@v0.4.0 "$work/go-http-auth"
+  rm -rf "$work"/go-http-auth/*_test.go "$work/go-http-auth/examples"
+  cp "$root/hack/kind/traefik/go-http-auth/fork.go" "$work/go-http-auth/"
+  printf 'module github.com/abbot/go-http-auth\n\ngo 1.21\n' >"$work/go-http-auth/go.mod"
   (cd "$work" \
     && go mod edit -replace github.com/go-acme/lego/v5=./lego \
-    -replace github.com/abbot/go-http-auth=github.com/abbot/go-http-auth@v0.4.0 \
+    -replace github.com/abbot/go-http-auth=./go-http-auth \
     && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" -o "$out/" ./cmd/traefik)
   rm -rf "$work"
 }
 
+# The operator's go.mod replaces its API and client modules with ./pkg/apis/monitoring and
+# ./pkg/client, which the zip leaves out: they are modules of their own at the same version.
 operator() {
-  local v=v$PROMETHEUS_OPERATOR_VERSION
-  in_module "$1" "github.com/prometheus-operator/prometheus-operator@$v" \
-    "-X github.com/prometheus/common/version.Version=$PROMETHEUS_OPERATOR_VERSION" \
-    ./cmd/operator ./cmd/prometheus-config-reloader
+  local out=$1 v=v$PROMETHEUS_OPERATOR_VERSION work sub
+  local mod=github.com/prometheus-operator/prometheus-operator
+  work=$(mktemp -d)
+  copy_module "$mod@$v" "$work"
+  for sub in pkg/apis/monitoring pkg/client; do copy_module "$mod/$sub@$v" "$work/$sub"; done
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_OPERATOR_VERSION" \
+    -o "$out/" ./cmd/operator ./cmd/prometheus-config-reloader)
+  rm -rf "$work"
 }
 
 step "kubelet, kubeadm, kube-controller-manager, kube-scheduler, kube-proxy $KUBERNETES_VERSION" \

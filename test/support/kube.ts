@@ -69,3 +69,19 @@ export async function serviceAccountConfig(
   });
   return kc;
 }
+
+/** The reasons (or `reason:message` lines) of the Events on a lock's Lease, oldest first. */
+export async function leaseEvents(namespace: string, lock = 'retrospective', withMessages = false) {
+  const format = withMessages ? '{.reason}:{.message}' : '{.reason}';
+  const { stdout } = await kubectl(
+    'get',
+    'events',
+    '-n',
+    namespace,
+    '--field-selector',
+    `involvedObject.name=${lock}`,
+    '-o',
+    `jsonpath={range .items[*]}${format}{"\\n"}{end}`,
+  );
+  return stdout.split('\n').filter(Boolean);
+}
