@@ -151,6 +151,7 @@ export function buildApp(deps: AppDeps): App {
     maxHeaderSize: config.MAX_CONTENT_BYTES + 16 * 1024,
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
     headersTimeout: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
     // How often those timeouts are checked (Node's default, 30 s, would make them late).
     connectionsCheckingInterval: 1000,
   });

@@ -20,6 +20,12 @@ const shape = {
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),
   HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 300).default(10),
   HTTP_REQUEST_TIMEOUT_SECONDS: int(1, 600).default(30),
+  /**
+   * How long an idle keep-alive connection is kept. Longer than the proxies in front keep theirs
+   * (Traefik 90 s, ingress-nginx 60 s, cloud load balancers 60 s): when the server closes first,
+   * a proxy can reuse the connection as it closes and answer 502 (Node's default is 5 s).
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 3600).default(120),
   /** Requests one connection may have waiting for answers before it is closed. */
   HTTP_MAX_PIPELINED: int(1, 1000).default(32),
   /** Keep serving this long after readiness turns off, while endpoints are removed. */

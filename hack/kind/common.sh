@@ -10,22 +10,24 @@ build() {
     2> >(grep -v -e DEPRECATED -e BuildKit -e environment-variable -e '^ *$' >&2) >/dev/null
 }
 
-# scratch_image <image> <binary> [entrypoint]: an image with only that static binary, found on
-# PATH (kubeadm's static pods call their binaries by bare name), optionally as the entrypoint.
+# scratch_image <image> <binary> [entrypoint]: an image with only that static binary, in /bin as
+# the upstream images have it (the prometheus-operator runs /bin/prometheus-config-reloader) and
+# on PATH (kubeadm's static pods call their binaries by bare name), optionally as the entrypoint.
 scratch_image() {
   local image=$1 binary=$2 entrypoint=${3:-}
   local name; name=$(basename "$binary")
-  local sum; sum=$(sha256sum "$binary" | cut -c1-12)
-  [ "$(label "$image")" = "$sum" ] && return
   local ctx; ctx=$(mktemp -d)
-  cp "$binary" "$ctx/"
   {
     echo "FROM scratch"
-    echo "COPY $name /usr/local/bin/$name"
-    echo "ENV PATH=/usr/local/bin"
-    [ -n "$entrypoint" ] && echo "ENTRYPOINT [\"/usr/local/bin/$name\"]"
-    echo "LABEL retrospective.dev/inputs=$sum"
+    echo "COPY $name /bin/$name"
+    echo "ENV PATH=/bin"
+    [ -n "$entrypoint" ] && echo "ENTRYPOINT [\"/bin/$name\"]"
   } > "$ctx/Dockerfile"
-  build -t "$image" "$ctx"
+  local sum; sum=$(cat "$binary" "$ctx/Dockerfile" | sha256sum | cut -c1-12)
+  if [ "$(label "$image")" != "$sum" ]; then
+    cp "$binary" "$ctx/"
+    echo "LABEL retrospective.dev/inputs=$sum" >> "$ctx/Dockerfile"
+    build -t "$image" "$ctx"
+  fi
   rm -rf "$ctx"
 }

@@ -5,6 +5,7 @@
 // Run under hack/docker.sh exec, so DOCKER_HOST points at the daemon to use.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -79,13 +80,17 @@ function healthy(nodeImage: string): boolean {
   if (!run(bin('kind'), ['get', 'clusters'], { quiet: true }).split('\n').includes(clusterName))
     return false;
   const node = `${clusterName}-control-plane`;
-  const state = ok('docker', ['inspect', node])
-    ? run('docker', ['inspect', '-f', '{{.State.Running}} {{.Config.Image}}', node], {
-        quiet: true,
-      }).trim()
-    : '';
-  if (state !== `true ${nodeImage}`) {
-    log(`the existing cluster is not usable (node: ${state || 'missing'}); recreating it`);
+  const inspect = (...args: string[]) =>
+    ok('docker', ['inspect', ...args])
+      ? run('docker', ['inspect', ...args], { quiet: true }).trim()
+      : '';
+  // The node image keeps its tag across rebuilds: compare image IDs.
+  const state = inspect('-f', '{{.State.Running}} {{.Image}}', node);
+  const wanted = `true ${inspect('-f', '{{.Id}}', nodeImage)}`;
+  if (state !== wanted) {
+    log(
+      `the existing cluster is not usable or is out of date (node: ${state || 'missing'}); recreating it`,
+    );
     return false;
   }
   run(bin('kind'), ['export', 'kubeconfig', '--name', clusterName, '--kubeconfig', kubeconfig], {
@@ -208,9 +213,62 @@ export async function up(): Promise<void> {
       'alertmanager/kind',
     );
   });
+  await step('everything reachable through the Ingress', () => throughIngress());
   log(
     `ready: curl localhost:${httpPort}/retrospective/check ; KUBECONFIG=${kubeconfig} kubectl -n ${clusterName} get lease`,
   );
+}
+
+/** What a user reaches through the Ingress once it routes (Traefik learns endpoints by watch). */
+const ingressChecks = [
+  ['localhost', '/retrospective/check'],
+  ['prometheus.localhost', '/-/ready'],
+  ['alertmanager.localhost', '/-/ready'],
+  ['alerts.localhost', '/'],
+] as const;
+
+/**
+ * GET http://127.0.0.1:<httpPort><path> as virtual host `host`. node:http, not fetch: fetch
+ * drops a Host header it is given.
+ */
+export function viaIngress(host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: httpPort, path, headers: { Host: host }, timeout: 10_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${host}${path}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Waits (bounded) until every check answers 200 on the published port. */
+async function throughIngress(timeoutMs = 120_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (const [host, path] of ingressChecks) {
+    let last: string;
+    for (;;) {
+      try {
+        const res = await viaIngress(host, path);
+        if (res.status === 200) break;
+        last = `${res.status} ${res.body}`;
+      } catch (err) {
+        last = String(err);
+      }
+      if (performance.now() > deadline)
+        throw new Error(`http://${host}:${httpPort}${path} did not answer 200: ${last}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 export function down(): void {

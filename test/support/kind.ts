@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
+import { viaIngress as get } from '../../hack/kind/up.ts';
 import { binPath } from './kube.ts';
 
 const run = promisify(execFile);
@@ -21,9 +22,9 @@ export async function kubectl(...args: string[]): Promise<string> {
 
 /** GET through the Ingress as `host` (the monitoring stack's virtual hosts), parsed as JSON. */
 export async function viaIngress<T>(host: string, path: string): Promise<T> {
-  const res = await fetch(`${kind().url}${path}`, { headers: { Host: host } });
-  if (!res.ok) throw new Error(`${host}${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
+  const res = await get(host, path);
+  if (res.status !== 200) throw new Error(`${host}${path}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body) as T;
 }
 
 /** An instant PromQL query against the cluster's Prometheus. */
