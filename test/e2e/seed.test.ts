@@ -64,6 +64,13 @@ describe('make run: the seed curl lines, verbatim, on localhost:9090', () => {
     socket.close();
   });
 
+  it('keeps idle connections longer than the proxies in front of it keep theirs', async () => {
+    // Shorter (Node's default is 5 s), a proxy reuses a connection as the server closes it: 502.
+    const res = await fetch('http://localhost:9090/retrospective/check');
+    await res.text();
+    expect(res.headers.get('keep-alive')).toBe('timeout=120');
+  });
+
   it('shuts down gracefully on SIGTERM: WebSocket clients get 1001 and the process exits 0', async () => {
     const socket = await openSocket('http://localhost:9090');
     const closed = new Promise<number>((done) => socket.ws.on('close', done));
