@@ -13,10 +13,12 @@ import {
   type DrainableServer,
   type Lifecycle,
 } from '@retrospective/runtime';
+import { headerAuthorizer, type Authorizer, type Permission } from './auth.js';
 import type { Config } from './config.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { openapi } from './openapi.js';
+import { RateLimiter } from './rate-limit.js';
 import { reply } from './respond.js';
 import { lockRoutes } from './routes.js';
 import { Broadcaster } from './ws.js';
@@ -32,6 +34,8 @@ export interface AppDeps {
   readonly clock?: () => Date;
   /** Serves /locks/<name>/history when given (the controller keeps the history). */
   readonly history?: (lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>;
+  /** Who may do what; AUTH_MODE=header builds its own, kubernetes mode needs one passed in. */
+  readonly auth?: Authorizer;
 }
 
 export interface App {
@@ -79,12 +83,21 @@ function pipelineGate(
 export function buildApp(deps: AppDeps): App {
   const { config, service, store, metrics, logger, lifecycle } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const auth = deps.auth ?? headerAuthorizer(config);
+  if (auth.mode !== config.AUTH_MODE)
+    throw new Error(`AUTH_MODE=${config.AUTH_MODE} but the authorizer is for ${auth.mode}`);
+  const limits = {
+    user: new RateLimiter(config.RATE_LIMIT_USER_PER_MINUTE),
+    address: new RateLimiter(config.RATE_LIMIT_ADDRESS_PER_MINUTE),
+  };
   const view = Object.fromEntries(
     ['index.html', 'view.js', 'view.css'].map((f) => [f, readFileSync(resolve(publicDir, f))]),
   );
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // req.ip: the client's address as the trusted proxies in front report it.
+  app.set('trust proxy', config.TRUSTED_PROXY_HOPS);
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -107,12 +120,36 @@ export function buildApp(deps: AppDeps): App {
     next();
   });
 
-  app.use(lockRoutes({ config, service, metrics, logger, clock }));
+  app.use(lockRoutes({ config, service, metrics, logger, clock, auth, limits }));
   app.get('/locks/:lock/history', async (req, res) => {
     const { lock } = req.params;
+    const who = await auth.identify(req, 'view');
     service.state(lock); // 404 for unknown locks, 503 when not provisioned
+    await auth.authorize(who, 'view', lock);
     const releases = deps.history ? await deps.history(lock) : [];
     reply(req, res, 200, { lock, releases }, JSON.stringify(releases, null, 2));
+  });
+  // Who the caller is and what they may do to each lock: the view shows its buttons from this.
+  app.get('/api/me', async (req, res) => {
+    const who = await auth.identify(req, 'view');
+    const permissions: Permission[] = ['view', 'hold', 'force-release'];
+    const locks = Object.fromEntries(
+      await Promise.all(
+        service.locks.map(
+          async (lock) =>
+            [
+              lock,
+              Object.fromEntries(
+                await Promise.all(
+                  permissions.map(async (p) => [p, await auth.allowed(who, p, lock)] as const),
+                ),
+              ),
+            ] as const,
+        ),
+      ),
+    );
+    const body = { user: who?.user, mode: auth.mode, locks };
+    reply(req, res, 200, body, JSON.stringify(body, null, 2));
   });
   app.get('/healthz', (_req, res) => res.type('text/plain').send('ok\n'));
   app.get('/ping', (_req, res) => res.type('text/plain').send('pong\n'));
@@ -133,6 +170,7 @@ export function buildApp(deps: AppDeps): App {
   });
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const http = toHttpError(error);
+    if (http.status === 401 || http.status === 403) metrics.authRefusals.inc({ reason: http.code });
     if (http.code === 'internal') {
       const { requestId } = res.locals as { requestId?: string };
       logger.error({ err: error, path: req.path, requestId }, 'request failed');
@@ -178,6 +216,7 @@ export function buildApp(deps: AppDeps): App {
     metrics,
     logger,
     clock,
+    auth,
     history: deps.history,
   });
   server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));

@@ -1,8 +1,10 @@
 import { commonShape, defaultNamespace, int, list, parseEnv } from '@retrospective/runtime';
 import { z } from 'zod';
+import { username } from './validate.js';
 
 export { ConfigError } from '@retrospective/runtime';
 
+const hostname = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const httpToken = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 
 const shape = {
@@ -11,10 +13,24 @@ const shape = {
   /** /metrics, /healthz and /readyz, on a port of their own that no Ingress routes. */
   METRICS_PORT: int(1, 65535).default(8080),
   STORE: z.enum(['memory', 'kubernetes']).default('memory'),
-  AUTH_MODE: z.enum(['header']).default('header'),
+  /** header: trust USERNAME_HEADER (set by an authenticating proxy); kubernetes: bearer tokens, RBAC. */
+  AUTH_MODE: z.enum(['header', 'kubernetes']).default('header'),
   USERNAME_HEADER: z.string().regex(httpToken, 'must be an HTTP header name').default('Username'),
+  /** Header mode: the users who may force-release another user's hold. */
+  ADMIN_USERS: list(z.string().regex(username, 'must be a valid user name')).default([]),
+  /** Kubernetes mode: how long TokenReview and SubjectAccessReview answers are reused. */
+  AUTH_CACHE_SECONDS: int(1, 300).default(10),
+  /** Kubernetes mode: audiences a token must carry (empty: the API server's own). */
+  AUTH_TOKEN_AUDIENCES: list(z.string().min(1)).default([]),
+  /** Mutations (avail, change, release) per user and per client address a minute; 0 = no limit. */
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(600),
+  RATE_LIMIT_ADDRESS_PER_MINUTE: int(0, 1_000_000).default(0),
+  /** Proxies in front (an Ingress controller: 1) whose X-Forwarded-For names the client address. */
+  TRUSTED_PROXY_HOPS: int(0, 10).default(0),
   MAX_CONTENT_BYTES: int(1, 200 * 1024).default(32 * 1024),
   ALLOWED_ORIGINS: list(z.url()).default([]),
+  /** Host names the service is reached by (besides loopback names): pages served there may use it. */
+  ALLOWED_HOSTS: list(z.string().regex(hostname, 'must be a host name')).default([]),
   WS_MAX_CONNECTIONS: int(1, 100_000).default(1000),
   WS_MAX_BUFFERED_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),

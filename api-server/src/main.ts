@@ -8,15 +8,23 @@ import {
   startProcess,
   statusOf,
 } from '@retrospective/runtime';
+import { kubernetesAuthorizer } from './auth.js';
 import { loadConfig } from './config.js';
+import { kubeReviewer } from './kube-reviewer.js';
 import { createMetrics } from './metrics.js';
 import { startApiServer } from './server.js';
 
 function main(): void {
   const config = loadOrExit(() => loadConfig());
-  const kubeConfig =
-    config.STORE === 'kubernetes' ? loadOrExit(() => loadKubeConfig(config.KUBECONFIG)) : undefined;
+  const needsApi = config.STORE === 'kubernetes' || config.AUTH_MODE === 'kubernetes';
+  const apiConfig = needsApi ? loadOrExit(() => loadKubeConfig(config.KUBECONFIG)) : undefined;
+  const kubeConfig = config.STORE === 'kubernetes' ? apiConfig : undefined;
   const { logger, lifecycle } = startProcess('api-server', config);
+  if (config.AUTH_MODE === 'header')
+    logger.warn(
+      { header: config.USERNAME_HEADER },
+      'AUTH_MODE=header: the user name header is trusted as sent; it must be set by an authenticating proxy, and nothing else may reach this port',
+    );
   const { NAMESPACE: namespace, LOCKS: locks } = config;
   const metrics = createMetrics({ locks, watching: () => store.watching() });
   const observe = kubeObserver(metrics);
@@ -31,6 +39,14 @@ function main(): void {
       'STORE=memory in the api-server alone: no controller, so holds never expire and no history is kept (standalone/dist/main.js runs both in one process)',
     );
   const service = new LockService({ store, locks });
+  const auth =
+    apiConfig && config.AUTH_MODE === 'kubernetes'
+      ? kubernetesAuthorizer(
+          config,
+          kubeReviewer(apiConfig, namespace, observe, config.AUTH_TOKEN_AUDIENCES),
+          logger,
+        )
+      : undefined;
   startApiServer({
     config,
     store,
@@ -38,6 +54,7 @@ function main(): void {
     metrics,
     logger,
     lifecycle,
+    ...(auth ? { auth } : {}),
     ...(history ? { history: (lock: string) => history.list(lock) } : {}),
     stopAlso: history ? [{ name: 'history watch', run: () => history.stop() }] : [],
   });

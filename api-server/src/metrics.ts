@@ -60,6 +60,18 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       labelNames: ['reason'] as const,
       registers,
     }),
+    rateLimited: new Counter({
+      name: `${prefix}rate_limited_total`,
+      help: 'Mutations refused with 429 because a user or a client address was over its limit.',
+      labelNames: ['scope'] as const,
+      registers,
+    }),
+    authRefusals: new Counter({
+      name: `${prefix}auth_refusals_total`,
+      help: 'Requests refused by authentication (401) or authorization (403), by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     broadcastDelay: new Histogram({
       name: `${prefix}broadcast_delay_seconds`,
       help: 'Time from a lock change being seen to its frames being written to every client.',
@@ -72,6 +84,9 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
     metrics.wsDropped.inc({ reason }, 0);
   metrics.httpDropped.inc({ reason: 'pipelining' }, 0);
+  for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);
+  for (const reason of ['unauthenticated', 'forbidden', 'forbidden_origin'])
+    metrics.authRefusals.inc({ reason }, 0);
   return metrics;
 }
 

@@ -1,13 +1,16 @@
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Action, Command, LockService, LockState } from '@retrospective/lock';
+import type { Authorizer, Identity, Permission } from './auth.js';
 import type { Config } from './config.js';
 import { HttpError, refusalStatus, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { readBody } from './body.js';
 import { checkBody, checkText, describeRefusal, retryAfter, title } from './present.js';
 import { reply } from './respond.js';
-import { readContent, readIfMatch, readUsername } from './validate.js';
+import { originAllowed } from './origin.js';
+import type { RateLimiter } from './rate-limit.js';
+import { readContent, readIfMatch } from './validate.js';
 
 export interface LockRoutesDeps {
   readonly config: Config;
@@ -15,6 +18,9 @@ export interface LockRoutesDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: () => Date;
+  readonly auth: Authorizer;
+  /** Mutations per user and per client address. */
+  readonly limits: { readonly user: RateLimiter; readonly address: RateLimiter };
 }
 
 type Verb = 'check' | 'avail' | 'change' | 'release';
@@ -27,7 +33,7 @@ const methods: Record<Verb, readonly string[]> = {
 
 /** The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/. */
 export function lockRoutes(deps: LockRoutesDeps): Router {
-  const { config, service, metrics, logger, clock } = deps;
+  const { config, service, metrics, logger, clock, auth, limits } = deps;
   const router = Router();
   const bodyLimit = config.MAX_CONTENT_BYTES;
   // JSON escapes can take six bytes per character of content.
@@ -52,15 +58,33 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
   const log = (res: Response, lock: string) =>
     logger.child({ requestId: (res.locals as { requestId?: string }).requestId, lock });
 
-  const handlers: Record<Verb, (req: Request, res: Response, lock: string) => Promise<string>> = {
+  /** 429 when the caller's address or user is over its limit; nothing is read or written then. */
+  const limit = (req: Request, who: Identity) => {
+    for (const [scope, key] of [
+      ['address', req.ip ?? req.socket.remoteAddress ?? 'unknown'],
+      ['user', who.user],
+    ] as const) {
+      const wait = limits[scope].take(key);
+      if (wait === 0) continue;
+      metrics.rateLimited.inc({ scope });
+      throw new HttpError(
+        429,
+        'rate_limited',
+        `Too many requests from this ${scope}; try again in ${wait} s.`,
+        { 'Retry-After': String(wait) },
+      );
+    }
+  };
+
+  type Handler = (req: Request, res: Response, lock: string, user: string) => Promise<string>;
+  const handlers: Record<Verb, Handler> = {
     check: async (req, res, lock) => {
       const state = service.state(lock);
       const now = clock();
       reply(req, res, 200, checkBody(state, now), checkText(state, now));
       return state.holder ? 'held' : 'available';
     },
-    avail: async (req, res, lock) => {
-      const user = readUsername(req, config.USERNAME_HEADER);
+    avail: async (req, res, lock, user) => {
       const { state, outcome } = await execute(lock, 'avail', {
         kind: 'avail',
         user,
@@ -79,8 +103,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
       );
       return status;
     },
-    change: async (req, res, lock) => {
-      const user = readUsername(req, config.USERNAME_HEADER);
+    change: async (req, res, lock, user) => {
       const content = readContent(req, config.MAX_CONTENT_BYTES);
       const ifMatch = readIfMatch(req);
       const { state } = await execute(lock, 'change', {
@@ -100,8 +123,22 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
       log(res, lock).info({ user, action: 'change', outcome: 'updated', bytes }, 'lock command');
       return 'updated';
     },
-    release: async (req, res, lock) => {
-      const user = readUsername(req, config.USERNAME_HEADER);
+    release: async (req, res, lock, user) => {
+      if (readForce(req)) {
+        const { state } = await execute(lock, 'force', { kind: 'force', by: user });
+        reply(
+          req,
+          res,
+          200,
+          { lock, status: 'released', reason: 'forced', token: state.token },
+          `${title(lock)} Released (forced by ${user}).`,
+        );
+        log(res, lock).warn(
+          { user, action: 'force', outcome: 'forced', token: state.token },
+          'lock command',
+        );
+        return 'forced';
+      }
       const ifMatch = readIfMatch(req);
       const { state } = await execute(lock, 'release', { kind: 'release', user, ifMatch });
       reply(
@@ -134,11 +171,26 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
           },
         );
       }
-      if (!service.has(lock))
-        throw new HttpError(404, 'unknown_lock', `There is no lock named "${lock}".`);
       let outcome = 'error';
       try {
-        outcome = await handlers[verb](req, res, lock);
+        const permission: Permission =
+          verb === 'check'
+            ? 'view'
+            : verb === 'release' && readForce(req)
+              ? 'force-release'
+              : 'hold';
+        const who = await auth.identify(req, permission);
+        if (!service.has(lock))
+          throw new HttpError(404, 'unknown_lock', `There is no lock named "${lock}".`);
+        if (permission !== 'view' && !originAllowed(req, config))
+          throw new HttpError(
+            403,
+            'forbidden_origin',
+            "Browsers may change locks only from the service's own pages or ALLOWED_ORIGINS.",
+          );
+        await auth.authorize(who, permission, lock);
+        if (who && permission !== 'view') limit(req, who);
+        outcome = await handlers[verb](req, res, lock, who?.user ?? '');
       } catch (error) {
         outcome = toHttpError(error).code;
         throw error;
@@ -151,6 +203,14 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     router.all(`/locks/:lock/${verb}`, ...chain);
   }
   return router;
+}
+
+/** `?force=true` on release: an admin's release of someone else's hold. */
+function readForce(req: Request): boolean {
+  const force = req.query.force;
+  if (force === undefined || force === 'false') return false;
+  if (force === 'true') return true;
+  throw new HttpError(400, 'invalid_force', 'Use force=true or leave force out.');
 }
 
 function grantBody(state: LockState, status: 'granted' | 'renewed') {

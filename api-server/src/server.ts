@@ -20,6 +20,7 @@ export interface ApiServerDeps {
   readonly logger: Logger;
   readonly lifecycle: Lifecycle;
   readonly history?: AppDeps['history'];
+  readonly auth?: AppDeps['auth'];
   /** Run after the HTTP and WebSocket steps, before the lock watch stops (e.g. an in-process controller). */
   readonly stopAlso?: readonly { readonly name: string; readonly run: ShutdownStep }[];
 }

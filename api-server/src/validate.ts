@@ -1,10 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { charsetOf } from './body.js';
 import { badRequest, HttpError } from './errors.js';
 
 /** Letters, digits and . _ @ -, starting and ending with a letter or digit; at most 64. */
-const username = /^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?$/;
+export const username = /^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,62}[A-Za-z0-9])?$/;
 // Tab, LF and CR are text; every other C0 control, DEL and C1 control is refused in content.
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
@@ -13,8 +14,9 @@ const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]
  * The user's name, exactly as received: HTTP strips the spaces and tabs around a header value,
  * and nothing else is trimmed or decoded, so `alice\xa0` is refused rather than taken for alice.
  */
-export function readUsername(req: Request, header: string): string {
-  const name = req.get(header);
+export function readUsername(req: IncomingMessage, header: string): string {
+  const raw = req.headers[header.toLowerCase()];
+  const name = Array.isArray(raw) ? raw.join(', ') : raw;
   if (name === undefined || name === '')
     throw badRequest('missing_username', `Send your name in the ${header} header.`);
   if (!username.test(name))

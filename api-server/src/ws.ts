@@ -9,8 +9,11 @@ import {
   type LockStore,
   type StoreChange,
 } from '@retrospective/lock';
+import { wsProtocol, type Authorizer } from './auth.js';
 import type { Config } from './config.js';
+import { toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { originAllowed } from './origin.js';
 import { checkBody, eventFrame } from './present.js';
 import {
   RecentReleases,
@@ -28,6 +31,7 @@ export interface BroadcasterDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: () => Date;
+  readonly auth: Authorizer;
   /** Each lock's recorded releases, for clients that resume with `?since=`. */
   readonly history?:
     ((lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>) | undefined;
@@ -56,7 +60,11 @@ export class Broadcaster {
     noServer: true,
     maxPayload,
     perMessageDeflate: false,
+    // Only our own protocol is ever selected: never echo a protocol that carries a token.
+    handleProtocols: (offered) => (offered.has(wsProtocol) ? wsProtocol : false),
   });
+  /** The locks each client may view (all of them in header mode). */
+  private readonly viewable = new WeakMap<WebSocket, ReadonlySet<string>>();
   private readonly alive = new WeakSet<WebSocket>();
   private readonly recent = new RecentReleases();
   /** Live frames held back from clients whose missed releases are still being sent. */
@@ -74,17 +82,58 @@ export class Broadcaster {
     return this.wss.clients.size;
   }
 
-  /** Accepts an upgrade on /ws from an allowed origin; refuses anything else in plain HTTP. */
+  /**
+   * Accepts an upgrade on /ws from an allowed origin and a caller allowed to view at least one
+   * lock; refuses anything else in plain HTTP.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { config, metrics, service } = this.deps;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws') return refuseUpgrade(socket, 404, 'Not Found');
     const since = parseSince(url.searchParams.get('since'), service.locks);
     if (since instanceof Error) return refuseUpgrade(socket, 400, since.message);
-    if (!this.originAllowed(req)) return refuseUpgrade(socket, 403, 'Forbidden origin');
+    if (!originAllowed(req, config)) {
+      metrics.authRefusals.inc({ reason: 'forbidden_origin' });
+      return refuseUpgrade(socket, 403, 'Forbidden origin');
+    }
     if (this.wss.clients.size >= config.WS_MAX_CONNECTIONS)
       return refuseUpgrade(socket, 503, 'Too many connections');
+    void this.viewableBy(req).then(
+      (locks) => {
+        if (socket.destroyed) return;
+        if (locks.size === 0) {
+          metrics.authRefusals.inc({ reason: 'forbidden' });
+          return refuseUpgrade(socket, 403, 'Forbidden');
+        }
+        this.accept(req, socket, head, locks, since);
+      },
+      (error: unknown) => {
+        const http = toHttpError(error);
+        if (http.status === 401 || http.status === 403)
+          metrics.authRefusals.inc({ reason: http.code });
+        refuseUpgrade(socket, http.status, http.message);
+      },
+    );
+  }
+
+  /** The locks the caller of `req` may view. */
+  private async viewableBy(req: IncomingMessage): Promise<ReadonlySet<string>> {
+    const { auth, service } = this.deps;
+    const who = await auth.identify(req, 'view');
+    const allowed = await Promise.all(service.locks.map((lock) => auth.allowed(who, 'view', lock)));
+    return new Set(service.locks.filter((_, i) => allowed[i]));
+  }
+
+  private accept(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    locks: ReadonlySet<string>,
+    since: Map<string, number> | undefined,
+  ): void {
+    const { metrics } = this.deps;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.viewable.set(ws, locks);
       metrics.wsConnections.inc();
       this.alive.add(ws);
       ws.on('pong', () => this.alive.add(ws));
@@ -96,7 +145,7 @@ export class Broadcaster {
         metrics.wsConnections.dec();
         this.replaying.delete(ws);
       });
-      this.send(ws, { type: 'snapshot', locks: this.snapshot() });
+      this.send(ws, { type: 'snapshot', locks: this.snapshot(locks) });
       if (since) void this.replay(ws, since);
     });
   }
@@ -111,6 +160,7 @@ export class Broadcaster {
     const sent = new Set<string>();
     try {
       for (const [lock, token] of since) {
+        if (!this.viewable.get(ws)?.has(lock)) continue;
         const history = (await this.deps.history?.(lock)) ?? [];
         const state = this.deps.store.cached(lock)?.state;
         const fromLease = state ? lastRelease(state) : undefined;
@@ -142,9 +192,10 @@ export class Broadcaster {
     this.wss.close();
   }
 
-  private snapshot() {
+  private snapshot(viewable: ReadonlySet<string>) {
     const now = this.deps.clock();
     return this.deps.service.locks.flatMap((lock) => {
+      if (!viewable.has(lock)) return [];
       try {
         return [checkBody(this.deps.service.state(lock), now)];
       } catch {
@@ -161,6 +212,7 @@ export class Broadcaster {
       const frame = eventFrame(event);
       if (frame.type === 'released') this.recent.add(frame as ReleasedFrame);
       for (const ws of this.wss.clients) {
+        if (!this.viewable.get(ws)?.has(change.name)) continue;
         const held = this.replaying.get(ws);
         if (held) held.push(frame);
         else this.send(ws, frame);
@@ -196,16 +248,5 @@ export class Broadcaster {
     ws.close(code, message);
     // A peer that does not answer the close handshake at once is cut off, not waited for.
     setTimeout(() => ws.terminate(), closeGraceMs).unref();
-  }
-
-  private originAllowed(req: IncomingMessage): boolean {
-    const origin = req.headers.origin;
-    if (!origin) return true; // not a browser: nothing to protect against cross-site use
-    try {
-      if (new URL(origin).host === req.headers.host) return true;
-    } catch {
-      return false;
-    }
-    return this.deps.config.ALLOWED_ORIGINS.some((allowed) => new URL(allowed).origin === origin);
   }
 }

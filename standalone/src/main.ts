@@ -1,4 +1,4 @@
-import { createMetrics, loadConfig, startApiServer } from '@retrospective/api-server';
+import { ConfigError, createMetrics, loadConfig, startApiServer } from '@retrospective/api-server';
 import {
   LockController,
   LogEventRecorder,
@@ -13,7 +13,14 @@ import { loadOrExit, startProcess } from '@retrospective/runtime';
  * Configured like the api-server; STORE is ignored (always memory).
  */
 function main(): void {
-  const config = loadOrExit(() => loadConfig());
+  const config = loadOrExit(() => {
+    const loaded = loadConfig();
+    if (loaded.AUTH_MODE !== 'header')
+      throw new ConfigError([
+        'AUTH_MODE: the standalone process has no Kubernetes API to review tokens; use header (or the api-server)',
+      ]);
+    return loaded;
+  });
   const { logger, lifecycle } = startProcess('retrospective', config);
   const metrics = createMetrics({ locks: config.LOCKS });
   const store = new MemoryStore();

@@ -5,11 +5,15 @@ import { WebSocket } from 'ws';
 import { LockService, MemoryStore } from '@retrospective/lock';
 import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
 import { buildApp } from '../app.js';
+import { bearerProtocolPrefix, kubernetesAuthorizer, wsProtocol, type Reviewer } from '../auth.js';
 import { loadConfig } from '../config.js';
 import { createMetrics } from '../metrics.js';
 
-/** The api-server built in-process over a MemoryStore, listening on an ephemeral loopback port. */
-export async function startTestApp(env: Record<string, string> = {}) {
+/**
+ * The api-server built in-process over a MemoryStore, listening on an ephemeral loopback port.
+ * With AUTH_MODE=kubernetes, `reviewer` stands in for TokenReview and SubjectAccessReview.
+ */
+export async function startTestApp(env: Record<string, string> = {}, reviewer?: Reviewer) {
   const config = loadConfig({ NAMESPACE: 'test', ...env });
   const store = new MemoryStore();
   await store.ensure(config.LOCKS);
@@ -22,7 +26,19 @@ export async function startTestApp(env: Record<string, string> = {}) {
     drainDelayMs: 0,
     exit: () => undefined,
   });
-  const app = buildApp({ config, service, store, metrics, logger, lifecycle });
+  const auth =
+    config.AUTH_MODE === 'kubernetes' && reviewer
+      ? kubernetesAuthorizer(config, reviewer, logger)
+      : undefined;
+  const app = buildApp({
+    config,
+    service,
+    store,
+    metrics,
+    logger,
+    lifecycle,
+    ...(auth ? { auth } : {}),
+  });
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
   await listen(app.server, 0, '127.0.0.1');
   await listen(admin, 0, '127.0.0.1');
@@ -53,9 +69,14 @@ export interface Frame {
 }
 
 /** A WebSocket client that records every frame and can wait for the next one of a type. */
-export async function openSocket(url: string, options: { origin?: string; since?: string } = {}) {
+export async function openSocket(
+  url: string,
+  options: { origin?: string; since?: string; token?: string } = {},
+) {
   const ws = new WebSocket(
     `${url.replace(/^http/, 'ws')}/ws${options.since ? `?since=${options.since}` : ''}`,
+    // A token travels as Kubernetes' bearer subprotocol, beside the protocol the server selects.
+    options.token ? [wsProtocol, bearerProtocol(options.token)] : [],
     options.origin ? { origin: options.origin } : {},
   );
   const frames: Frame[] = [];
@@ -99,16 +120,35 @@ export async function openSocket(url: string, options: { origin?: string; since?
   };
 }
 
-/** Sends raw bytes as an HTTP request and returns the whole raw answer. */
-export function rawRequest(port: number, request: string | Buffer): Promise<string> {
+/** The WebSocket subprotocol that carries a bearer token (as in the Kubernetes API). */
+export const bearerProtocol = (token: string) =>
+  bearerProtocolPrefix + Buffer.from(token).toString('base64url');
+
+/**
+ * Sends raw bytes as an HTTP request and returns the whole raw answer (or the answer up to and
+ * including `until`, then closes: for an upgrade that stays open).
+ */
+export function rawRequest(
+  port: number,
+  request: string | Buffer,
+  options: { until?: string } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    const text = () => Buffer.concat(chunks).toString('latin1');
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (options.until && text().includes(options.until)) {
+        socket.destroy();
+        resolve(text());
+      }
+    });
+    socket.on('end', () => resolve(text()));
     socket.on('error', (e: NodeJS.ErrnoException) =>
-      e.code === 'ECONNRESET' ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(e),
+      e.code === 'ECONNRESET' ? resolve(text()) : reject(e),
     );
-    socket.end(request);
+    if (options.until) socket.write(request);
+    else socket.end(request);
   });
 }

@@ -1,0 +1,71 @@
+import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { kubeCall, type KubeObserver } from '@retrospective/runtime';
+import type { Identity, Reviewer } from './auth.js';
+
+/** TokenReview and SubjectAccessReview against the API server, on the api-server's own credentials. */
+export function kubeReviewer(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  observe: KubeObserver,
+  audiences: readonly string[] = [],
+): Reviewer {
+  const authn = kubeConfig.makeApiClient(AuthenticationV1Api);
+  const authz = kubeConfig.makeApiClient(AuthorizationV1Api);
+  return {
+    reviewToken: async (token) => {
+      const review = await kubeCall(
+        'create_tokenreview',
+        (options) =>
+          authn.createTokenReview(
+            {
+              body: { spec: { token, ...(audiences.length ? { audiences: [...audiences] } : {}) } },
+            },
+            options,
+          ),
+        observe,
+      );
+      const user = review.status?.user;
+      if (!review.status?.authenticated || !user?.username) return undefined;
+      return {
+        user: user.username,
+        groups: user.groups ?? [],
+        uid: user.uid,
+        extra: user.extra,
+      } satisfies Identity;
+    },
+    mayAccess: async (who, verb, lease) => {
+      const review = await kubeCall(
+        'create_subjectaccessreview',
+        (options) =>
+          authz.createSubjectAccessReview(
+            {
+              body: {
+                spec: {
+                  user: who.user,
+                  groups: [...who.groups],
+                  ...(who.uid ? { uid: who.uid } : {}),
+                  ...(who.extra
+                    ? {
+                        extra: Object.fromEntries(
+                          Object.entries(who.extra).map(([k, v]) => [k, [...v]]),
+                        ),
+                      }
+                    : {}),
+                  resourceAttributes: {
+                    namespace,
+                    verb,
+                    group: 'coordination.k8s.io',
+                    resource: 'leases',
+                    name: lease,
+                  },
+                },
+              },
+            },
+            options,
+          ),
+        observe,
+      );
+      return review.status?.allowed === true && review.status.denied !== true;
+    },
+  };
+}
