@@ -3,6 +3,38 @@ const locks = new Map();
 const main = document.getElementById('locks');
 const connection = document.getElementById('connection');
 const template = document.getElementById('lock-card');
+const signIn = document.getElementById('sign-in');
+
+// AUTH_MODE=kubernetes: a bearer token, kept for this tab only. It travels in the Authorization
+// header and, for the WebSocket, in Kubernetes' bearer subprotocol: never in a URL.
+let token = sessionStorage.getItem('retrospective-token') ?? '';
+/** What the signed-in user may do, per lock (GET api/me). */
+let permissions = {};
+
+const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
+const api = (path, init = {}) =>
+  fetch(path, {
+    ...init,
+    headers: { Accept: 'application/json', ...authHeaders(), ...init.headers },
+  });
+
+async function loadMe() {
+  const res = await api('api/me');
+  signIn.hidden = res.status !== 401;
+  if (!res.ok) return false;
+  const me = await res.json();
+  permissions = me.locks;
+  document.getElementById('user').textContent = me.user ? `signed in as ${me.user}` : '';
+  locks.forEach((_, name) => render(name));
+  return true;
+}
+
+signIn.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  token = new FormData(signIn).get('token').trim();
+  sessionStorage.setItem('retrospective-token', token);
+  if (await loadMe()) socket?.close();
+});
 
 function duration(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -17,6 +49,7 @@ function card(name) {
     el = template.content.firstElementChild.cloneNode(true);
     el.dataset.lock = name;
     el.querySelector('.name').textContent = name;
+    el.querySelector('.force').addEventListener('click', () => forceRelease(name));
     el.querySelector('.history').addEventListener(
       'toggle',
       (e) => e.target.open && loadHistory(name),
@@ -39,6 +72,7 @@ function render(name) {
     ? `${lock.releasedBy} at ${new Date(lock.releasedAt).toLocaleString()} (${lock.releaseReason})`
     : '—';
   el.querySelector('.content').textContent = lock.content || '(empty)';
+  el.querySelector('.force').hidden = !(held && permissions[name]?.['force-release']);
   tick(name);
   if (el.querySelector('.history').open) loadHistory(name);
 }
@@ -50,11 +84,16 @@ function tick(name) {
   card(name).querySelector('.held-for').textContent = since === undefined ? '—' : duration(since);
 }
 
+async function forceRelease(name) {
+  const holder = locks.get(name)?.holder;
+  if (!confirm(`Force-release ${name}, held by ${holder}? Their unsaved edits are lost.`)) return;
+  const res = await api(`locks/${encodeURIComponent(name)}/release?force=true`, { method: 'POST' });
+  if (!res.ok) alert((await res.json()).message);
+}
+
 async function loadHistory(name) {
   const list = card(name).querySelector('.timeline');
-  const res = await fetch(`locks/${encodeURIComponent(name)}/history`, {
-    headers: { Accept: 'application/json' },
-  });
+  const res = await api(`locks/${encodeURIComponent(name)}/history`);
   if (!res.ok) return;
   const { releases } = await res.json();
   list.replaceChildren(
@@ -100,11 +139,24 @@ const handlers = {
 /** The last release seen per lock: a reconnect asks for what came after it. */
 const lastRelease = new Map();
 
+/** The current WebSocket; closing it reconnects (with a new token, after signing in). */
+let socket;
+
+const base64url = (text) =>
+  btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replace(/=+$/, '');
+
 function connect(delay = 500) {
   const url = new URL('ws', location.href.replace(/^http/, 'ws'));
-  const since = [...lastRelease].map(([lock, token]) => `${lock}:${token}`).join(',');
+  const since = [...lastRelease].map(([lock, seen]) => `${lock}:${seen}`).join(',');
   if (since) url.searchParams.set('since', since);
-  const ws = new WebSocket(url);
+  const protocols = token
+    ? ['retrospective.v1', `base64url.bearer.authorization.k8s.io.${base64url(token)}`]
+    : [];
+  const ws = new WebSocket(url, protocols);
+  socket = ws;
   ws.onopen = () => {
     connection.textContent = 'live';
     connection.className = 'badge online';
@@ -122,4 +174,5 @@ function connect(delay = 500) {
 }
 
 setInterval(() => locks.forEach((_, name) => tick(name)), 1000);
+void loadMe();
 connect();

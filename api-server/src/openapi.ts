@@ -11,7 +11,8 @@ const ok = (description: string, schema: string) => ({
 const username = {
   name: 'Username',
   in: 'header',
-  required: true,
+  required: false,
+  description: 'AUTH_MODE=header: who you are (required for avail, change and release).',
   schema: { type: 'string', maxLength: 64 },
 };
 const ifMatch = {
@@ -24,8 +25,18 @@ const ifMatch = {
 const lock = { name: 'lock', in: 'path', required: true, schema: { type: 'string' } };
 const common = {
   '400': refusal('Missing or invalid input'),
+  '401': refusal('AUTH_MODE=kubernetes: no valid bearer token'),
+  '403': refusal('Not allowed: RBAC, ADMIN_USERS, or a foreign browser Origin'),
   '404': refusal('Unknown lock'),
   '503': refusal('Kubernetes API unreachable or lock not provisioned; see Retry-After'),
+};
+const limited = { '429': refusal('Over the rate limit; see Retry-After') };
+const force = {
+  name: 'force',
+  in: 'query',
+  required: false,
+  schema: { enum: ['true', 'false'] },
+  description: "true: an admin's release of anyone's hold (reason forced).",
 };
 const wait = refusal('Wait: someone else holds the lock; see Retry-After');
 
@@ -35,12 +46,12 @@ const verbs = {
     get: {
       summary: 'Take the lock',
       parameters: [username],
-      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...common },
+      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...limited, ...common },
     },
     post: {
       summary: 'Take the lock',
       parameters: [username],
-      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...common },
+      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...limited, ...common },
     },
   },
   change: {
@@ -71,19 +82,21 @@ const verbs = {
         '413': refusal('Content or body too large'),
         '415': refusal('Unsupported media type'),
         '423': wait,
+        ...limited,
         ...common,
       },
     },
   },
   release: {
     post: {
-      summary: 'Release the lock (holder only)',
-      parameters: [username, ifMatch],
+      summary: "Release the lock (holder only, or anyone's with force=true)",
+      parameters: [username, ifMatch, force],
       responses: {
         '200': ok('Released', 'Mutation'),
         '409': refusal('Not held'),
         '412': refusal('Stale token'),
         '423': wait,
+        ...limited,
         ...common,
       },
     },
@@ -115,8 +128,18 @@ Object.assign(paths, {
       summary: 'WebSocket: snapshot, acquired and released frames (server to client only)',
       responses: {
         '101': { description: 'Switching protocols' },
-        '403': { description: 'Origin not allowed' },
+        '401': { description: 'AUTH_MODE=kubernetes: no valid bearer token in the subprotocols' },
+        '403': { description: 'Origin not allowed, or no lock the user may view' },
         '503': { description: 'Too many connections' },
+      },
+    },
+  },
+  '/api/me': {
+    get: {
+      summary: 'Who you are and what you may do to each lock (view, hold, force-release)',
+      responses: {
+        '200': ok('You', 'Me'),
+        '401': refusal('AUTH_MODE=kubernetes: no valid bearer token'),
       },
     },
   },
@@ -181,7 +204,27 @@ export const openapi = {
         properties: {
           lock: str,
           status: { enum: ['updated', 'released'] },
+          reason: { enum: ['forced'] },
           token: { type: 'integer' },
+        },
+      },
+      Me: {
+        type: 'object',
+        required: ['mode', 'locks'],
+        properties: {
+          user: str,
+          mode: { enum: ['header', 'kubernetes'] },
+          locks: {
+            type: 'object',
+            additionalProperties: {
+              type: 'object',
+              properties: {
+                view: { type: 'boolean' },
+                hold: { type: 'boolean' },
+                'force-release': { type: 'boolean' },
+              },
+            },
+          },
         },
       },
       Refusal: {

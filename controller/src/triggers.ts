@@ -13,7 +13,7 @@ export interface TriggerDeps {
   readonly metrics: ControllerMetrics;
 }
 
-const reasons = { released: 'Released', expired: 'Expired', forced: 'Released' } as const;
+const reasons = { released: 'Released', expired: 'Expired', forced: 'ForceReleased' } as const;
 
 /**
  * What the leader records for one observed change: Events, the history, the hold duration, and
@@ -49,10 +49,13 @@ export async function recordChange(
       : undefined;
     if (seconds !== undefined) deps.metrics.holdDuration.observe({ lock: event.lock }, seconds);
     const held = seconds === undefined ? '' : ` after ${Math.round(seconds)} s`;
+    const holder = change.prev?.holder ?? 'its holder';
     const message =
       event.reason === 'expired'
-        ? `the hold of ${change.prev?.holder ?? 'its holder'} on ${event.lock} expired${held}`
-        : `${event.releasedBy} released ${event.lock}${held}${event.reason === 'forced' ? ' (forced)' : ''}`;
+        ? `the hold of ${holder} on ${event.lock} expired${held}`
+        : event.reason === 'forced'
+          ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
+          : `${event.releasedBy} released ${event.lock}${held}`;
     await deps.events.record(
       event.lock,
       event.reason === 'released' ? 'Normal' : 'Warning',

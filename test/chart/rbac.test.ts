@@ -1,17 +1,9 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusOf } from '../../runtime/src/kube/client.ts';
-import {
-  adminConfig,
-  cluster,
-  createNamespace,
-  kubectl,
-  serviceAccountConfig,
-} from '../support/kube.ts';
-import { chartPath, get, helm, one, render, type Manifest } from '../support/helm.ts';
-import { startService, type Service } from '../support/processes.ts';
+import { installAndRun } from '../support/chart-processes.ts';
+import { adminConfig, createNamespace, kubectl } from '../support/kube.ts';
+import type { Service } from '../support/processes.ts';
 
 /**
  * The api-server and the controller run out of cluster on tokens of the chart's own
@@ -30,28 +22,6 @@ const names = {
   controller: `${release}-retrospective-controller`,
 };
 
-/** The container env of a rendered Deployment, with the downward API resolved as the kubelet would. */
-function chartEnv(deployment: Manifest, namespace: string): Record<string, string> {
-  type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
-  const env = get(deployment, 'spec.template.spec.containers.0.env') as Env[];
-  const field: Record<string, string> = {
-    'metadata.namespace': namespace,
-    'metadata.name': `${deployment.metadata.name}-0`,
-  };
-  return Object.fromEntries(
-    env.map((e) => [e.name, e.value ?? field[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']),
-  );
-}
-
-/** A kubeconfig file for `kc`, for a process to load. */
-function kubeconfigFile(kc: KubeConfig, name: string): string {
-  const dir = join(inject('scratchDir'), 'rbac');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
-  return path;
-}
-
 /** The status an API call got: 200 when it succeeded. */
 const status = (call: Promise<unknown>) =>
   call.then(
@@ -69,33 +39,7 @@ describe('the chart ServiceAccounts are sufficient and least-privilege', () => {
   beforeAll(async () => {
     namespace = await createNamespace('rbac');
     other = await createNamespace('rbac-other');
-    const flags = Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
-    const installed = await helm(
-      ['install', release, chartPath, '-n', namespace, ...flags],
-      cluster().kubeconfig,
-    );
-    expect(installed.code, installed.stderr).toBe(0);
-    creds = {
-      api: await serviceAccountConfig(namespace, names.api),
-      controller: await serviceAccountConfig(namespace, names.controller),
-    };
-    const manifests = await render(values, { namespace, release });
-    controller = await startService(
-      'controller/dist/main.js',
-      {
-        ...chartEnv(one(manifests, 'Deployment', names.controller), namespace),
-        KUBECONFIG: kubeconfigFile(creds.controller, 'controller'),
-      },
-      { portVariable: 'METRICS_PORT' },
-    );
-    api = await startService(
-      'api-server/dist/main.js',
-      {
-        ...chartEnv(one(manifests, 'Deployment', names.api), namespace),
-        KUBECONFIG: kubeconfigFile(creds.api, 'api-server'),
-      },
-      { metricsPort: true },
-    );
+    ({ api, controller, creds } = await installAndRun(namespace, release, values));
     // An unrelated Lease in the same namespace, and a Secret: neither process may touch them.
     const admin = adminConfig().makeApiClient(CoordinationV1Api);
     await admin.createNamespacedLease({

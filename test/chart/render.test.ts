@@ -24,6 +24,9 @@ describe('the chart with its defaults', () => {
         'PodDisruptionBudget',
         'Role',
         'Role',
+        'Role',
+        'Role',
+        'Role',
         'RoleBinding',
         'RoleBinding',
         'Service',
@@ -106,6 +109,47 @@ describe('the chart with its defaults', () => {
     ]);
   });
 
+  it('ships viewer, editor and admin Roles on the lock Leases with verbs only retrospective checks', async () => {
+    const ms = await render({ 'locks[0]': 'notes', 'locks[1]': 'standup' });
+    const verbs = (name: string) =>
+      one(ms, 'Role', `rel-retrospective-${name}`).rules as {
+        verbs: string[];
+        resourceNames: string[];
+      }[];
+    expect(verbs('viewer')).toEqual([
+      expect.objectContaining({
+        verbs: ['get', 'list', 'watch'],
+        resourceNames: ['notes', 'standup'],
+      }),
+    ]);
+    expect(verbs('editor')[0]?.verbs).toEqual(['get', 'list', 'watch', 'hold']);
+    expect(verbs('admin')[0]?.verbs).toEqual(['get', 'list', 'watch', 'hold', 'force-release']);
+    for (const name of ['viewer', 'editor', 'admin'])
+      expect(verbs(name)[0]?.verbs).not.toContain('update');
+    expect(
+      kinds(await render({ 'rbac.userRoles': 'false' })).filter((k) => k === 'Role'),
+    ).toHaveLength(2);
+  });
+
+  it('grants TokenReview and SubjectAccessReview creation only in auth.mode=kubernetes', async () => {
+    expect(kinds(await render())).not.toContain('ClusterRole');
+    const ms = await render({ 'auth.mode': 'kubernetes', 'auth.cacheSeconds': '3' });
+    expect(one(ms, 'ClusterRole').rules).toEqual([
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      {
+        apiGroups: ['authorization.k8s.io'],
+        resources: ['subjectaccessreviews'],
+        verbs: ['create'],
+      },
+    ]);
+    expect(get(one(ms, 'ClusterRoleBinding'), 'subjects')).toEqual([
+      { kind: 'ServiceAccount', name: 'rel-retrospective-api-server', namespace: 'ops' },
+    ]);
+    const api = one(ms, 'Deployment', 'rel-retrospective-api-server');
+    expect(env(api, 'AUTH_MODE')).toBe('kubernetes');
+    expect(env(api, 'AUTH_CACHE_SECONDS')).toBe('3');
+  });
+
   it('grants the controller its locks, its leader Lease and history by name, and only create and Events beyond', async () => {
     const role = one(
       await render({ 'locks[0]': 'notes', 'locks[1]': 'standup' }),
@@ -161,6 +205,7 @@ describe('chart options', () => {
       'Exact /view.css',
       'Exact /openapi.json',
       'Exact /ping',
+      'Exact /api/me',
     ]);
     for (const p of paths)
       expect(p.backend.service).toEqual({
@@ -171,10 +216,10 @@ describe('chart options', () => {
     expect(ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe(
       '3600',
     );
-    // Each host is an allowed WebSocket origin.
-    expect(env(one(ms, 'Deployment', 'rel-retrospective-api-server'), 'ALLOWED_ORIGINS')).toBe(
-      'https://retro.example.com,http://retro.example.com',
-    );
+    // Each host is an allowed WebSocket origin, and a host its own pages may use it from.
+    const api = one(ms, 'Deployment', 'rel-retrospective-api-server');
+    expect(env(api, 'ALLOWED_ORIGINS')).toBe('https://retro.example.com,http://retro.example.com');
+    expect(env(api, 'ALLOWED_HOSTS')).toBe('retro.example.com');
   });
 
   it('Ingress off (the default) and an Ingress with no host serves any host', async () => {

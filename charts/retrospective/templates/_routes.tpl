@@ -11,4 +11,5 @@ view. Nothing else (in particular /metrics, which lives on its own port anyway).
 - {path: /view.css, type: Exact}
 - {path: /openapi.json, type: Exact}
 - {path: /ping, type: Exact}
+- {path: /api/me, type: Exact}
 {{- end -}}

@@ -1,0 +1,191 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSocket } from '../../api-server/src/testing/harness.ts';
+import { installAndRun, type ChartProcesses } from '../support/chart-processes.ts';
+import { createNamespace, kubectl, leaseEvents } from '../support/kube.ts';
+
+/**
+ * auth.mode=kubernetes on the real control plane: the api-server runs on the chart's
+ * ServiceAccount (so the chart's TokenReview/SubjectAccessReview grant is what is tested) and
+ * callers are ServiceAccounts bound to the chart's viewer, editor and admin Roles.
+ */
+const cacheSeconds = 2;
+/** kube-apiserver caches a successful token authentication for 10 s (TokenSuccessCacheTTL). */
+const apiserverTokenCacheSeconds = 10;
+const values = { 'auth.mode': 'kubernetes', 'auth.cacheSeconds': String(cacheSeconds) };
+const release = 'auth';
+const accounts = {
+  nobody: undefined,
+  viewer: 'viewer',
+  editor: 'editor',
+  admin: 'admin',
+  leaver: 'editor',
+  revoked: 'editor',
+} as const;
+type Account = keyof typeof accounts;
+
+describe('auth.mode=kubernetes: bearer tokens, the chart Roles, force release', () => {
+  let namespace: string;
+  let p: ChartProcesses;
+  const tokens = {} as Record<Account, string>;
+  const user = (account: Account) => `system:serviceaccount:${namespace}:${account}`;
+
+  const call = (path: string, account?: Account, method = 'GET', headers = {}) =>
+    fetch(`${p.api.url}${path}`, {
+      method,
+      headers: {
+        Accept: 'application/json',
+        ...(account ? { Authorization: `Bearer ${tokens[account]}` } : {}),
+        ...headers,
+      },
+    });
+  const holder = async () =>
+    (
+      await kubectl(
+        'get',
+        'lease',
+        'retrospective',
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      )
+    ).stdout;
+  /** Seconds until `probe` answers `status`, polling every 100 ms. */
+  const secondsUntil = async (probe: () => Promise<Response>, status: number) => {
+    const started = performance.now();
+    await expect
+      .poll(async () => (await probe()).status, {
+        timeout: cacheSeconds * 1000 + 10_000,
+        interval: 100,
+      })
+      .toBe(status);
+    return (performance.now() - started) / 1000;
+  };
+
+  beforeAll(async () => {
+    namespace = await createNamespace('auth');
+    p = await installAndRun(namespace, release, values);
+    for (const [account, role] of Object.entries(accounts) as [Account, string | undefined][]) {
+      expect((await kubectl('create', 'serviceaccount', account, '-n', namespace)).code).toBe(0);
+      if (role)
+        expect(
+          (
+            await kubectl(
+              'create',
+              'rolebinding',
+              account,
+              `--role=${release}-retrospective-${role}`,
+              `--serviceaccount=${namespace}:${account}`,
+              '-n',
+              namespace,
+            )
+          ).code,
+        ).toBe(0);
+      const token = await kubectl('create', 'token', account, '-n', namespace);
+      expect(token.code, token.stderr).toBe(0);
+      tokens[account] = token.stdout.trim();
+    }
+  }, 90_000);
+  afterAll(async () => p.stop());
+
+  it('answers 401 without a valid token and 403 to an account with no binding', async () => {
+    // The controller provisions the Lease.
+    await expect
+      .poll(async () => (await call('/retrospective/check', 'viewer')).status, { timeout: 20_000 })
+      .toBe(200);
+    const none = await call('/retrospective/check');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(
+      (await call('/retrospective/check', undefined, 'GET', { Authorization: 'Bearer forged' }))
+        .status,
+    ).toBe(401);
+    expect((await call('/retrospective/check', 'nobody')).status).toBe(403);
+    expect((await call('/retrospective/avail', 'nobody', 'POST')).status).toBe(403);
+    await expect(openSocket(p.api.url)).rejects.toThrow(/401/);
+    await expect(openSocket(p.api.url, { token: tokens.nobody })).rejects.toThrow(/403/);
+  });
+
+  it('lets a viewer check, watch and read history, but not take the lock', async () => {
+    expect((await call('/retrospective/check', 'viewer')).status).toBe(200);
+    expect((await call('/locks/retrospective/history', 'viewer')).status).toBe(200);
+    const socket = await openSocket(p.api.url, { token: tokens.viewer });
+    expect((await socket.next('snapshot')).locks).toHaveLength(1);
+    socket.close();
+    expect((await call('/retrospective/avail', 'viewer')).status).toBe(403);
+    expect(await holder()).toBe('');
+  });
+
+  it('lets an editor run the seed workflow, holding as the token user whatever Username says', async () => {
+    const socket = await openSocket(p.api.url, { token: tokens.viewer });
+    expect(
+      (await call('/retrospective/avail', 'editor', 'GET', { Username: 'admin' })).status,
+    ).toBe(200);
+    expect(await holder()).toBe(user('editor'));
+    expect((await call('/retrospective/avail', 'admin')).status).toBe(423);
+    const changed = await call('/retrospective/change', 'editor', 'POST', {
+      Retrospective: 'by editor',
+    });
+    expect(changed.status).toBe(200);
+    expect((await call('/retrospective/release', 'editor', 'POST')).status).toBe(200);
+    expect(await socket.next('released')).toMatchObject({
+      releasedBy: user('editor'),
+      lastEditor: user('editor'),
+      content: 'by editor',
+      reason: 'released',
+    });
+    socket.close();
+  });
+
+  it('lets only an admin force-release another hold, recorded in an Event naming the admin', async () => {
+    const socket = await openSocket(p.api.url, { token: tokens.viewer });
+    expect((await call('/retrospective/avail', 'editor', 'POST')).status).toBe(200);
+    expect((await call('/retrospective/release?force=true', 'editor', 'POST')).status).toBe(403);
+    expect(await (await call('/api/me', 'admin')).json()).toMatchObject({
+      user: user('admin'),
+      locks: { retrospective: { view: true, hold: true, 'force-release': true } },
+    });
+    const forced = await call('/locks/retrospective/release?force=true', 'admin', 'POST');
+    expect(forced.status).toBe(200);
+    expect(await socket.next('released')).toMatchObject({
+      releasedBy: user('admin'),
+      reason: 'forced',
+    });
+    socket.close();
+    expect(await holder()).toBe('');
+    await expect
+      .poll(() => leaseEvents(namespace, 'retrospective', true), { timeout: 10_000 })
+      .toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^ForceReleased:${user('admin')} force-released retrospective, held by ${user('editor')} after \\d+ s$`,
+          ),
+        ),
+      );
+  });
+
+  it(
+    `stops a revoked binding within ${cacheSeconds} s (our cache), a deleted account's token within ${cacheSeconds} + ${apiserverTokenCacheSeconds} s (and the API server's)`,
+    { timeout: 60_000 },
+    async () => {
+      expect((await call('/retrospective/check', 'leaver')).status).toBe(200);
+      expect((await kubectl('delete', 'serviceaccount', 'leaver', '-n', namespace)).code).toBe(0);
+      const deleted = await secondsUntil(() => call('/retrospective/check', 'leaver'), 401);
+
+      expect((await call('/retrospective/avail', 'revoked', 'POST')).status).toBe(200);
+      expect((await kubectl('delete', 'rolebinding', 'revoked', '-n', namespace)).code).toBe(0);
+      const revoked = await secondsUntil(
+        () => call('/retrospective/change', 'revoked', 'POST', { Retrospective: 'late' }),
+        403,
+      );
+      console.info(
+        `deleted token refused after ${deleted.toFixed(2)} s, revoked binding after ${revoked.toFixed(2)} s`,
+      );
+      // RBAC answers at once, so a revoked binding is bounded by our cache alone; the API server
+      // keeps accepting a deleted account's token until its own token cache entry ages out.
+      expect(revoked).toBeLessThan(cacheSeconds + 3);
+      expect(deleted).toBeLessThan(cacheSeconds + apiserverTokenCacheSeconds + 3);
+      expect((await call('/retrospective/release?force=true', 'admin', 'POST')).status).toBe(200);
+    },
+  );
+});
