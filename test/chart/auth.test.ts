@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { installAndRun, type ChartProcesses } from '../support/chart-processes.ts';
-import { createNamespace, kubectl, leaseEvents } from '../support/kube.ts';
+import { createNamespace, kubectl, leaseEvents, leaseHolder } from '../support/kube.ts';
 
 /**
  * auth.mode=kubernetes on the real control plane: the api-server runs on the chart's
@@ -38,18 +38,7 @@ describe('auth.mode=kubernetes: bearer tokens, the chart Roles, force release', 
         ...headers,
       },
     });
-  const holder = async () =>
-    (
-      await kubectl(
-        'get',
-        'lease',
-        'retrospective',
-        '-n',
-        namespace,
-        '-o',
-        'jsonpath={.spec.holderIdentity}',
-      )
-    ).stdout;
+  const holder = () => leaseHolder(namespace, 'retrospective');
   /** Seconds until `probe` answers `status`, polling every 100 ms. */
   const secondsUntil = async (probe: () => Promise<Response>, status: number) => {
     const started = performance.now();

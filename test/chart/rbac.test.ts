@@ -2,7 +2,7 @@ import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/clien
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusOf } from '../../runtime/src/kube/client.ts';
 import { installAndRun } from '../support/chart-processes.ts';
-import { adminConfig, createNamespace, kubectl } from '../support/kube.ts';
+import { adminConfig, createNamespace, leaseEvents } from '../support/kube.ts';
 import type { Service } from '../support/processes.ts';
 
 /**
@@ -89,21 +89,8 @@ describe('the chart ServiceAccounts are sufficient and least-privilege', () => {
       )
       .toBe('expired');
 
-    const events = async () =>
-      (
-        await kubectl(
-          'get',
-          'events',
-          '-n',
-          namespace,
-          '--field-selector',
-          'involvedObject.name=retrospective',
-          '-o',
-          'jsonpath={.items[*].reason}',
-        )
-      ).stdout.split(' ');
     await expect
-      .poll(events, { timeout: 10_000 })
+      .poll(() => leaseEvents(namespace), { timeout: 10_000 })
       .toEqual(expect.arrayContaining(['Acquired', 'Released', 'Expired', 'HeldTooLong']));
 
     await expect

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockService } from '../../lock/src/index.ts';
 import { LeaseStore } from '../../runtime/src/kube/lease-store.ts';
-import { adminConfig, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { adminConfig, cluster, createNamespace, kubectl, leaseHolder } from '../support/kube.ts';
 import { fastElection, metric, startController, type Service } from '../support/processes.ts';
 
 const leader = (c: Service) => metric(c.url, 'retrospective_controller_leader');
@@ -30,16 +30,9 @@ describe('two controller processes', () => {
       const values = await Promise.all(controllers.map(leader));
       const old = controllers[values.indexOf(1)]!;
       const heir = controllers[values.indexOf(0)]!;
-      const { stdout } = await kubectl(
-        'get',
-        'lease',
-        'retrospective-controller',
-        '-n',
-        namespace,
-        '-o',
-        'jsonpath={.spec.holderIdentity}',
+      expect(await leaseHolder(namespace, 'retrospective-controller')).toMatch(
+        new RegExp(`_${old.child.pid}$`),
       );
-      expect(stdout).toMatch(new RegExp(`_${old.child.pid}$`));
 
       old.child.kill('SIGKILL');
       const killed = performance.now();

@@ -70,6 +70,12 @@ export async function serviceAccountConfig(
   return kc;
 }
 
+/** The holderIdentity of a Lease, as `kubectl get lease` shows it ('' when free). */
+export async function leaseHolder(namespace: string, lease: string): Promise<string> {
+  const jsonpath = 'jsonpath={.spec.holderIdentity}';
+  return (await kubectl('get', 'lease', lease, '-n', namespace, '-o', jsonpath)).stdout;
+}
+
 /** The reasons (or `reason:message` lines) of the Events on a lock's Lease, oldest first. */
 export async function leaseEvents(namespace: string, lock = 'retrospective', withMessages = false) {
   const format = withMessages ? '{.reason}:{.message}' : '{.reason}';
