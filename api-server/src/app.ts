@@ -21,6 +21,7 @@ import { openapi } from './openapi.js';
 import { RateLimiter } from './rate-limit.js';
 import { reply } from './respond.js';
 import { lockRoutes } from './routes.js';
+import { WaitingRoom } from './waiting.js';
 import { Broadcaster } from './ws.js';
 
 export interface AppDeps {
@@ -41,6 +42,8 @@ export interface AppDeps {
 export interface App {
   readonly server: Server;
   readonly broadcaster: Broadcaster;
+  /** Callers waiting in line (avail?wait=); closed before the HTTP server on shutdown. */
+  readonly room: WaitingRoom;
   /** Stops accepting and waits for requests in flight; see Lifecycle for the order. */
   readonly http: DrainableServer;
 }
@@ -120,7 +123,16 @@ export function buildApp(deps: AppDeps): App {
     next();
   });
 
-  app.use(lockRoutes({ config, service, metrics, logger, clock, auth, limits }));
+  const room = new WaitingRoom({
+    service,
+    store,
+    metrics,
+    logger,
+    clock,
+    ttlMs: config.WAIT_QUEUE_TTL_SECONDS * 1000,
+    maxWaiters: config.WAIT_QUEUE_MAX,
+  });
+  app.use(lockRoutes({ config, service, metrics, logger, clock, auth, limits, room }));
   app.get('/locks/:lock/history', async (req, res) => {
     const { lock } = req.params;
     const who = await auth.identify(req, 'view');
@@ -220,5 +232,5 @@ export function buildApp(deps: AppDeps): App {
     history: deps.history,
   });
   server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));
-  return { server, broadcaster, http: drainable(server, () => lifecycle.draining) };
+  return { server, broadcaster, room, http: drainable(server, () => lifecycle.draining) };
 }

@@ -44,6 +44,12 @@ const shape = {
   HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: int(1, 3600).default(120),
   /** Requests one connection may have waiting for answers before it is closed. */
   HTTP_MAX_PIPELINED: int(1, 1000).default(32),
+  /** The longest `avail?wait=` a caller may wait in line; longer asks are cut to it. */
+  WAIT_MAX_SECONDS: int(0, 3600).default(300),
+  /** A waiter whose replica stopped renewing its entry drops out of the line after this long. */
+  WAIT_QUEUE_TTL_SECONDS: int(3, 300).default(15),
+  /** Callers that may wait in one lock's line at once. */
+  WAIT_QUEUE_MAX: int(1, 10_000).default(100),
   /** Keep serving this long after readiness turns off, while endpoints are removed. */
   DRAIN_DELAY_SECONDS: int(0, 300).default(5),
 };

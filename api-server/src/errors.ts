@@ -48,4 +48,6 @@ export const refusalStatus: Record<Refusal['code'], number> = {
   not_held: 409,
   stale_token: 412,
   superseded: 409,
+  queued: 423,
+  queue_full: 503,
 };

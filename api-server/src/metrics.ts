@@ -60,6 +60,26 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       labelNames: ['reason'] as const,
       registers,
     }),
+    queueLength: new Gauge({
+      name: `${prefix}lock_queue_length`,
+      help: 'Callers waiting in line for a lock (avail?wait=), across all replicas.',
+      labelNames: ['lock'] as const,
+      registers,
+    }),
+    waitDuration: new Histogram({
+      name: `${prefix}lock_wait_duration_seconds`,
+      help: "How long this replica's callers waited in line, by outcome (granted, timeout, abandoned).",
+      labelNames: ['lock', 'outcome'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
+    handoverGap: new Histogram({
+      name: `${prefix}lock_handover_gap_seconds`,
+      help: 'Time from a release to the grant to the next waiter in line (taken by this replica).',
+      labelNames: ['lock'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15],
+      registers,
+    }),
     rateLimited: new Counter({
       name: `${prefix}rate_limited_total`,
       help: 'Mutations refused with 429 because a user or a client address was over its limit.',
@@ -79,8 +99,10 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       registers,
     }),
   };
-  for (const lock of locks)
+  for (const lock of locks) {
     for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
+    metrics.queueLength.set({ lock }, 0);
+  }
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
     metrics.wsDropped.inc({ reason }, 0);
   metrics.httpDropped.inc({ reason: 'pipelining' }, 0);

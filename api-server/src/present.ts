@@ -1,6 +1,7 @@
 import {
   heldSeconds,
   isHeld,
+  liveQueue,
   type LockEvent,
   type LockState,
   type Refusal,
@@ -29,6 +30,8 @@ export function checkBody(state: LockState, now: Date) {
     releasedAt: iso(state.releasedAt),
     releaseReason: state.releaseReason,
     holdTimeoutSeconds: state.holdTimeoutSeconds,
+    /** Callers waiting in line (`avail?wait=`), oldest first. */
+    waiting: liveQueue(state, now).map((w) => ({ user: w.user, since: iso(w.since) })),
   };
 }
 
@@ -67,6 +70,18 @@ export function describeRefusal(refusal: Refusal, ifMatch: number | undefined) {
       };
     case 'superseded':
       return { message: `${name} changed hands in the meantime.`, extra: {} };
+    case 'queued': {
+      const waiting = (state.queue ?? []).length;
+      return {
+        message: `Wait: ${name} is free, but ${waiting} ${waiting === 1 ? 'person waits' : 'people wait'} in line before you; add ?wait=<seconds> to join the line.`,
+        extra: { status: 'wait', waiting },
+      };
+    }
+    case 'queue_full':
+      return {
+        message: `Too many people wait for ${name} already; try again later.`,
+        extra: { waiting: (state.queue ?? []).length },
+      };
   }
 }
 

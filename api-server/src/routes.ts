@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { Action, Command, LockService, LockState } from '@retrospective/lock';
+import type { Action, Command, LockService, LockState, MutationResult } from '@retrospective/lock';
 import type { Authorizer, Identity, Permission } from './auth.js';
 import type { Config } from './config.js';
 import { HttpError, refusalStatus, toHttpError } from './errors.js';
@@ -11,6 +11,7 @@ import { reply } from './respond.js';
 import { originAllowed } from './origin.js';
 import type { RateLimiter } from './rate-limit.js';
 import { readContent, readIfMatch } from './validate.js';
+import type { WaitingRoom } from './waiting.js';
 
 export interface LockRoutesDeps {
   readonly config: Config;
@@ -21,6 +22,8 @@ export interface LockRoutesDeps {
   readonly auth: Authorizer;
   /** Mutations per user and per client address. */
   readonly limits: { readonly user: RateLimiter; readonly address: RateLimiter };
+  /** Blocking acquire: avail?wait=<seconds>. */
+  readonly room: WaitingRoom;
 }
 
 type Verb = 'check' | 'avail' | 'change' | 'release';
@@ -33,14 +36,14 @@ const methods: Record<Verb, readonly string[]> = {
 
 /** The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/. */
 export function lockRoutes(deps: LockRoutesDeps): Router {
-  const { config, service, metrics, logger, clock, auth, limits } = deps;
+  const { config, service, metrics, logger, clock, auth, limits, room } = deps;
   const router = Router();
   const bodyLimit = config.MAX_CONTENT_BYTES;
   // JSON escapes can take six bytes per character of content.
   const parsers = [readBody({ text: bodyLimit, json: bodyLimit * 6 + 1024 })];
 
-  const execute = async (lock: string, action: Action, command: Command) => {
-    const result = await service.execute(lock, command);
+  /** Raises the refusal of a failed result as its HTTP answer. */
+  const succeeded = (lock: string, action: Action, command: Command, result: MutationResult) => {
     if (result.ok) return result;
     const { refusal } = result;
     if (result.raced) metrics.lockRaces.inc({ lock, action });
@@ -51,8 +54,11 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     const headers: Record<string, string> = {};
     if (refusal.code === 'locked')
       headers['Retry-After'] = String(retryAfter(refusal.state, clock()));
+    if (refusal.code === 'queued' || refusal.code === 'queue_full') headers['Retry-After'] = '5';
     throw new HttpError(refusalStatus[refusal.code], refusal.code, message, headers, extra);
   };
+  const execute = async (lock: string, action: Action, command: Command) =>
+    succeeded(lock, action, command, await service.execute(lock, command));
 
   /** The request's logger: the same keys on every line (requestId, lock, user). */
   const log = (res: Response, lock: string) =>
@@ -85,11 +91,19 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
       return state.holder ? 'held' : 'available';
     },
     avail: async (req, res, lock, user) => {
-      const { state, outcome } = await execute(lock, 'avail', {
+      const command = {
         kind: 'avail',
         user,
         holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
-      });
+      } as const;
+      const wait = readWait(req, config.WAIT_MAX_SECONDS);
+      // The client going away (not the answer being sent) takes its waiter out of the line.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
+      const result = wait
+        ? await room.avail(lock, user, command.holdTimeoutSeconds, wait, gone.signal)
+        : await service.execute(lock, command);
+      const { state, outcome } = succeeded(lock, 'avail', command, result);
       const status = outcome === 'renewed' ? 'renewed' : 'granted';
       const text =
         status === 'renewed'
@@ -203,6 +217,15 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     router.all(`/locks/:lock/${verb}`, ...chain);
   }
   return router;
+}
+
+/** `?wait=<seconds>` on avail: how long to wait in line, cut to `max`; 0 when absent. */
+function readWait(req: Request, max: number): number {
+  const wait = req.query.wait;
+  if (wait === undefined) return 0;
+  if (typeof wait !== 'string' || !/^\d{1,6}$/.test(wait))
+    throw new HttpError(400, 'invalid_wait', 'Use wait=<seconds>, a whole number.');
+  return Math.min(Number(wait), max);
 }
 
 /** `?force=true` on release: an admin's release of someone else's hold. */

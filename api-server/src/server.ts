@@ -43,6 +43,8 @@ export function startApiServer(deps: ApiServerDeps): ApiServer {
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
   lifecycle
     .readiness('lock cache not synced', () => store.ready())
+    // Waiting callers are answered Wait first, or the HTTP step would wait for their timeouts.
+    .onShutdown('waiters', () => app.room.close())
     .onShutdown('http', (deadline) => app.http.close(deadline))
     .onShutdown('websockets', () => app.broadcaster.close());
   for (const step of deps.stopAlso ?? []) lifecycle.onShutdown(step.name, step.run);

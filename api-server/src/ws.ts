@@ -6,6 +6,7 @@ import {
   transitions,
   type HistoryEntry,
   type LockService,
+  type LockState,
   type LockStore,
   type StoreChange,
 } from '@retrospective/lock';
@@ -207,10 +208,15 @@ export class Broadcaster {
   private onChange(change: StoreChange): void {
     if (!change.next || !this.deps.service.has(change.name)) return;
     const seen = performance.now();
-    const events = transitions(change.prev, change.next);
-    for (const event of events) {
-      const frame = eventFrame(event);
-      if (frame.type === 'released') this.recent.add(frame as ReleasedFrame);
+    const frames: Frame[] = transitions(change.prev, change.next).map(eventFrame);
+    // Who waits in line, when that changed (a renewal of entries alone is not a change).
+    const line = (state: LockState | undefined) =>
+      (state?.queue ?? []).map((w) => ({ user: w.user, since: w.since.toISOString() }));
+    const waiting = line(change.next);
+    if (JSON.stringify(line(change.prev)) !== JSON.stringify(waiting))
+      frames.push({ type: 'queue', lock: change.name, waiting });
+    for (const frame of frames) {
+      if (frame.type === 'released') this.recent.add(frame as unknown as ReleasedFrame);
       for (const ws of this.wss.clients) {
         if (!this.viewable.get(ws)?.has(change.name)) continue;
         const held = this.replaying.get(ws);
@@ -218,7 +224,7 @@ export class Broadcaster {
         else this.send(ws, frame);
       }
     }
-    if (events.length) this.deps.metrics.broadcastDelay.observe((performance.now() - seen) / 1000);
+    if (frames.length) this.deps.metrics.broadcastDelay.observe((performance.now() - seen) / 1000);
   }
 
   private send(ws: WebSocket, frame: Frame): void {

@@ -132,3 +132,59 @@ describe('decide', () => {
     expect(d.ok && d.next.holder).toBeUndefined();
   });
 });
+
+describe('decide: the waiting line', () => {
+  const waiter = (id: string, expiresIn = 15_000) => ({
+    id,
+    user: `user-${id}`,
+    since: t0,
+    expires: later(expiresIn),
+  });
+  const line = (...ids: string[]) => ({ queue: ids.map((id) => waiter(id)) });
+
+  it('gives a free lock only to the head of the line, and takes the head out', () => {
+    const state: LockState = { ...free, ...line('w1', 'w2') };
+    expect(outcome(state, { kind: 'avail', user: 'eve' })).toBe('queued');
+    expect(outcome(state, { kind: 'avail', user: 'user-w2', waiter: 'w2' })).toBe('queued');
+    const d = decide(state, { kind: 'avail', user: 'user-w1', waiter: 'w1' }, later(5000));
+    expect(d).toMatchObject({
+      ok: true,
+      outcome: 'granted',
+      next: { holder: 'user-w1', token: 5 },
+    });
+    expect(d.ok && d.next.queue?.map((w) => w.id)).toEqual(['w2']);
+  });
+
+  it('skips entries whose replica stopped renewing them', () => {
+    const state: LockState = { ...free, queue: [waiter('gone', 1000), waiter('w2')] };
+    const d = decide(state, { kind: 'avail', user: 'user-w2', waiter: 'w2' }, later(5000));
+    expect(d).toMatchObject({ ok: true, next: { holder: 'user-w2', queue: undefined } });
+  });
+
+  it('joins at the end, at most max, once per id; leaves; renews entries', () => {
+    const state: LockState = { ...held(), ...line('w1') };
+    const joined = decide(state, { kind: 'enqueue', waiter: waiter('w2'), max: 2 }, later(1));
+    expect(joined.ok && joined.next.queue?.map((w) => w.id)).toEqual(['w1', 'w2']);
+    expect(outcome(state, { kind: 'enqueue', waiter: waiter('w1'), max: 2 })).toBe('queued');
+    const full = joined.ok ? joined.next : state;
+    expect(outcome(full, { kind: 'enqueue', waiter: waiter('w3'), max: 2 })).toBe('queue_full');
+    const left = decide(full, { kind: 'dequeue', ids: ['w1'] }, later(1));
+    expect(left.ok && left.next.queue?.map((w) => w.id)).toEqual(['w2']);
+    const renewed = decide(
+      full,
+      { kind: 'heartbeat', ids: ['w2'], expires: later(60_000) },
+      later(1),
+    );
+    expect(renewed.ok && renewed.next.queue?.map((w) => w.expires)).toEqual([
+      later(15_000),
+      later(60_000),
+    ]);
+    // A renewal for entries that are gone changes nothing (no write).
+    const none = decide(full, { kind: 'heartbeat', ids: ['w9'], expires: later(60_000) }, later(1));
+    expect(none.ok && none.next).toBe(full);
+  });
+
+  it('lets the holder renew while others wait', () => {
+    expect(outcome({ ...held(), ...line('w1') }, { kind: 'avail', user: 'ana' })).toBe('renewed');
+  });
+});

@@ -1,7 +1,13 @@
-import { isHeld, type LockState, type ReleaseReason } from './model.js';
+import { isHeld, liveQueue, type LockState, type ReleaseReason, type Waiter } from './model.js';
 
 export type Command =
-  | { readonly kind: 'avail'; readonly user: string; readonly holdTimeoutSeconds?: number }
+  | {
+      readonly kind: 'avail';
+      readonly user: string;
+      readonly holdTimeoutSeconds?: number;
+      /** Set when a waiter at the head of the line takes the lock it waited for. */
+      readonly waiter?: string | undefined;
+    }
   | {
       readonly kind: 'change';
       readonly user: string;
@@ -17,14 +23,27 @@ export type Command =
       readonly token: number;
       readonly renewedAt: Date | undefined;
     }
-  | { readonly kind: 'force'; readonly by: string };
+  | { readonly kind: 'force'; readonly by: string }
+  /** Joins the line (at most `max` live waiters). */
+  | { readonly kind: 'enqueue'; readonly waiter: Waiter; readonly max: number }
+  /** Leaves the line: the caller gave up, timed out or was served elsewhere. */
+  | { readonly kind: 'dequeue'; readonly ids: readonly string[] }
+  /** A replica's waiters are still there: their entries count until `expires`. */
+  | { readonly kind: 'heartbeat'; readonly ids: readonly string[]; readonly expires: Date };
 
 export type Action = Command['kind'];
 
-export type Outcome = 'granted' | 'renewed' | 'updated' | ReleaseReason;
+export type Outcome = 'granted' | 'renewed' | 'updated' | 'queued' | 'dequeued' | ReleaseReason;
 
 /** Machine codes of refusals; the HTTP layer maps them to statuses. */
-export type RefusalCode = 'locked' | 'not_held' | 'stale_token' | 'superseded';
+export type RefusalCode =
+  | 'locked'
+  | 'not_held'
+  | 'stale_token'
+  | 'superseded'
+  /** Free, but others wait in line before this caller. */
+  | 'queued'
+  | 'queue_full';
 
 export interface Refusal {
   readonly code: RefusalCode;
@@ -58,6 +77,12 @@ function released(state: LockState, by: string, reason: ReleaseReason, now: Date
   };
 }
 
+/** `state` with `queue` as its line; an empty line is no line, as every store reads it back. */
+const withQueue = (state: LockState, queue: readonly Waiter[]): LockState => ({
+  ...state,
+  queue: queue.length ? queue : undefined,
+});
+
 /** Refuses a holder-only command from someone who is not the current holder, or with a stale token. */
 function checkHolder(state: LockState, user: string, ifMatch: number | undefined): Decision | null {
   if (!isHeld(state)) return refuse('not_held', state);
@@ -74,8 +99,12 @@ export function decide(state: LockState, command: Command, now: Date): Decision 
   switch (command.kind) {
     case 'avail': {
       if (!isHeld(state)) {
+        // Waiters go first: a free lock goes to the head of the line, or to anyone if none waits.
+        const line = liveQueue(state, now);
+        const head = line[0];
+        if (head && head.id !== command.waiter) return refuse('queued', state);
         return apply('granted', {
-          ...state,
+          ...withQueue(state, line.slice(head ? 1 : 0)),
           holder: command.user,
           acquiredAt: now,
           renewedAt: now,
@@ -120,6 +149,25 @@ export function decide(state: LockState, command: Command, now: Date): Decision 
     case 'force': {
       if (!isHeld(state)) return refuse('not_held', state);
       return apply('forced', released(state, command.by, 'forced', now));
+    }
+    case 'enqueue': {
+      const line = liveQueue(state, now);
+      if (line.some((w) => w.id === command.waiter.id)) return apply('queued', state);
+      if (line.length >= command.max) return refuse('queue_full', state);
+      return apply('queued', withQueue(state, [...line, command.waiter]));
+    }
+    case 'dequeue': {
+      const queue = state.queue ?? [];
+      const kept = queue.filter((w) => !command.ids.includes(w.id));
+      return apply('dequeued', kept.length === queue.length ? state : withQueue(state, kept));
+    }
+    case 'heartbeat': {
+      const line = liveQueue(state, now);
+      if (!line.some((w) => command.ids.includes(w.id))) return apply('queued', state);
+      const queue = line.map((w) =>
+        command.ids.includes(w.id) ? { ...w, expires: command.expires } : w,
+      );
+      return apply('queued', withQueue(state, queue));
     }
   }
 }

@@ -1,6 +1,19 @@
 /** Why a lock was last released. */
 export type ReleaseReason = 'released' | 'expired' | 'forced';
 
+/** A caller waiting in line for a lock (`avail?wait=`), served first come, first served. */
+export interface Waiter {
+  /** Unique per wait; only the replica that holds the caller's request knows it is its own. */
+  readonly id: string;
+  readonly user: string;
+  readonly since: Date;
+  /**
+   * The entry counts until then: its replica pushes it forward while the caller waits, so the
+   * waiters of a replica that died drop out of the line once it passes.
+   */
+  readonly expires: Date;
+}
+
 /** Everything known about one lock: who holds it, the guarded string and its provenance. */
 export interface LockState {
   readonly name: string;
@@ -17,6 +30,8 @@ export interface LockState {
   readonly releasedBy?: string | undefined;
   readonly releasedAt?: Date | undefined;
   readonly releaseReason?: ReleaseReason | undefined;
+  /** Callers waiting for the lock, oldest first (entries past `expires` no longer count). */
+  readonly queue?: readonly Waiter[] | undefined;
 }
 
 /** A state together with the store version it was read at (a Lease resourceVersion). */
@@ -46,4 +61,9 @@ export function isHeld(
 export function heldSeconds(state: LockState, now: Date): number | undefined {
   if (!isHeld(state)) return undefined;
   return Math.max(0, (now.getTime() - state.acquiredAt.getTime()) / 1000);
+}
+
+/** The waiters that still count at `now`, oldest first. */
+export function liveQueue(state: LockState, now: Date): readonly Waiter[] {
+  return (state.queue ?? []).filter((w) => w.expires.getTime() > now.getTime());
 }

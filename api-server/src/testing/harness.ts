@@ -56,6 +56,7 @@ export async function startTestApp(env: Record<string, string> = {}, reviewer?: 
     /** The admin port's /metrics page. */
     metricsText: async () => (await fetch(`${metricsUrl}/metrics`)).text(),
     close: async () => {
+      await app.room.close();
       app.broadcaster.close();
       await stopServer(app.server);
       await stopServer(admin);

@@ -1,5 +1,5 @@
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
-import type { LockState, ReleaseReason, Versioned } from '@retrospective/lock';
+import type { LockState, ReleaseReason, Versioned, Waiter } from '@retrospective/lock';
 
 const prefix = 'retrospective.dev/';
 export const annotations = {
@@ -9,6 +9,7 @@ export const annotations = {
   releasedBy: `${prefix}released-by`,
   releasedAt: `${prefix}released-at`,
   releaseReason: `${prefix}release-reason`,
+  queue: `${prefix}queue`,
 } as const;
 
 /** Marks lock Leases; selecting on it leaves out the controller's leader-election Lease. */
@@ -20,6 +21,26 @@ function date(value: Date | string | undefined): Date | undefined {
   if (value === undefined || value === '') return undefined;
   const parsed = new Date(value);
   return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}
+
+/** The waiting line from its annotation; anything unreadable in it is left out, never fatal. */
+function parseQueue(value: string | undefined): Waiter[] | undefined {
+  if (!value) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(raw)) return undefined;
+  const line = raw.flatMap((entry: unknown) => {
+    const e = entry as Partial<Record<'id' | 'user' | 'since' | 'expires', unknown>>;
+    const since = date(typeof e.since === 'string' ? e.since : undefined);
+    const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
+    if (typeof e.id !== 'string' || typeof e.user !== 'string' || !since || !expires) return [];
+    return [{ id: e.id, user: e.user, since, expires }];
+  });
+  return line.length ? line : undefined;
 }
 
 const micro = (value: Date | undefined) => (value ? new V1MicroTime(value.getTime()) : undefined);
@@ -41,6 +62,7 @@ export function fromLease(lease: V1Lease): Versioned {
     releasedBy: a[annotations.releasedBy] || undefined,
     releasedAt: date(a[annotations.releasedAt]),
     releaseReason: reason && reasons.includes(reason) ? reason : undefined,
+    queue: parseQueue(a[annotations.queue]),
   };
   return { state, version: lease.metadata?.resourceVersion ?? '', raw: lease };
 }
@@ -59,6 +81,16 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
     [annotations.releasedBy]: state.releasedBy,
     [annotations.releasedAt]: state.releasedAt?.toISOString(),
     [annotations.releaseReason]: state.releaseReason,
+    [annotations.queue]: state.queue?.length
+      ? JSON.stringify(
+          state.queue.map((w) => ({
+            id: w.id,
+            user: w.user,
+            since: w.since.toISOString(),
+            expires: w.expires.toISOString(),
+          })),
+        )
+      : undefined,
   };
   const others = Object.entries(meta.annotations ?? {}).filter(([key]) => !(key in ours));
   const a = Object.fromEntries(
