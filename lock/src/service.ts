@@ -3,6 +3,8 @@ import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from
 import type { LockState, Versioned } from './model.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
   | { readonly ok: false; readonly refusal: Refusal; readonly raced: boolean };
@@ -30,7 +32,7 @@ export class LockService {
     this.store = options.store;
     this.known = new Set(options.locks);
     this.clock = options.clock ?? (() => new Date());
-    this.maxAttempts = options.maxAttempts ?? 10;
+    this.maxAttempts = options.maxAttempts ?? 20;
   }
 
   get locks(): string[] {
@@ -82,6 +84,8 @@ export class LockService {
       if (written !== 'conflict')
         return { ok: true, outcome: decision.outcome, state: written.state };
       conflicts++;
+      // Many writers on one lock (a long waiting line): spread the retries out a little.
+      if (conflicts > 1) await sleep(Math.random() * Math.min(50, 2 ** conflicts));
       current = await this.store.read(name, options);
       fresh = true;
     }

@@ -11,6 +11,8 @@ export interface WorkloadOptions {
   readonly headers?: Record<string, string>;
   /** A per-request timeout; a request that times out counts as failed. */
   readonly timeoutMs?: number;
+  /** Seconds client `i` waits in line on avail (`?wait=`); 0 or absent: it polls instead. */
+  readonly waitSeconds?: (client: number) => number;
 }
 
 export interface Workload {
@@ -26,7 +28,7 @@ export interface Workload {
  * request is recorded for checkHistory.
  */
 export async function raceForTheLock(options: WorkloadOptions): Promise<Workload> {
-  const { clients, durationMs, url, headers = {}, timeoutMs = 10_000 } = options;
+  const { clients, durationMs, url, headers = {}, timeoutMs = 10_000, waitSeconds } = options;
   const ops: Op[] = [];
   const deadline = Date.now() + durationMs;
   const request = async (
@@ -34,15 +36,16 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
     kind: Op['kind'],
     extraHeaders: Record<string, string>,
     extra: Partial<Op> = {},
+    wait = 0,
   ) => {
     const start = performance.now();
     let status = -1;
     let body: { token?: number; status?: string } = {};
     try {
-      const res = await fetch(`${url()}/retrospective/${kind}`, {
+      const res = await fetch(`${url()}/retrospective/${kind}${wait ? `?wait=${wait}` : ''}`, {
         method: kind === 'avail' ? 'GET' : 'POST',
         headers: { Username: client, Accept: 'application/json', ...headers, ...extraHeaders },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs + wait * 1000),
       });
       status = res.status;
       const text = await res.text();
@@ -58,8 +61,9 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
       const client = `client-${i}`;
+      const wait = waitSeconds?.(i) ?? 0;
       while (Date.now() < deadline) {
-        const grant = await request(client, 'avail', {});
+        const grant = await request(client, 'avail', {}, {}, wait);
         if (grant.status !== 200 || grant.token === undefined) {
           // 429: over the per-user rate limit; back off as Retry-After (at least 1 s) asks.
           await sleep(grant.status === 429 ? 1000 : 5 + Math.random() * 25);

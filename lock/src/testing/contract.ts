@@ -179,6 +179,32 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
       expect(refusal(await b.execute(lock, { kind: 'release', user: 'ana' }))).toBe('not_held');
     });
 
+    it('keeps the waiting line, and serves its head first on the other replica', async () => {
+      granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));
+      const now = new Date();
+      const waiter = (id: string) => ({
+        id,
+        user: `user-${id}`,
+        since: now,
+        expires: new Date(now.getTime() + 60_000),
+      });
+      granted(await a.execute(lock, { kind: 'enqueue', waiter: waiter('w1'), max: 10 }));
+      granted(await b.execute(lock, { kind: 'enqueue', waiter: waiter('w2'), max: 10 }));
+      const read = await fixture!.replicaB.read(lock);
+      expect(read?.state.queue).toEqual([waiter('w1'), waiter('w2')]);
+      granted(await b.execute(lock, { kind: 'release', user: 'ana' }));
+      expect(refusal(await b.execute(lock, { kind: 'avail', user: 'eve' }))).toBe('queued');
+      expect(refusal(await a.execute(lock, { kind: 'avail', user: 'user-w2', waiter: 'w2' }))).toBe(
+        'queued',
+      );
+      const served = granted(
+        await b.execute(lock, { kind: 'avail', user: 'user-w1', waiter: 'w1' }),
+      );
+      expect(served.queue?.map((w) => w.id)).toEqual(['w2']);
+      granted(await a.execute(lock, { kind: 'dequeue', ids: ['w2'] }));
+      expect((await fixture!.replicaA.read(lock))?.state.queue).toBeUndefined();
+    });
+
     it('rejects locks that are not configured', async () => {
       await expect(a.execute('nope', { kind: 'avail', user: 'ana' })).rejects.toThrow(
         UnknownLockError,

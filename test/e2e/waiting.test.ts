@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSocket } from '../../api-server/src/testing/harness.ts';
+import { checkHistory } from '../support/history.ts';
+import { cluster, createNamespace } from '../support/kube.ts';
+import { startApiServer, type Service } from '../support/processes.ts';
+import { raceForTheLock, summary } from '../support/workload.ts';
+
+/** A waiter's entry stops counting this long after its replica last renewed it. */
+const ttlSeconds = 3;
+const env = { WAIT_QUEUE_TTL_SECONDS: String(ttlSeconds) };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('waiting in line (avail?wait=) across two api-server replicas', () => {
+  let namespace: string;
+  const replicas: Service[] = [];
+
+  const post = (replica: Service, verb: string, user: string, query = '') =>
+    fetch(`${replica.url}/retrospective/${verb}${query}`, {
+      method: 'POST',
+      headers: { Username: user, Accept: 'application/json' },
+    });
+  const check = async (replica: Service) =>
+    (await (
+      await fetch(`${replica.url}/retrospective/check`, {
+        headers: { Accept: 'application/json' },
+      })
+    ).json()) as { holder?: string; waiting: { user: string }[] };
+
+  beforeAll(async () => {
+    namespace = await createNamespace('waiting');
+    for (let i = 0; i < 2; i++)
+      replicas.push(await startApiServer(cluster().kubeconfig, namespace, env));
+  });
+  afterAll(async () => Promise.all(replicas.map((r) => r.stop())));
+
+  it('serves waiters first come, first served, whichever replica each waits on', async () => {
+    const [a, b] = replicas as [Service, Service];
+    expect((await post(a, 'avail', 'holder')).status).toBe(200);
+    const order: string[] = [];
+    const waiters: Promise<void>[] = [];
+    const names = ['w0', 'w1', 'w2', 'w3', 'w4', 'w5'];
+    for (const [i, name] of names.entries()) {
+      const replica = i % 2 ? b : a;
+      waiters.push(
+        post(replica, 'avail', name, '?wait=30').then(async (res) => {
+          expect(res.status).toBe(200);
+          order.push(name);
+          // Hand it on at once, from the other replica.
+          expect((await post(i % 2 ? a : b, 'release', name)).status).toBe(200);
+        }),
+      );
+      // Joined (as both replicas see it) before the next one comes.
+      await expect
+        .poll(async () => (await check(i % 2 ? a : b)).waiting.map((w) => w.user))
+        .toEqual(names.slice(0, i + 1));
+    }
+    expect((await post(b, 'release', 'holder')).status).toBe(200);
+    await Promise.all(waiters);
+    expect(order).toEqual(names);
+    expect((await check(a)).waiting).toEqual([]);
+  });
+
+  it(`drops the waiters of a killed replica within ${ttlSeconds} s, and never gives them the lock`, async () => {
+    const [a, b] = replicas as [Service, Service];
+    const socket = await openSocket(a.url);
+    expect((await post(a, 'avail', 'holder')).status).toBe(200);
+    void post(b, 'avail', 'doomed', '?wait=60').catch(() => undefined);
+    await expect.poll(async () => (await check(a)).waiting.length).toBe(1);
+    const survivor = post(a, 'avail', 'survivor', '?wait=60');
+    await expect.poll(async () => (await check(a)).waiting.length).toBe(2);
+
+    const exited = new Promise((done) => b.child.once('exit', done));
+    b.child.kill('SIGKILL');
+    await exited;
+    const released = performance.now();
+    expect((await post(a, 'release', 'holder')).status).toBe(200);
+    const res = await survivor;
+    const seconds = (performance.now() - released) / 1000;
+    console.info(`a dead replica's waiter stopped blocking after ${seconds.toFixed(2)} s`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ holder: 'survivor' });
+    // Its entry counts until `ttlSeconds` after the dead replica's last renewal (every ttl / 3).
+    expect(seconds).toBeLessThan(ttlSeconds + 2);
+    expect(socket.frames.filter((f) => f.type === 'acquired').map((f) => f.holder)).not.toContain(
+      'doomed',
+    );
+    expect((await post(a, 'release', 'survivor')).status).toBe(200);
+    socket.close();
+    replicas[1] = await startApiServer(cluster().kubeconfig, namespace, env, {
+      port: b.port,
+      metricsPort: Number(new URL(b.metricsUrl).port),
+    });
+  });
+
+  it(
+    'keeps one holder at a time, growing tokens and every edit with 50 clients, half of them waiting in line, while a replica is killed and restarted',
+    { timeout: 120_000 },
+    async () => {
+      const pick = () => replicas[Math.floor(Math.random() * replicas.length)]!.url;
+      const racing = raceForTheLock({
+        clients: 50,
+        durationMs: 30_000,
+        url: () => (replicas[1]!.child.exitCode === null ? pick() : replicas[0]!.url),
+        waitSeconds: (i) => (i % 2 ? 5 : 0),
+      });
+      await sleep(10_000);
+      const b = replicas[1]!;
+      const killed = performance.now();
+      const exited = new Promise((done) => b.child.once('exit', done));
+      b.child.kill('SIGKILL');
+      await exited;
+      replicas[1] = await startApiServer(cluster().kubeconfig, namespace, env, {
+        port: b.port,
+        metricsPort: Number(new URL(b.metricsUrl).port),
+      });
+      const restarted = performance.now();
+      const workload = await racing;
+      console.info(summary(workload));
+      const waited = workload.ops.filter((o) => o.kind === 'avail' && o.client.match(/[13579]$/));
+      const blockingGrants = waited.filter((o) => o.outcome === 'granted').length;
+      console.info(`${blockingGrants} grants to waiting clients`);
+      // Only requests in flight on the killed replica may go unanswered.
+      const unexplained = workload.failed.filter(
+        (o) => o.status !== -1 || o.end < killed || o.start > restarted,
+      );
+      expect(unexplained).toEqual([]);
+      expect(blockingGrants).toBeGreaterThan(10);
+      expect(checkHistory(workload.ops, [])).toEqual([]);
+    },
+  );
+});
