@@ -71,6 +71,9 @@ function render(name) {
   el.querySelector('.last-release').textContent = lock.releasedAt
     ? `${lock.releasedBy} at ${new Date(lock.releasedAt).toLocaleString()} (${lock.releaseReason})`
     : '—';
+  el.querySelector('.waiting').textContent = lock.waiting?.length
+    ? lock.waiting.map((w) => w.user).join(', ')
+    : '—';
   el.querySelector('.content').textContent = lock.content || '(empty)';
   el.querySelector('.force').hidden = !(held && permissions[name]?.['force-release']);
   tick(name);
@@ -115,6 +118,10 @@ const handlers = {
   acquired(msg) {
     const lock = { ...locks.get(msg.lock), holder: msg.holder, since: msg.since, token: msg.token };
     locks.set(msg.lock, lock);
+    render(msg.lock);
+  },
+  queue(msg) {
+    locks.set(msg.lock, { ...locks.get(msg.lock), waiting: msg.waiting });
     render(msg.lock);
   },
   released(msg) {

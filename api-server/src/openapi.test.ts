@@ -55,6 +55,7 @@ describe('docs/api.md and /openapi.json', () => {
   });
 
   it('document every WebSocket message type', () => {
-    for (const type of ['snapshot', 'acquired', 'released']) expect(doc).toContain(`| \`${type}\``);
+    for (const type of ['snapshot', 'acquired', 'released', 'queue'])
+      expect(doc).toContain(`| \`${type}\``);
   });
 });

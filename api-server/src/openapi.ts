@@ -31,6 +31,14 @@ const common = {
   '503': refusal('Kubernetes API unreachable or lock not provisioned; see Retry-After'),
 };
 const limited = { '429': refusal('Over the rate limit; see Retry-After') };
+const wait = {
+  name: 'wait',
+  in: 'query',
+  required: false,
+  schema: { type: 'integer', minimum: 0 },
+  description:
+    'Seconds to wait in line when the lock is taken (cut to WAIT_MAX_SECONDS); answered on the grant, or 423 when the time runs out.',
+};
 const force = {
   name: 'force',
   in: 'query',
@@ -38,20 +46,32 @@ const force = {
   schema: { enum: ['true', 'false'] },
   description: "true: an admin's release of anyone's hold (reason forced).",
 };
-const wait = refusal('Wait: someone else holds the lock; see Retry-After');
+const locked = refusal(
+  'Wait: someone else holds the lock (or others wait in line first); see Retry-After',
+);
 
 const verbs = {
   check: { get: { summary: 'Lock state', responses: { '200': ok('State', 'Check'), ...common } } },
   avail: {
     get: {
       summary: 'Take the lock',
-      parameters: [username],
-      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...limited, ...common },
+      parameters: [username, wait],
+      responses: {
+        '200': ok('Granted or renewed', 'Avail'),
+        '423': locked,
+        ...limited,
+        ...common,
+      },
     },
     post: {
       summary: 'Take the lock',
-      parameters: [username],
-      responses: { '200': ok('Granted or renewed', 'Avail'), '423': wait, ...limited, ...common },
+      parameters: [username, wait],
+      responses: {
+        '200': ok('Granted or renewed', 'Avail'),
+        '423': locked,
+        ...limited,
+        ...common,
+      },
     },
   },
   change: {
@@ -81,7 +101,7 @@ const verbs = {
         '412': refusal('Stale token'),
         '413': refusal('Content or body too large'),
         '415': refusal('Unsupported media type'),
-        '423': wait,
+        '423': locked,
         ...limited,
         ...common,
       },
@@ -95,7 +115,7 @@ const verbs = {
         '200': ok('Released', 'Mutation'),
         '409': refusal('Not held'),
         '412': refusal('Stale token'),
-        '423': wait,
+        '423': locked,
         ...limited,
         ...common,
       },
@@ -185,6 +205,10 @@ export const openapi = {
           releasedBy: str,
           releasedAt: time,
           releaseReason: { enum: ['released', 'expired', 'forced'] },
+          waiting: {
+            type: 'array',
+            items: { type: 'object', properties: { user: str, since: time } },
+          },
         },
       },
       Avail: {

@@ -17,7 +17,7 @@ describe('the management view in headless Chromium', () => {
     const namespace = await createNamespace('view');
     const locks = { LOCKS: 'retrospective,standup' };
     controller = await startController(cluster().kubeconfig, namespace, locks);
-    api = await startApiServer(cluster().kubeconfig, namespace, locks);
+    api = await startApiServer(cluster().kubeconfig, namespace, { ...locks, ADMIN_USERS: 'root' });
     browser = await chromium.launch({
       executablePath: binPath('chromium'),
       headless: true,
@@ -83,6 +83,43 @@ describe('the management view in headless Chromium', () => {
       mkdirSync(resolve(screenshot, '..'), { recursive: true });
       await page.screenshot({ path: screenshot, fullPage: true });
     }
+    await page.close();
+  });
+
+  it('shows who waits in line, live, and no Force release button to a non-admin', async () => {
+    const page = await browser.newPage();
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await post('avail', 'ana');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
+    const bob = fetch(`${api.url}/retrospective/avail?wait=20`, {
+      method: 'POST',
+      headers: { Username: 'bob' },
+    });
+    await expect.poll(() => card.locator('.waiting').textContent()).toBe('bob');
+    expect(await card.locator('.force').isVisible()).toBe(false);
+    await post('release', 'ana');
+    expect((await bob).status).toBe(200);
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('bob');
+    await expect.poll(() => card.locator('.waiting').textContent()).toBe('—');
+    await post('release', 'bob');
+    await page.close();
+  });
+
+  it('shows an admin a Force release button that releases with reason forced', async () => {
+    const page = await browser.newPage();
+    // As an authenticating proxy in front would: every request of this page carries the name.
+    await page.setExtraHTTPHeaders({ Username: 'root' });
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await post('avail', 'carol');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('carol');
+    await expect.poll(() => page.locator('#user').textContent()).toBe('signed in as root');
+    await card.locator('.force').click();
+    await expect.poll(() => card.locator('.state').textContent()).toBe('available');
+    expect(await card.locator('.last-release').textContent()).toMatch(/^root at .* \(forced\)$/);
+    expect(await card.locator('.force').isVisible()).toBe(false);
     await page.close();
   });
 });
