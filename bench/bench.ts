@@ -1,164 +1,83 @@
-// make bench: latency and throughput of the lock API on both backends, and the memory cost of
-// WebSocket clients, measured in one run on loopback and reported as ratios (absolute numbers
-// on a shared machine are noise; ratios within one run are not).
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
-import { WebSocket } from 'ws';
+// make bench: the six workloads of docs/benchmarks.md on loopback, each figure as a ratio to a
+// floor or a peer measured in this same run (absolute numbers on a shared machine are noise;
+// ratios within one run are not). Writes bench/results/<timestamp>.json and prints a table.
+//   node bench/bench.ts            the full run (about 10 minutes)
+//   node bench/bench.ts --smoke    seconds-long runs of each, as `make test` does
+// BENCH_CLUSTER_DIR reuses a running control plane there (else one of its own is started);
+// BENCH_RESULTS_DIR moves the JSON; BENCH_ONLY=1,3 runs some workloads only.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { clusterDown, clusterUp } from '../hack/cluster/cluster.ts';
-import { freePort, waitFor } from '../hack/cluster/process.ts';
+import { root, type Proc } from './lib.ts';
+import * as w from './workloads.ts';
 
-const root = resolve(import.meta.dirname, '..');
-const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const concurrency = 16;
+const smoke = process.argv.includes('--smoke');
+const ownCluster = !process.env.BENCH_CLUSTER_DIR;
+const clusterDir = process.env.BENCH_CLUSTER_DIR ?? '.cache/bench-cluster';
+const only = process.env.BENCH_ONLY?.split(',').map(Number);
+const wanted = (n: number) => !only || only.includes(n);
 
-async function server(env: Record<string, string>) {
-  const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--expose-gc', resolve(root, 'api-server/dist/main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      METRICS_PORT: String(metricsPort),
-      ...env,
-    },
-    stdio: 'ignore',
-  });
-  // The bench's servers never outlive it, whichever way it ends.
-  process.once('exit', () => child.kill('SIGKILL'));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('api-server', async () => (await fetch(`${url}/readyz`)).ok, 30_000, child.pid);
-  if (child.pid === undefined) throw new Error('api-server did not start');
-  return { url, pid: child.pid, stop: () => child.kill('SIGTERM') };
-}
+const format = (v: number, unit: string) =>
+  !Number.isFinite(v)
+    ? String(v)
+    : unit === 'req/s'
+      ? v.toFixed(0)
+      : v.toFixed(unit === 'x' ? 2 : 1);
 
-/** Runs `op` from `workers` loops for `ms`; returns ops/s and latency percentiles in ms. */
-async function load(op: (worker: number) => Promise<void>, workers: number, ms: number) {
-  const latencies: number[] = [];
-  const end = performance.now() + ms;
-  await Promise.all(
-    Array.from({ length: workers }, async (_, w) => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        await op(w);
-        latencies.push(performance.now() - t);
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { rate: latencies.length / (ms / 1000), p50: at(0.5), p99: at(0.99) };
-}
-
-const ok = async (res: Promise<Response>) => {
-  const r = await res;
-  await r.arrayBuffer();
-  if (r.status >= 500) throw new Error(`HTTP ${r.status}`);
-};
-
-async function measure(url: string) {
-  const check = await load(
-    () => ok(fetch(`${url}/retrospective/check`)),
-    concurrency,
-    seconds * 1000,
-  );
-  // One user at a time takes, edits and releases: the seed's workflow, end to end.
-  const cycle = await load(
-    async () => {
-      const headers = { Username: 'bench' };
-      await ok(fetch(`${url}/retrospective/avail`, { headers }));
-      await ok(
-        fetch(`${url}/retrospective/change`, {
-          method: 'POST',
-          headers: { ...headers, Retrospective: 'bench' },
-        }),
-      );
-      await ok(fetch(`${url}/retrospective/release`, { method: 'POST', headers }));
-    },
-    1,
-    seconds * 1000,
-  );
-  // Someone holds the lock; everyone else is told to wait (each refusal re-reads the store).
-  await ok(fetch(`${url}/retrospective/avail`, { headers: { Username: 'holder' } }));
-  const wait = await load(
-    (w) => ok(fetch(`${url}/retrospective/avail`, { headers: { Username: `waiter-${w}` } })),
-    concurrency,
-    seconds * 1000,
-  );
-  await ok(
-    fetch(`${url}/retrospective/release`, { method: 'POST', headers: { Username: 'holder' } }),
-  );
-  return { check, cycle, wait };
-}
-
-async function rssKiB(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-}
-
-async function wsCost(url: string, pid: number, clients: number) {
-  const before = await rssKiB(pid);
-  const sockets = await Promise.all(
-    Array.from(
-      { length: clients },
-      () =>
-        new Promise<WebSocket>((done, fail) => {
-          const ws = new WebSocket(url.replace('http', 'ws') + '/ws');
-          ws.once('message', () => done(ws));
-          ws.once('error', fail);
-        }),
-    ),
-  );
-  await new Promise((r) => setTimeout(r, 1000));
-  const after = await rssKiB(pid);
-  sockets.forEach((s) => s.terminate());
-  return ((after - before) * 1024) / clients;
+export function table(rows: readonly w.Row[]): string {
+  const lines = [
+    '| workload | metric | value | against (same run) | its value | ratio | goal | met |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.workload} | ${r.metric} | ${format(r.value, r.unit)} ${r.unit} | ${r.against} | ${format(r.reference, r.unit)} ${r.unit} | ${r.ratio.toFixed(2)}x | ${r.goal} | ${r.met === undefined ? '' : r.met ? 'yes' : '**no**'} |`,
+    );
+  return lines.join('\n');
 }
 
 async function main() {
-  const cluster = await clusterUp('.cache/bench-cluster');
+  const started = performance.now();
+  const cluster = await clusterUp(clusterDir);
+  const ctx: w.Context = {
+    smoke,
+    kubeconfig: cluster.kubeconfig,
+    etcd: `http://127.0.0.1:${cluster.etcdPort}`,
+  };
+  const rows: w.Row[] = [];
+  const step = async (n: number, run: () => Promise<w.Row[]>) => {
+    if (!wanted(n)) return;
+    const t = performance.now();
+    rows.push(...(await run()));
+    console.error(`[bench] workload ${n} done in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  };
+  let pair: Proc[] = [];
   try {
-    const memory = await server({ STORE: 'memory' });
-    const lease = await server({
-      STORE: 'kubernetes',
-      KUBECONFIG: cluster.kubeconfig,
-      NAMESPACE: 'default',
-    });
-    const m = await measure(memory.url);
-    const l = await measure(lease.url);
-    const perClient = await wsCost(memory.url, memory.pid, 500);
-    memory.stop();
-    lease.stop();
-    const row = (name: string, r: { rate: number; p50: number; p99: number }) =>
-      `  ${name.padEnd(34)} ${r.rate.toFixed(0).padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms`;
-    console.log(
-      `retrospective bench (${seconds} s per measurement, ${concurrency} concurrent clients, loopback)`,
-    );
-    for (const [name, r] of [
-      ['memory', m],
-      ['lease', l],
-    ] as const) {
-      console.log(row(`${name}: check (cache read)`, r.check));
-      console.log(row(`${name}: avail refused with Wait`, r.wait));
-      console.log(row(`${name}: avail+change+release, 1 user`, r.cycle));
-    }
-    console.log('ratios (same run):');
-    console.log(
-      `  lease check p50 / lease Wait p50      ${(l.check.p50 / l.wait.p50).toFixed(2)}  (reads skip the apiserver; refusals re-read it)`,
-    );
-    console.log(
-      `  lease check rate / memory check rate  ${(l.check.rate / m.check.rate).toFixed(2)}  (a Lease backend costs reads nothing)`,
-    );
-    console.log(
-      `  lease cycle p50 / memory cycle p50    ${(l.cycle.p50 / m.cycle.p50).toFixed(1)}  (three Lease writes per cycle)`,
-    );
-    console.log(
-      `  memory per idle WebSocket client      ${(perClient / 1024).toFixed(1)} KiB (500 clients)`,
-    );
+    await step(1, () => w.checkThroughput(ctx));
+    await step(2, () => w.cycleLatency(ctx));
+    if ([3, 4, 6].some(wanted))
+      pair = await w.replicas(ctx, await w.namespace(ctx, 'pair'), 2, { WAIT_QUEUE_MAX: '1000' });
+    await step(3, () => w.handoverGap(ctx, pair));
+    await step(4, () => w.fairness(ctx, pair));
+    await step(5, () => w.fanOut(ctx));
+    await step(6, () => w.propagation(ctx, pair));
   } finally {
-    await clusterDown('.cache/bench-cluster');
+    pair.forEach((p) => p.stop());
+    if (ownCluster) await clusterDown(clusterDir);
   }
+  const seconds = (performance.now() - started) / 1000;
+  const at = new Date().toISOString();
+  const dir = resolve(root, process.env.BENCH_RESULTS_DIR ?? 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${at.replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);
+  writeFileSync(file, JSON.stringify({ at, smoke, seconds, rows }, null, 2) + '\n');
+  console.log(
+    `retrospective bench${smoke ? ' (smoke)' : ''}, ${at}, ${seconds.toFixed(0)} s, loopback, 2 api-server replicas on one control plane\n`,
+  );
+  console.log(table(rows));
+  console.log(`\n(${file})`);
+  const missed = rows.filter((r) => r.met === false).length;
+  if (missed) console.log(`${missed} goal(s) missed: docs/benchmarks.md says what bounds each.`);
 }
 
-await main();
+if (import.meta.main) await main();

@@ -133,6 +133,23 @@ install_kind() {
   link "$dir" kind
 }
 
+# The benchmark's peers (client-go leader election, etcd's Mutex): bench/peers, pinned by its
+# go.mod and go.sum, built once per content of that folder.
+install_bench_peers() {
+  local hash dir
+  hash=$(cat "$root"/bench/peers/go.mod "$root"/bench/peers/go.sum "$root"/bench/peers/*.go | sha256sum | cut -c1-12)
+  dir=$cache/bench-peers-$hash
+  if [ ! -x "$dir/bench-peers" ]; then
+    local started=$SECONDS
+    log "go build bench/peers (client-go $KUBERNETES_VERSION, etcd client $ETCD_VERSION; first run only; cached in $dir)"
+    mkdir -p "$dir.tmp"
+    (cd "$root/bench/peers" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir.tmp/bench-peers" .)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    log "built bench-peers in $((SECONDS - started)) s"
+  fi
+  link "$dir" bench-peers
+}
+
 # Debian's Chromium for the management-view tests (playwright-core drives it; no browser download).
 install_chromium() {
   if [ ! -x /usr/bin/chromium ]; then

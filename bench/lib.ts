@@ -1,0 +1,105 @@
+// What every workload of bench/bench.ts shares: child processes on loopback, load loops and
+// percentiles. Every loop here is bounded in time or count.
+import { execFile, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, waitFor } from '../hack/cluster/process.ts';
+
+export const root = resolve(import.meta.dirname, '..');
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Proc {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  stop(): void;
+}
+
+/** Runs `node <script>` with `env` plus PORT (and METRICS_PORT), until `readyPath` answers. */
+export async function spawnNode(
+  script: string,
+  env: Record<string, string>,
+  readyPath = '/readyz',
+): Promise<Proc> {
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [resolve(root, script)], {
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'warn',
+      DRAIN_DELAY_SECONDS: '0',
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      // Benchmarks are load on purpose: no rate limit.
+      RATE_LIMIT_USER_PER_MINUTE: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  // The bench's servers never outlive it, whichever way it ends.
+  process.once('exit', () => child.kill('SIGKILL'));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(script, async () => (await fetch(`${url}${readyPath}`)).ok, 30_000, child.pid);
+  if (child.pid === undefined) throw new Error(`${script} did not start`);
+  return { url, port, pid: child.pid, stop: () => child.kill('SIGKILL') };
+}
+
+/** Waits (at most 30 s) until the api-server at `url` has its lock: ready is not provisioned. */
+export async function provisioned(url: string): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while ((await fetch(`${url}/retrospective/check`)).status !== 200) {
+    if (performance.now() > deadline) throw new Error(`${url}: the lock never appeared`);
+    await sleep(100);
+  }
+}
+
+export interface Stats {
+  readonly n: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export function stats(samples: readonly number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+}
+
+/** Runs `op` in a loop for `ms`; the latencies of its runs in ms. */
+export async function loop(op: () => Promise<void>, ms: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t = performance.now();
+    await op();
+    latencies.push(performance.now() - t);
+  }
+  return latencies;
+}
+
+/** A request that must not fail on the server side; its body is read and dropped. */
+export async function ok(res: Promise<Response>): Promise<Response> {
+  const r = await res;
+  await r.arrayBuffer();
+  if (r.status >= 500) throw new Error(`HTTP ${r.status} from ${r.url}`);
+  return r;
+}
+
+const run = promisify(execFile);
+
+/** Runs bin/bench-peers (bench/peers: client-go's leader election, etcd's Mutex); gaps in ms. */
+export async function peer(args: string[]): Promise<number[]> {
+  const { stdout } = await run(resolve(root, 'bin/bench-peers'), args, {
+    timeout: 6 * 60_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return (JSON.parse(stdout) as { samples: number[] }).samples;
+}
+
+/** Resident memory of a process, in KiB. */
+export async function rssKiB(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+}

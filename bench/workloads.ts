@@ -1,0 +1,436 @@
+// The six workloads of `make bench` (docs/benchmarks.md describes each). Every figure is set
+// against a floor or a peer measured in the same run, on the same loopback and control plane.
+import autocannon from 'autocannon';
+import { CoordinationV1Api, CoreV1Api, type V1Lease } from '@kubernetes/client-node';
+import { WebSocket } from 'ws';
+import { loadKubeConfig } from '@retrospective/runtime';
+import { loop, ok, peer, provisioned, rssKiB, sleep, spawnNode, stats, type Proc } from './lib.ts';
+
+export interface Context {
+  /** Seconds-long runs of every workload (the smoke run `make test` does). */
+  readonly smoke: boolean;
+  readonly kubeconfig: string;
+  /** The etcd behind the control plane, for etcd's Mutex. */
+  readonly etcd: string;
+}
+
+export interface Row {
+  readonly workload: string;
+  readonly metric: string;
+  readonly value: number;
+  readonly unit: string;
+  /** The floor or peer, measured in the same run. */
+  readonly against: string;
+  readonly reference: number;
+  /** value / reference. */
+  readonly ratio: number;
+  /** The goal, as text, and whether it was met (undefined: no goal, shown for context). */
+  readonly goal: string;
+  readonly met: boolean | undefined;
+}
+
+type Goal = { text: string; test: (ratio: number, value: number) => boolean } | undefined;
+
+function row(
+  workload: string,
+  metric: string,
+  value: number,
+  unit: string,
+  against: string,
+  reference: number,
+  goal?: Goal,
+): Row {
+  const ratio = value / reference;
+  return {
+    workload,
+    metric,
+    value,
+    unit,
+    against,
+    reference,
+    ratio,
+    goal: goal?.text ?? '',
+    met: goal ? goal.test(ratio, value) : undefined,
+  };
+}
+
+const json = { Accept: 'application/json' };
+const as = (user: string) => ({ ...json, Username: user });
+
+/** A fresh namespace on the control plane, for one workload's Leases. */
+export async function namespace(ctx: Context, prefix: string): Promise<string> {
+  const name = `bench-${prefix}-${Date.now().toString(36)}`;
+  await loadKubeConfig(ctx.kubeconfig)
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+/** api-server replicas on the Lease backend in `ns` (admin credentials: it creates its Lease). */
+export async function replicas(ctx: Context, ns: string, count: number, env = {}) {
+  const started: Proc[] = [];
+  for (let i = 0; i < count; i++) {
+    const api = await spawnNode('api-server/dist/main.js', {
+      STORE: 'kubernetes',
+      KUBECONFIG: ctx.kubeconfig,
+      NAMESPACE: ns,
+      ...env,
+    });
+    await provisioned(api.url);
+    started.push(api);
+  }
+  return started;
+}
+
+/** Client `i`'s replica: they alternate. */
+function urlOf(apis: readonly Proc[], i: number): string {
+  const api = apis[i % apis.length];
+  if (!api) throw new Error('no api-server replicas');
+  return api.url;
+}
+
+const seconds = (ctx: Context, full: number) => (ctx.smoke ? 1 : full);
+
+/** 1. `check` throughput at 64 connections vs a bare node:http server sending the same body. */
+export async function checkThroughput(ctx: Context): Promise<Row[]> {
+  const ns = await namespace(ctx, 'check');
+  const [api] = (await replicas(ctx, ns, 1)) as [Proc];
+  const sample = await fetch(`${api.url}/retrospective/check`, { headers: json });
+  const bare = await spawnNode(
+    'bench/bare.ts',
+    {
+      BARE: 'http',
+      BODY: await sample.text(),
+      CONTENT_TYPE: sample.headers.get('content-type') ?? '',
+    },
+    '/',
+  );
+  const rate = async (url: string) => {
+    const result = await autocannon({
+      url: `${url}/retrospective/check`,
+      connections: 64,
+      duration: seconds(ctx, 10),
+      headers: json,
+    });
+    if (result.non2xx || result.errors) throw new Error(`check: ${result.non2xx} non-2xx`);
+    return result.requests.average;
+  };
+  // Alternated, so a slower moment of the machine hits both alike.
+  const ours = (await rate(api.url)) + (await rate(api.url));
+  const floor = (await rate(bare.url)) + (await rate(bare.url));
+  [api, bare].forEach((p) => p.stop());
+  return [
+    row('1. check, 64 connections', 'throughput', ours / 2, 'req/s', 'bare node:http', floor / 2, {
+      text: '>= 0.6x',
+      test: (r) => r >= 0.6,
+    }),
+  ];
+}
+
+/** 2. One client's avail+change+release vs three raw Lease replaces on the same control plane. */
+export async function cycleLatency(ctx: Context): Promise<Row[]> {
+  const ns = await namespace(ctx, 'cycle');
+  const [api] = (await replicas(ctx, ns, 1)) as [Proc];
+  const ours = await loop(
+    async () => {
+      await ok(fetch(`${api.url}/retrospective/avail`, { method: 'POST', headers: as('bench') }));
+      await ok(
+        fetch(`${api.url}/retrospective/change`, {
+          method: 'POST',
+          headers: { ...as('bench'), Retrospective: 'bench' },
+        }),
+      );
+      await ok(fetch(`${api.url}/retrospective/release`, { method: 'POST', headers: as('bench') }));
+    },
+    seconds(ctx, 10) * 1000,
+  );
+  api.stop();
+  const leases = loadKubeConfig(ctx.kubeconfig).makeApiClient(CoordinationV1Api);
+  let lease: V1Lease = await leases.createNamespacedLease({
+    namespace: ns,
+    body: { metadata: { name: 'raw' }, spec: {} },
+  });
+  const replace = async (holder: string | undefined) => {
+    lease = await leases.replaceNamespacedLease({
+      name: 'raw',
+      namespace: ns,
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: holder } },
+    });
+  };
+  const raw = await loop(
+    async () => {
+      await replace('bench');
+      await replace('bench');
+      await replace(undefined);
+    },
+    seconds(ctx, 10) * 1000,
+  );
+  return [
+    row(
+      '2. avail+change+release, 1 client',
+      'latency p50',
+      stats(ours).p50,
+      'ms',
+      '3 raw Lease replaces',
+      stats(raw).p50,
+      { text: '<= 1.5x', test: (r) => r <= 1.5 },
+    ),
+  ];
+}
+
+/**
+ * Takes the lock `handovers` times among `clients` waiting in line on two replicas, each letting
+ * go at once; the gaps from a release's start to the next grant's answer, in ms.
+ */
+async function handovers(apis: readonly Proc[], clients: number, count: number) {
+  const gaps: number[] = [];
+  let released: number | undefined;
+  const deadline = performance.now() + 120_000;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      const url = urlOf(apis, i);
+      const user = { method: 'POST', headers: as(`client-${i}`) };
+      while (gaps.length < count && performance.now() < deadline) {
+        const res = await ok(fetch(`${url}/retrospective/avail?wait=60`, user));
+        if (res.status !== 200) continue;
+        if (released !== undefined) gaps.push(performance.now() - released);
+        released = performance.now();
+        await ok(fetch(`${url}/retrospective/release`, user));
+      }
+    }),
+  );
+  return gaps.slice(0, count);
+}
+
+/** 3. Hand-over gap under contention: 20 waiters on 2 replicas vs etcd's Mutex and client-go. */
+export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<Row[]> {
+  const n = (full: number, smoke: number) => String(ctx.smoke ? smoke : full);
+  const ours = stats(await handovers(apis, 20, ctx.smoke ? 5 : 100));
+  const mutex = stats(
+    await peer(['mutex', '-endpoints', ctx.etcd, '-waiters', '20', '-handovers', n(100, 5)]),
+  );
+  const electionNs = await namespace(ctx, 'election');
+  const election = (handoverCount: string, timings: string[]) =>
+    peer([
+      'leaderelection',
+      '-kubeconfig',
+      ctx.kubeconfig,
+      '-namespace',
+      electionNs,
+      '-candidates',
+      '20',
+      '-handovers',
+      handoverCount,
+      ...timings,
+    ]);
+  const fast = stats(
+    await election(n(50, 3), ['-lease', '1s', '-renew', '500ms', '-retry', '100ms']),
+  );
+  const defaults = stats(await election(n(20, 2), []));
+  const w = '3. hand-over gap, 20 waiters, 2 replicas';
+  return [
+    row(w, 'p50', ours.p50, 'ms', "etcd's concurrency.Mutex", mutex.p50),
+    row(w, 'p99', ours.p99, 'ms', "etcd's concurrency.Mutex", mutex.p99, {
+      text: '<= 2x',
+      test: (r) => r <= 2,
+    }),
+    row(
+      w,
+      'p99',
+      ours.p99,
+      'ms',
+      'client-go leaderelection, defaults (15 s/10 s/2 s)',
+      defaults.p99,
+      {
+        text: '<= 0.25x',
+        test: (r) => r <= 0.25,
+      },
+    ),
+    row(w, 'p99', ours.p99, 'ms', 'client-go leaderelection, fast (1 s/0.5 s/0.1 s)', fast.p99),
+  ];
+}
+
+/**
+ * 20 clients take the lock, hold it 20 ms and let go, for `ms`, waiting in line (`wait`) or
+ * polling every 100 ms as clients had to before; grants per client and the longest wait.
+ */
+async function contend(apis: readonly Proc[], ms: number, wait: boolean) {
+  const grants = new Array<number>(20).fill(0);
+  let longest = 0;
+  const end = performance.now() + ms;
+  await Promise.all(
+    grants.map(async (_, i) => {
+      const url = urlOf(apis, i);
+      const user = { method: 'POST', headers: as(`fair-${i}`) };
+      while (performance.now() < end) {
+        const wanted = performance.now();
+        for (;;) {
+          const left = Math.ceil((end - performance.now()) / 1000);
+          if (left <= 0) return;
+          const res = await ok(
+            fetch(`${url}/retrospective/avail${wait ? `?wait=${left}` : ''}`, user),
+          );
+          if (res.status === 200) break;
+          if (!wait) await sleep(100);
+        }
+        longest = Math.max(longest, performance.now() - wanted);
+        grants[i] = (grants[i] ?? 0) + 1;
+        await sleep(20);
+        await ok(fetch(`${url}/retrospective/release`, user));
+      }
+    }),
+  );
+  return { spread: Math.max(...grants) / Math.max(1, Math.min(...grants)), longest, grants };
+}
+
+/** 4. Fairness over 60 s of 20 contending clients, waiting in line vs polling. */
+export async function fairness(ctx: Context, apis: readonly Proc[]): Promise<Row[]> {
+  const ms = seconds(ctx, 60) * 1000 * (ctx.smoke ? 3 : 1);
+  const line = await contend(apis, ms, true);
+  const polling = await contend(apis, ms, false);
+  const w = `4. fairness, 20 clients, ${ms / 1000} s`;
+  return [
+    row(w, 'grants max/min', line.spread, 'x', 'polling every 100 ms', polling.spread, {
+      text: 'value <= 1.5',
+      test: (_r, v) => v <= 1.5,
+    }),
+    row(w, 'longest wait', line.longest, 'ms', 'polling every 100 ms', polling.longest),
+  ];
+}
+
+/** Opens `count` WebSocket clients to `url`, each counting the frames that match `frame`. */
+async function crowd(url: string, count: number, frame: string) {
+  const state = { seen: 0, last: 0 };
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < count; i += 250) {
+    const batch = Array.from(
+      { length: Math.min(250, count - i) },
+      () =>
+        new Promise<WebSocket>((done, fail) => {
+          const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, { perMessageDeflate: false });
+          ws.once('message', () => {
+            ws.on('message', (data: Buffer) => {
+              if (!data.includes(frame)) return;
+              state.seen++;
+              state.last = performance.now();
+            });
+            done(ws);
+          });
+          ws.once('error', fail);
+        }),
+    );
+    sockets.push(...(await Promise.all(batch)));
+  }
+  /** Runs `prepare`, then `trigger`; ms from the trigger until every client saw one more frame. */
+  const round = async (trigger: () => Promise<unknown>, prepare?: () => Promise<unknown>) => {
+    await prepare?.();
+    const target = state.seen + count;
+    const t0 = performance.now();
+    await trigger();
+    const deadline = performance.now() + 30_000;
+    while (state.seen < target && performance.now() < deadline) await sleep(1);
+    if (state.seen < target)
+      throw new Error(`only ${state.seen - target + count} of ${count} frames`);
+    return state.last - t0;
+  };
+  return { round, close: () => sockets.forEach((s) => s.terminate()) };
+}
+
+/** 5. WebSocket fan-out to 5,000 clients of one replica vs a bare `ws` broadcast; memory. */
+export async function fanOut(ctx: Context): Promise<Row[]> {
+  const clients = ctx.smoke ? 100 : 5000;
+  const rounds = ctx.smoke ? 3 : 20;
+  const env = { STORE: 'memory', WS_MAX_CONNECTIONS: String(clients + 100) };
+  const api = await spawnNode('api-server/dist/main.js', env);
+  const bare = await spawnNode('bench/bare.ts', { BARE: 'ws' }, '/');
+  const measure = async (
+    server: Proc,
+    frame: string,
+    trigger: () => Promise<unknown>,
+    prepare?: () => Promise<unknown>,
+  ) => {
+    await sleep(500);
+    const before = await rssKiB(server.pid);
+    const c = await crowd(server.url, clients, frame);
+    await sleep(1000);
+    const perClient = ((await rssKiB(server.pid)) - before) / clients;
+    const latencies: number[] = [];
+    for (let i = 0; i < rounds; i++) latencies.push(await c.round(trigger, prepare));
+    c.close();
+    server.stop();
+    return { ...stats(latencies), perClient };
+  };
+  const lock = (verb: string) =>
+    ok(fetch(`${api.url}/retrospective/${verb}`, { method: 'POST', headers: as('fan') }));
+  const ours = await measure(
+    api,
+    '"released"',
+    () => lock('release'),
+    async () => {
+      await lock('avail');
+      await sleep(20); // the acquired frames go out first, untimed
+    },
+  );
+  const floor = await measure(bare, '"released"', () =>
+    ok(fetch(`${bare.url}/fire`, { method: 'POST' })),
+  );
+  const w = `5. WebSocket fan-out, ${clients} clients`;
+  return [
+    row(w, 'release to last frame p50', ours.p50, 'ms', 'bare ws broadcast', floor.p50),
+    row(w, 'release to last frame p99', ours.p99, 'ms', 'bare ws broadcast', floor.p99, {
+      text: '<= 1.3x and value < 100 ms',
+      test: (r, v) => r <= 1.3 && v < 100,
+    }),
+    row(w, 'memory per idle client', ours.perClient, 'KiB', 'bare ws server', floor.perClient, {
+      text: 'value < 20 KiB',
+      test: (_r, v) => v < 20,
+    }),
+  ];
+}
+
+/** 6. Release on replica A to the frame on replica B, also after idling; vs the same replica. */
+export async function propagation(ctx: Context, apis: readonly Proc[]): Promise<Row[]> {
+  const [a, b] = apis as [Proc, Proc];
+  const rounds = async (count: number) => {
+    const onB = await crowd(b.url, 1, '"released"');
+    const lock = (verb: string) =>
+      ok(fetch(`${a.url}/retrospective/${verb}`, { method: 'POST', headers: as('prop') }));
+    const cross: number[] = [];
+    const answer: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const latency = await onB.round(
+        async () => {
+          const started = performance.now();
+          await lock('release');
+          answer.push(performance.now() - started);
+        },
+        async () => {
+          await lock('avail');
+          await sleep(50);
+        },
+      );
+      cross.push(latency);
+    }
+    onB.close();
+    return { cross: stats(cross), answer: stats(answer) };
+  };
+  const busy = await rounds(ctx.smoke ? 3 : 30);
+  const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? (ctx.smoke ? 1 : 180));
+  await sleep(idleSeconds * 1000);
+  const idle = await rounds(ctx.smoke ? 2 : 5);
+  const w = '6. release on A to the frame on B';
+  const goal = { text: 'value < 1000 ms', test: (_r: number, v: number) => v < 1000 };
+  return [
+    row(w, 'p50', busy.cross.p50, 'ms', 'answer to the release on A', busy.answer.p50),
+    row(w, 'p99', busy.cross.p99, 'ms', 'answer to the release on A', busy.answer.p99, goal),
+    row(
+      w,
+      `p99 after ${idleSeconds} s idle`,
+      idle.cross.p99,
+      'ms',
+      'answer to the release on A',
+      idle.answer.p99,
+      goal,
+    ),
+  ];
+}
