@@ -31,6 +31,7 @@ import (
 // gaps collects hand-over gaps: let go at one time, taken at a later one.
 type gaps struct {
 	mu       sync.Mutex
+	grants   int
 	released time.Time
 	samples  []float64
 	want     int
@@ -39,20 +40,21 @@ type gaps struct {
 
 func newGaps(want int) *gaps { return &gaps{want: want, done: make(chan struct{})} }
 
-// letGo marks the start of a release.
-func (g *gaps) letGo() {
+// letGo marks the start of a release; it returns the grants so far.
+func (g *gaps) letGo() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.released = time.Now()
+	return g.grants
 }
 
-// taken waits until the last release was taken by someone (or the run ends).
-func (g *gaps) taken(ctx context.Context) {
+// takenSince waits until there were more than `grants` grants (or the run ends).
+func (g *gaps) takenSince(ctx context.Context, grants int) {
 	for ctx.Err() == nil {
 		g.mu.Lock()
-		free := !g.released.IsZero()
+		more := g.grants > grants
 		g.mu.Unlock()
-		if !free {
+		if more {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -63,6 +65,7 @@ func (g *gaps) taken(ctx context.Context) {
 func (g *gaps) took() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.grants++
 	if len(g.samples) >= g.want {
 		return false
 	}
@@ -111,6 +114,7 @@ func leaderElection(args []string) ([]float64, error) {
 				LockConfig: resourcelock.ResourceLockConfig{Identity: fmt.Sprintf("candidate-%d", id)},
 			}
 			term, cancel := context.WithCancel(ctx)
+			grants := -1
 			leaderelection.RunOrDie(term, leaderelection.LeaderElectionConfig{
 				Lock:            lock,
 				LeaseDuration:   *lease,
@@ -120,7 +124,7 @@ func leaderElection(args []string) ([]float64, error) {
 				Callbacks: leaderelection.LeaderCallbacks{
 					OnStartedLeading: func(context.Context) {
 						if g.took() {
-							g.letGo() // hand over at once: cancelling releases the Lease
+							grants = g.letGo() // hand over at once: cancelling releases the Lease
 						}
 						cancel()
 					},
@@ -130,7 +134,9 @@ func leaderElection(args []string) ([]float64, error) {
 			cancel()
 			// Without a line, the one that let go would win again at once: it rejoins only
 			// once another candidate took over, so every gap is a hand-over to someone else.
-			g.taken(ctx)
+			if grants >= 0 {
+				g.takenSince(ctx, grants)
+			}
 		}
 	}
 	for i := 0; i < *candidates; i++ {

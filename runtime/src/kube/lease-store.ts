@@ -33,6 +33,12 @@ export class LeaseStore implements LockStore {
   private readonly informers: Informer<V1Lease>[];
   /** The informer's Leases, decoded once per resourceVersion. */
   private readonly decoded = new Map<string, Versioned>();
+  /**
+   * What this process itself last wrote, until the watch delivers it: the next decision starts
+   * from it rather than from the state before (which would cost a conflict or a fresh read).
+   * Change events still come from the watch alone.
+   */
+  private readonly written = new Map<string, Versioned>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly observe: KubeObserver;
 
@@ -61,7 +67,7 @@ export class LeaseStore implements LockStore {
   }
 
   cached(name: string): Versioned | undefined {
-    return this.decoded.get(name);
+    return this.written.get(name) ?? this.decoded.get(name);
   }
 
   async read(name: string, options: StoreCallOptions = {}): Promise<Versioned | undefined> {
@@ -94,7 +100,9 @@ export class LeaseStore implements LockStore {
           ),
         options,
       );
-      return fromLease(lease);
+      const written = fromLease(lease);
+      this.written.set(next.name, written);
+      return written;
     } catch (error) {
       // 409: someone wrote since we read. 404: the Lease is gone; both mean "decide again".
       if (statusOf(error) === 409 || statusOf(error) === 404) return 'conflict';
@@ -156,12 +164,25 @@ export class LeaseStore implements LockStore {
 
   private changed({ type, object }: InformerEvent<V1Lease>): void {
     const name = object.metadata?.name ?? '';
+    const ours = this.written.get(name)?.version;
+    if (ours !== undefined && !olderThan(object.metadata?.resourceVersion, ours))
+      this.written.delete(name); // the watch caught up with our write (or went past it)
     const prev = this.decoded.get(name)?.state;
     if (type === 'DELETED') this.decoded.delete(name);
     else this.decoded.set(name, fromLease(object));
     const next = this.decoded.get(name)?.state;
     for (const listener of this.listeners) listener({ name, prev, next });
   }
+}
+
+/**
+ * Whether resourceVersion `a` is older than `b`. Only used to keep a write-through cache entry a
+ * little longer, never for correctness (every write is a compare-and-swap): when the versions are
+ * not the integers etcd makes them, the answer is "no" and the entry goes.
+ */
+function olderThan(a: string | undefined, b: string): boolean {
+  if (!a || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) < BigInt(b);
 }
 
 /** The Lease store of a process: its configured namespace and locks, reporting to `metrics`. */
