@@ -435,3 +435,28 @@ describe('resuming a WebSocket', () => {
     expect(raw).toMatch(/is not <lock>:<token>/);
   });
 });
+
+describe('check without Express (the fast path)', () => {
+  it('answers exactly as the Express route does, JSON and text, GET and HEAD', async () => {
+    await avail('ana');
+    const answer = async (accept: string | undefined, method = 'GET') => {
+      const res = await call('/locks/retrospective/check', {
+        method,
+        headers: { ...(accept ? { Accept: accept } : {}), 'X-Request-Id': 'same' },
+      });
+      const headers = Object.fromEntries(
+        [...res.headers].filter(([name]) => !['date', 'keep-alive', 'connection'].includes(name)),
+      );
+      return { status: res.status, headers, body: await res.text() };
+    };
+    // The first of each pair takes the fast path, the second (another Accept) goes through Express.
+    expect(await answer('application/json')).toEqual(
+      await answer('application/json, text/plain;q=0.1'),
+    );
+    expect(await answer(undefined)).toEqual(await answer('text/plain'));
+    expect(await answer('*/*', 'HEAD')).toEqual(await answer('text/plain', 'HEAD'));
+    expect(await t.metricsText()).toMatch(
+      /retrospective_lock_requests_total\{lock="retrospective",action="check",outcome="held"\} 6/,
+    );
+  });
+});
