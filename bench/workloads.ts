@@ -205,9 +205,9 @@ async function handovers(apis: readonly Proc[], clients: number, count: number) 
 /** 3. Hand-over gap under contention: 20 waiters on 2 replicas vs etcd's Mutex and client-go. */
 export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<Row[]> {
   const n = (full: number, smoke: number) => String(ctx.smoke ? smoke : full);
-  const ours = stats(await handovers(apis, 20, ctx.smoke ? 5 : 100));
+  const ours = stats(await handovers(apis, 20, ctx.smoke ? 5 : 300));
   const mutex = stats(
-    await peer(['mutex', '-endpoints', ctx.etcd, '-waiters', '20', '-handovers', n(100, 5)]),
+    await peer(['mutex', '-endpoints', ctx.etcd, '-waiters', '20', '-handovers', n(300, 5)]),
   );
   const electionNs = await namespace(ctx, 'election');
   const election = (handoverCount: string, timings: string[]) =>

@@ -4,6 +4,7 @@ import type { LockState, Versioned } from './model.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const upkeep: ReadonlySet<Command['kind']> = new Set(['enqueue', 'dequeue', 'heartbeat']);
 
 export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
@@ -84,8 +85,10 @@ export class LockService {
       if (written !== 'conflict')
         return { ok: true, outcome: decision.outcome, state: written.state };
       conflicts++;
-      // Many writers on one lock (a long waiting line): spread the retries out a little.
-      if (conflicts > 1) await sleep(Math.random() * Math.min(50, 2 ** conflicts));
+      // Many writers on one lock (a long waiting line): spread the upkeep of the line out a
+      // little; grants and releases retry at once, they are what everyone waits for.
+      if (conflicts > 1 && upkeep.has(command.kind))
+        await sleep(Math.random() * Math.min(50, 2 ** conflicts));
       current = await this.store.read(name, options);
       fresh = true;
     }
