@@ -50,30 +50,15 @@ const locked = refusal(
   'Wait: someone else holds the lock (or others wait in line first); see Retry-After',
 );
 
+const takeTheLock = {
+  summary: 'Take the lock, or wait in line for it',
+  parameters: [username, wait],
+  responses: { '200': ok('Granted or renewed', 'Avail'), '423': locked, ...limited, ...common },
+};
+
 const verbs = {
   check: { get: { summary: 'Lock state', responses: { '200': ok('State', 'Check'), ...common } } },
-  avail: {
-    get: {
-      summary: 'Take the lock',
-      parameters: [username, wait],
-      responses: {
-        '200': ok('Granted or renewed', 'Avail'),
-        '423': locked,
-        ...limited,
-        ...common,
-      },
-    },
-    post: {
-      summary: 'Take the lock',
-      parameters: [username, wait],
-      responses: {
-        '200': ok('Granted or renewed', 'Avail'),
-        '423': locked,
-        ...limited,
-        ...common,
-      },
-    },
-  },
+  avail: { get: takeTheLock, post: takeTheLock },
   change: {
     post: {
       summary: 'Replace the content (holder only)',
