@@ -102,6 +102,10 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   for (const lock of locks) {
     for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
     metrics.queueLength.set({ lock }, 0);
+    // Zeroed, so the first wait reads as an increase (rate() and the dashboard see it).
+    metrics.handoverGap.zero({ lock });
+    for (const outcome of ['granted', 'timeout', 'abandoned'])
+      metrics.waitDuration.zero({ lock, outcome });
   }
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
     metrics.wsDropped.inc({ reason }, 0);

@@ -192,7 +192,26 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
           holder: string;
         }
       ).holder;
+      // Someone waiting in line for it gets it at the release: the wait and hand-over panels.
+      const waiting = fetch(`${apis[1]!.url}/retrospective/avail?wait=30`, {
+        method: 'POST',
+        headers: { Username: 'waiter' },
+      });
+      await expect
+        .poll(
+          async () =>
+            (
+              (await (
+                await fetch(`${apis[0]!.url}/retrospective/check`, {
+                  headers: { Accept: 'application/json' },
+                })
+              ).json()) as { waiting: unknown[] }
+            ).waiting.length,
+        )
+        .toBe(1);
       expect((await lockCall(0, 'release', winner)).status).toBe(200);
+      expect((await waiting).status).toBe(200);
+      expect((await lockCall(1, 'release', 'waiter')).status).toBe(200);
 
       // First long hold: the warning, not the critical.
       expect((await lockCall(0, 'avail', 'ana')).status).toBe(200);

@@ -1,6 +1,6 @@
 // The retrospective dashboard: who holds each lock and for how long, hold durations, long holds,
-// requests by outcome, races, WebSocket clients and broadcast delay, Kubernetes API calls and the
-// controller leader. Every panel reads the `${datasource}`, `$namespace` and `$lock` variables.
+// requests by outcome, races, WebSocket clients and broadcast delay, callers waiting in line and
+// the hand-over gap, Kubernetes API calls and the controller leader. Every panel reads the `${datasource}`, `$namespace` and `$lock` variables.
 local g = import '../lib/grafana.libsonnet';
 
 {
@@ -112,12 +112,40 @@ local g = import '../lib/grafana.libsonnet';
       min=0,
     ),
 
-    g.row('Kubernetes', 39, 0),
+    g.row('Waiting in line', 39, 0),
+    g.timeseries(
+      'Callers waiting',
+      'Callers waiting in line for each lock (avail?wait=), as each api-server pod sees the Lease.',
+      [g.target('max by (lock) (retrospective_lock_queue_length{%s})' % api(), '{{lock}}')],
+      g.pos(0, 40, 8, 7),
+      min=0,
+    ),
+    g.timeseries(
+      'Time waited',
+      'How long callers waited in line, by outcome: granted, timeout or abandoned (the client left).',
+      [g.target(quantile('0.99', 'retrospective_lock_wait_duration_seconds', api(), ', outcome'), 'p99 {{outcome}}')],
+      g.pos(8, 40, 8, 7),
+      unit='s',
+      min=0,
+    ),
+    g.timeseries(
+      'Hand-over gap',
+      'From a release to the grant to the next caller in line: how long the lock sat free while someone waited.',
+      [
+        g.target(quantile('0.5', 'retrospective_lock_handover_gap_seconds', api()), 'p50'),
+        g.target(quantile('0.99', 'retrospective_lock_handover_gap_seconds', api()), 'p99'),
+      ],
+      g.pos(16, 40, 8, 7),
+      unit='s',
+      min=0,
+    ),
+
+    g.row('Kubernetes', 47, 0),
     g.timeseries(
       'Kubernetes API calls',
       'Calls to the Kubernetes API per second by process, verb and status code ("error": no answer).',
       [g.target('sum by (job, verb, code) (rate(retrospective_kube_requests_total{%s}[$__rate_interval]))' % any, '{{job}} {{verb}} {{code}}')],
-      g.pos(0, 40, 12, 8),
+      g.pos(0, 48, 12, 8),
       unit='reqps',
       min=0,
     ),
@@ -125,7 +153,7 @@ local g = import '../lib/grafana.libsonnet';
       'Kubernetes API latency (p99)',
       '99th percentile of Kubernetes API call latency by verb.',
       [g.target(quantile('0.99', 'retrospective_kube_request_duration_seconds', any, ', verb'), '{{verb}}')],
-      g.pos(12, 40, 12, 8),
+      g.pos(12, 48, 12, 8),
       unit='s',
       min=0,
     ),
@@ -136,21 +164,21 @@ local g = import '../lib/grafana.libsonnet';
         g.target('min by (pod) (retrospective_watch_connected{%s})' % any, '{{pod}} connected'),
         g.target('sum by (reason) (rate(retrospective_watch_restarts_total{%s}[$__rate_interval]))' % any, 'restarts {{reason}}'),
       ],
-      g.pos(0, 48, 8, 7),
+      g.pos(0, 56, 8, 7),
       min=0,
     ),
     g.timeseries(
       'Controller leader',
       '1 for the controller pod that holds the leader Lease.',
       [g.target('max by (pod) (retrospective_controller_leader{%s})' % ctl(false), '{{pod}}')],
-      g.pos(8, 48, 8, 7),
+      g.pos(8, 56, 8, 7),
       min=0,
     ),
     g.timeseries(
       'Reconciles',
       'Reconciles of lock Leases per second by result.',
       [g.target('sum by (result) (rate(retrospective_reconcile_total{%s}[$__rate_interval]))' % ctl(false), '{{result}}')],
-      g.pos(16, 48, 8, 7),
+      g.pos(16, 56, 8, 7),
       unit='reqps',
       min=0,
     ),
