@@ -8,8 +8,9 @@ const signIn = document.getElementById('sign-in');
 // AUTH_MODE=kubernetes: a bearer token, kept for this tab only. It travels in the Authorization
 // header and, for the WebSocket, in Kubernetes' bearer subprotocol: never in a URL.
 let token = sessionStorage.getItem('retrospective-token') ?? '';
-/** What the signed-in user may do, per lock (GET api/me). */
+/** What the signed-in user may do, per lock (GET api/me), and who they are. */
 let permissions = {};
+let me;
 
 const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
 const api = (path, init = {}) =>
@@ -22,9 +23,10 @@ async function loadMe() {
   const res = await api('api/me');
   signIn.hidden = res.status !== 401;
   if (!res.ok) return false;
-  const me = await res.json();
-  permissions = me.locks;
-  document.getElementById('user').textContent = me.user ? `signed in as ${me.user}` : '';
+  const body = await res.json();
+  permissions = body.locks;
+  me = body.user;
+  document.getElementById('user').textContent = me ? `signed in as ${me}` : '';
   locks.forEach((_, name) => render(name));
   return true;
 }
@@ -50,6 +52,8 @@ function card(name) {
     el.dataset.lock = name;
     el.querySelector('.name').textContent = name;
     el.querySelector('.force').addEventListener('click', () => forceRelease(name));
+    el.querySelector('.take').addEventListener('click', () => command(name, 'avail'));
+    el.querySelector('.release').addEventListener('click', () => command(name, 'release'));
     el.querySelector('.history').addEventListener(
       'toggle',
       (e) => e.target.open && loadHistory(name),
@@ -76,6 +80,9 @@ function render(name) {
     : '—';
   el.querySelector('.content').textContent = lock.content || '(empty)';
   el.querySelector('.force').hidden = !(held && permissions[name]?.['force-release']);
+  const mine = held && me !== undefined && lock.holder === me;
+  el.querySelector('.take').hidden = !(me && permissions[name]?.hold && !mine);
+  el.querySelector('.release').hidden = !mine;
   tick(name);
   if (el.querySelector('.history').open) loadHistory(name);
 }
@@ -85,6 +92,15 @@ function tick(name) {
   const since =
     lock.holder && lock.since ? (Date.now() - Date.parse(lock.since)) / 1000 : undefined;
   card(name).querySelector('.held-for').textContent = since === undefined ? '—' : duration(since);
+}
+
+/** Takes (waiting in line up to 5 minutes) or releases a lock over the WebSocket. */
+function command(name, type) {
+  if (socket?.readyState !== WebSocket.OPEN) return;
+  const button = card(name).querySelector(type === 'avail' ? '.take' : '.release');
+  button.disabled = true;
+  button.textContent = type === 'avail' ? 'Waiting in line…' : 'Releasing…';
+  socket.send(JSON.stringify({ type, lock: name, wait: 300, id: `${type}:${name}` }));
 }
 
 async function forceRelease(name) {
@@ -119,6 +135,18 @@ const handlers = {
     const lock = { ...locks.get(msg.lock), holder: msg.holder, since: msg.since, token: msg.token };
     locks.set(msg.lock, lock);
     render(msg.lock);
+  },
+  reply(msg) {
+    const el = card(msg.lock);
+    for (const [selector, label] of [
+      ['.take', 'Take it, or wait in line'],
+      ['.release', 'Release'],
+    ]) {
+      const button = el.querySelector(selector);
+      button.disabled = false;
+      button.textContent = label;
+    }
+    if (!msg.ok) alert(msg.message);
   },
   queue(msg) {
     locks.set(msg.lock, { ...locks.get(msg.lock), waiting: msg.waiting });

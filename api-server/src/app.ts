@@ -23,6 +23,7 @@ import { RateLimiter } from './rate-limit.js';
 import { reply } from './respond.js';
 import { lockRoutes } from './routes.js';
 import { WaitingRoom } from './waiting.js';
+import { SocketCommands } from './ws-commands.js';
 import { Broadcaster } from './ws.js';
 
 export interface AppDeps {
@@ -236,6 +237,14 @@ export function buildApp(deps: AppDeps): App {
     logger,
     clock,
     auth,
+    commands: new SocketCommands({
+      config,
+      service,
+      room,
+      auth,
+      userLimit: limits.user,
+      metrics,
+    }),
     history: deps.history,
   });
   server.on('upgrade', (req, socket, head) => broadcaster.handleUpgrade(req, socket, head));

@@ -130,7 +130,8 @@ const plain = (summary: string, codes: string[]) => ({
 Object.assign(paths, {
   '/ws': {
     get: {
-      summary: 'WebSocket: snapshot, acquired and released frames (server to client only)',
+      summary:
+        'WebSocket: snapshot, acquired, released, queue and reply frames; avail and release commands from the client',
       responses: {
         '101': { description: 'Switching protocols' },
         '401': { description: 'AUTH_MODE=kubernetes: no valid bearer token in the subprotocols' },

@@ -80,4 +80,27 @@ describe('avail?wait=', () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_wait' });
   });
+
+  it('works as a WebSocket command too, answered with a reply frame', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const zoe = await openSocket(t.url, { user: 'zoe' });
+    zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 10, id: 'a1' }));
+    expect(await zoe.next('queue')).toMatchObject({ waiting: [{ user: 'zoe' }] });
+    zoe.ws.send(JSON.stringify({ type: 'release', lock: 'retrospective', id: 'r0' }));
+    expect(await zoe.next('reply')).toMatchObject({ id: 'r0', ok: false, error: 'busy' });
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect(await zoe.next('reply')).toMatchObject({ id: 'a1', ok: true, status: 'granted' });
+    expect(state().holder).toBe('zoe');
+    zoe.ws.send(JSON.stringify({ type: 'release', lock: 'retrospective', id: 'r1' }));
+    expect(await zoe.next('reply')).toMatchObject({ id: 'r1', ok: true, status: 'released' });
+    expect(state().holder).toBeUndefined();
+
+    const anonymous = await openSocket(t.url);
+    anonymous.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', id: 'x' }));
+    expect(await anonymous.next('reply')).toMatchObject({ ok: false, error: 'missing_username' });
+    anonymous.ws.send(JSON.stringify({ type: 'avail', lock: 'nope' }));
+    expect(await anonymous.next('reply')).toMatchObject({ ok: false });
+    zoe.close();
+    anonymous.close();
+  });
 });

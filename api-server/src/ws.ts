@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
   transitions,
   type HistoryEntry,
@@ -10,12 +10,13 @@ import {
   type LockStore,
   type StoreChange,
 } from '@retrospective/lock';
-import { wsProtocol, type Authorizer } from './auth.js';
+import { wsProtocol, type Authorizer, type Identity } from './auth.js';
 import type { Config } from './config.js';
 import { toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { originAllowed } from './origin.js';
 import { checkBody, eventFrame } from './present.js';
+import type { SocketCommands } from './ws-commands.js';
 import {
   RecentReleases,
   historyFrame,
@@ -33,6 +34,8 @@ export interface BroadcasterDeps {
   readonly logger: Logger;
   readonly clock: () => Date;
   readonly auth: Authorizer;
+  /** What clients may send: take and release locks (the management view's buttons). */
+  readonly commands: SocketCommands;
   /** Each lock's recorded releases, for clients that resume with `?since=`. */
   readonly history?:
     ((lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>) | undefined;
@@ -64,8 +67,11 @@ export class Broadcaster {
     // Only our own protocol is ever selected: never echo a protocol that carries a token.
     handleProtocols: (offered) => (offered.has(wsProtocol) ? wsProtocol : false),
   });
-  /** The locks each client may view (all of them in header mode). */
+  /** The locks each client may view (all of them in header mode), and who it is. */
   private readonly viewable = new WeakMap<WebSocket, ReadonlySet<string>>();
+  private readonly identities = new WeakMap<WebSocket, Identity>();
+  /** Clients with a command in flight: one at a time each. */
+  private readonly busy = new WeakSet<WebSocket>();
   private readonly alive = new WeakSet<WebSocket>();
   private readonly recent = new RecentReleases();
   /** Live frames held back from clients whose missed releases are still being sent. */
@@ -100,13 +106,13 @@ export class Broadcaster {
     if (this.wss.clients.size >= config.WS_MAX_CONNECTIONS)
       return refuseUpgrade(socket, 503, 'Too many connections');
     void this.viewableBy(req).then(
-      (locks) => {
+      ({ locks, who }) => {
         if (socket.destroyed) return;
         if (locks.size === 0) {
           metrics.authRefusals.inc({ reason: 'forbidden' });
           return refuseUpgrade(socket, 403, 'Forbidden');
         }
-        this.accept(req, socket, head, locks, since);
+        this.accept(req, socket, head, { locks, who }, since);
       },
       (error: unknown) => {
         const http = toHttpError(error);
@@ -117,32 +123,35 @@ export class Broadcaster {
     );
   }
 
-  /** The locks the caller of `req` may view. */
-  private async viewableBy(req: IncomingMessage): Promise<ReadonlySet<string>> {
+  /** Who sends `req`, and the locks they may view. */
+  private async viewableBy(req: IncomingMessage) {
     const { auth, service } = this.deps;
     const who = await auth.identify(req, 'view');
     const allowed = await Promise.all(service.locks.map((lock) => auth.allowed(who, 'view', lock)));
-    return new Set(service.locks.filter((_, i) => allowed[i]));
+    return { who, locks: new Set(service.locks.filter((_, i) => allowed[i])) };
   }
 
   private accept(
     req: IncomingMessage,
     socket: Duplex,
     head: Buffer,
-    locks: ReadonlySet<string>,
+    { locks, who }: { locks: ReadonlySet<string>; who: Identity | undefined },
     since: Map<string, number> | undefined,
   ): void {
     const { metrics } = this.deps;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.viewable.set(ws, locks);
+      if (who) this.identities.set(ws, who);
       metrics.wsConnections.inc();
       this.alive.add(ws);
       ws.on('pong', () => this.alive.add(ws));
-      // Counted and logged once per connection; whatever else it sends is ignored until the
-      // close completes, which drop() bounds.
-      ws.once('message', () => this.drop(ws, 'client_message', 1008, 'this socket only sends'));
+      const gone = new AbortController();
+      ws.on('message', (data: RawData, isBinary: boolean) =>
+        this.onMessage(ws, data, isBinary, gone.signal),
+      );
       ws.on('error', () => ws.terminate());
       ws.on('close', () => {
+        gone.abort();
         metrics.wsConnections.dec();
         this.replaying.delete(ws);
       });
@@ -225,6 +234,25 @@ export class Broadcaster {
       }
     }
     if (frames.length) this.deps.metrics.broadcastDelay.observe((performance.now() - seen) / 1000);
+  }
+
+  /**
+   * A command from the client, answered with a `reply` frame; anything that is not a command
+   * closes the connection (1008), counted and logged once.
+   */
+  private onMessage(ws: WebSocket, data: RawData, isBinary: boolean, gone: AbortSignal): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const cmd = this.deps.commands.parse(data, isBinary);
+    if (!cmd) return this.drop(ws, 'client_message', 1008, 'not a command');
+    if (this.busy.has(ws)) {
+      const message = 'One command at a time: wait for the reply.';
+      return this.send(ws, { type: 'reply', id: cmd.id, ok: false, error: 'busy', message });
+    }
+    this.busy.add(ws);
+    void this.deps.commands.run(cmd, this.identities.get(ws), gone).then((reply) => {
+      this.busy.delete(ws);
+      this.send(ws, reply);
+    });
   }
 
   private send(ws: WebSocket, frame: Frame): void {

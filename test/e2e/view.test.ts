@@ -122,4 +122,24 @@ describe('the management view in headless Chromium', () => {
     expect(await card.locator('.force').isVisible()).toBe(false);
     await page.close();
   });
+
+  it('lets a user wait in line from the view and release from it', async () => {
+    const page = await browser.newPage();
+    await page.setExtraHTTPHeaders({ Username: 'zoe' }); // set by the proxy in front
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await post('avail', 'ana');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
+    await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
+    await card.locator('.take').click();
+    await expect.poll(() => card.locator('.waiting').textContent()).toBe('zoe');
+    await post('release', 'ana');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('zoe');
+    await expect.poll(() => card.locator('.release').isVisible()).toBe(true);
+    expect(await card.locator('.take').isVisible()).toBe(false);
+    await card.locator('.release').click();
+    await expect.poll(() => card.locator('.state').textContent()).toBe('available');
+    expect(await card.locator('.last-release').textContent()).toMatch(/^zoe at .* \(released\)$/);
+    await page.close();
+  });
 });

@@ -72,13 +72,16 @@ export interface Frame {
 /** A WebSocket client that records every frame and can wait for the next one of a type. */
 export async function openSocket(
   url: string,
-  options: { origin?: string; since?: string; token?: string } = {},
+  options: { origin?: string; since?: string; token?: string; user?: string } = {},
 ) {
   const ws = new WebSocket(
     `${url.replace(/^http/, 'ws')}/ws${options.since ? `?since=${options.since}` : ''}`,
     // A token travels as Kubernetes' bearer subprotocol, beside the protocol the server selects.
     options.token ? [wsProtocol, bearerProtocol(options.token)] : [],
-    options.origin ? { origin: options.origin } : {},
+    {
+      ...(options.origin ? { origin: options.origin } : {}),
+      ...(options.user ? { headers: { Username: options.user } } : {}),
+    },
   );
   const frames: Frame[] = [];
   const waiters: { type: string; from: number; resolve: (f: Frame) => void }[] = [];
