@@ -103,7 +103,7 @@ dev: build cluster-up ## Local control plane + two api-servers (:9090, :9091) + 
 	hack/dev.sh $(CLUSTER_DIR)
 
 .PHONY: bench
-bench: tools build ## The six benchmarks of docs/benchmarks.md, each as a ratio to a floor or peer measured in the same run (about 10 min).
+bench: tools build ## The six benchmarks of docs/benchmarks.md, each as a ratio to a floor or peer measured in the same run (about 7 min).
 	node bench/bench.ts
 
 .PHONY: image

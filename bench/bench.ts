@@ -1,7 +1,7 @@
 // make bench: the six workloads of docs/benchmarks.md on loopback, each figure as a ratio to a
 // floor or a peer measured in this same run (absolute numbers on a shared machine are noise;
 // ratios within one run are not). Writes bench/results/<timestamp>.json and prints a table.
-//   node bench/bench.ts            the full run (about 10 minutes)
+//   node bench/bench.ts            the full run (about 7 minutes)
 //   node bench/bench.ts --smoke    seconds-long runs of each, as `make test` does
 // BENCH_CLUSTER_DIR reuses a running control plane there (else one of its own is started);
 // BENCH_RESULTS_DIR moves the JSON; BENCH_ONLY=1,3 runs some workloads only.
