@@ -63,4 +63,14 @@ describe('the history checker', () => {
       /expected "acknowledged" or "lost"/,
     );
   });
+
+  it('takes a release that got no answer as the release, if it was sent before the next grant', () => {
+    const unanswered = (start: number): Op[] => [
+      op({ client: 'a', kind: 'avail', start: 0, end: 1, token: 1, outcome: 'granted' }),
+      op({ client: 'a', kind: 'release', start, end: start + 1, token: 1, status: -1 }),
+      op({ client: 'b', kind: 'avail', start: 5, end: 6, token: 2, outcome: 'granted' }),
+    ];
+    expect(checkHistory(unanswered(3), [])).toEqual([]);
+    expect(checkHistory(unanswered(7), []).join()).toMatch(/token 1 \(a\) was never released/);
+  });
 });
