@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -20,7 +19,7 @@ import { fastCheck } from './fast-check.js';
 import type { Metrics } from './metrics.js';
 import { openapi } from './openapi.js';
 import { RateLimiter } from './rate-limit.js';
-import { reply } from './respond.js';
+import { reply, requestIdOf } from './respond.js';
 import { lockRoutes } from './routes.js';
 import { WaitingRoom } from './waiting.js';
 import { SocketCommands } from './ws-commands.js';
@@ -51,7 +50,6 @@ export interface App {
 }
 
 const publicDir = resolve(import.meta.dirname, '../public');
-const requestId = /^[A-Za-z0-9._-]{1,64}$/;
 const csp =
   "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'";
 
@@ -106,8 +104,7 @@ export function buildApp(deps: AppDeps): App {
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
-    const incoming = req.get('X-Request-Id');
-    const id = incoming && requestId.test(incoming) ? incoming : randomUUID();
+    const id = requestIdOf(req.headers['x-request-id']);
     res.locals.requestId = id;
     res.set({
       'X-Request-Id': id,

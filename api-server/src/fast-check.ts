@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isHeld, type LockService, type LockState, type LockStore } from '@retrospective/lock';
 import type { Metrics } from './metrics.js';
 import { checkBody, checkText } from './present.js';
+import { requestIdOf } from './respond.js';
 
 const path = /^\/(?:retrospective|locks\/([a-z0-9-]{1,63}))\/check$/;
-const requestId = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * `GET /…/check` answered without Express, for the callers it is made for (curl, scripts and
@@ -49,10 +48,8 @@ export function fastCheck(
       rendered.set(lock, answer);
     }
     const body = json ? answer.json : answer.text;
-    const incoming = req.headers['x-request-id'];
     res.writeHead(200, {
-      'X-Request-Id':
-        typeof incoming === 'string' && requestId.test(incoming) ? incoming : randomUUID(),
+      'X-Request-Id': requestIdOf(req.headers['x-request-id']),
       'X-Content-Type-Options': 'nosniff',
       'Cache-Control': 'no-store',
       'Content-Type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',

@@ -1,3 +1,5 @@
+import { HttpError } from './errors.js';
+
 /**
  * Token buckets per key (a user, an address): `perMinute` requests a minute on average, in bursts
  * of up to `perMinute`. Per replica: with N replicas behind a Service, a client may get up to N
@@ -44,4 +46,25 @@ export class RateLimiter {
     }
     this.buckets.set(key, bucket);
   }
+}
+
+/**
+ * Takes one request for `key` from `limiter`; over the limit, counts it in `limited` and throws
+ * 429 with Retry-After (nothing else is done for that request).
+ */
+export function takeOrRefuse(
+  limiter: RateLimiter,
+  key: string,
+  scope: 'user' | 'address',
+  limited: (scope: 'user' | 'address') => void,
+): void {
+  const wait = limiter.take(key);
+  if (wait === 0) return;
+  limited(scope);
+  throw new HttpError(
+    429,
+    'rate_limited',
+    `Too many requests from this ${scope}; try again in ${wait} s.`,
+    { 'Retry-After': String(wait) },
+  );
 }

@@ -1,4 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+
+const requestIdSyntax = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The caller's X-Request-Id when it is a sane one, else a new id. */
+export function requestIdOf(incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && requestIdSyntax.test(incoming) ? incoming : randomUUID();
+}
 
 /** JSON for clients that ask for it; a sentence for everyone else (curl users read it). */
 export function wantsJson(req: Request): boolean {

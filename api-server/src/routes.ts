@@ -9,7 +9,7 @@ import { readBody } from './body.js';
 import { checkBody, checkText, describeRefusal, retryAfter, title } from './present.js';
 import { reply } from './respond.js';
 import { originAllowed } from './origin.js';
-import type { RateLimiter } from './rate-limit.js';
+import { takeOrRefuse, type RateLimiter } from './rate-limit.js';
 import { readContent, readIfMatch } from './validate.js';
 import type { WaitingRoom } from './waiting.js';
 
@@ -66,20 +66,14 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
 
   /** 429 when the caller's address or user is over its limit; nothing is read or written then. */
   const limit = (req: Request, who: Identity) => {
-    for (const [scope, key] of [
-      ['address', req.ip ?? req.socket.remoteAddress ?? 'unknown'],
-      ['user', who.user],
-    ] as const) {
-      const wait = limits[scope].take(key);
-      if (wait === 0) continue;
-      metrics.rateLimited.inc({ scope });
-      throw new HttpError(
-        429,
-        'rate_limited',
-        `Too many requests from this ${scope}; try again in ${wait} s.`,
-        { 'Retry-After': String(wait) },
-      );
-    }
+    const limited = (scope: 'user' | 'address') => metrics.rateLimited.inc({ scope });
+    takeOrRefuse(
+      limits.address,
+      req.ip ?? req.socket.remoteAddress ?? 'unknown',
+      'address',
+      limited,
+    );
+    takeOrRefuse(limits.user, who.user, 'user', limited);
   };
 
   type Handler = (req: Request, res: Response, lock: string, user: string) => Promise<string>;

@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { describeRefusal } from './present.js';
-import type { RateLimiter } from './rate-limit.js';
+import { takeOrRefuse, type RateLimiter } from './rate-limit.js';
 import type { WaitingRoom } from './waiting.js';
 
 /** What a client may send on /ws: take the lock (waiting in line up to `wait` s) or release it. */
@@ -69,11 +69,7 @@ export class SocketCommands {
       if (!service.has(cmd.lock))
         throw new HttpError(404, 'unknown_lock', `There is no lock named "${cmd.lock}".`);
       await auth.authorize(who, 'hold', cmd.lock);
-      const wait = userLimit.take(who.user);
-      if (wait) {
-        metrics.rateLimited.inc({ scope: 'user' });
-        throw new HttpError(429, 'rate_limited', `Too many requests; try again in ${wait} s.`);
-      }
+      takeOrRefuse(userLimit, who.user, 'user', (scope) => metrics.rateLimited.inc({ scope }));
       const result =
         cmd.type === 'avail'
           ? await room.avail(
