@@ -48,16 +48,44 @@ const shape = {
   WAIT_MAX_SECONDS: int(0, 3600).default(300),
   /** A waiter whose replica stopped renewing its entry drops out of the line after this long. */
   WAIT_QUEUE_TTL_SECONDS: int(3, 300).default(15),
-  /** Callers that may wait in one lock's line at once. */
-  WAIT_QUEUE_MAX: int(1, 10_000).default(100),
+  /** Callers that may wait in one lock's line at once (bounded with MAX_CONTENT_BYTES: see below). */
+  WAIT_QUEUE_MAX: int(1, 600).default(100),
+  /** Places one user may take in one lock's line. */
+  WAIT_QUEUE_MAX_PER_USER: int(1, 100).default(1),
+  /** Kubernetes mode: token reviews (of tokens not cached) per client address a minute; 0 = no limit. */
+  AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: int(0, 1_000_000).default(60),
   /** Keep serving this long after readiness turns off, while endpoints are removed. */
   DRAIN_DELAY_SECONDS: int(0, 300).default(5),
 };
 
-const schema = z.object(shape).refine((c) => c.DRAIN_DELAY_SECONDS < c.SHUTDOWN_TIMEOUT_SECONDS, {
-  message: 'the drain delay must be shorter than the shutdown timeout',
-  path: ['DRAIN_DELAY_SECONDS'],
-});
+/**
+ * Bytes a Lease's annotations may take (Kubernetes allows 256 KiB in all), less room kept for
+ * what other tools add (kubectl's last-applied configuration, say).
+ */
+export const leaseBudgetBytes = 256 * 1024 - 16 * 1024;
+/** The most one line entry takes once encoded: a user name of maxUserNameBytes, id, times, TTL. */
+export const waiterEntryBytes = 400;
+/** Everything else the service keeps on a Lease: names of the last editor and releaser, times. */
+export const leaseFixedBytes = 2048;
+
+/** The Lease bytes the worst case of this configuration takes: full content, a full line. */
+export const leaseBytesAtMost = (c: { MAX_CONTENT_BYTES: number; WAIT_QUEUE_MAX: number }) =>
+  c.MAX_CONTENT_BYTES + c.WAIT_QUEUE_MAX * waiterEntryBytes + leaseFixedBytes;
+
+const schema = z
+  .object(shape)
+  .refine((c) => c.DRAIN_DELAY_SECONDS < c.SHUTDOWN_TIMEOUT_SECONDS, {
+    message: 'the drain delay must be shorter than the shutdown timeout',
+    path: ['DRAIN_DELAY_SECONDS'],
+  })
+  .refine((c) => leaseBytesAtMost(c) <= leaseBudgetBytes, {
+    message: `MAX_CONTENT_BYTES + WAIT_QUEUE_MAX x ${waiterEntryBytes} must stay under ${leaseBudgetBytes - leaseFixedBytes} bytes, or a full lock would not fit in its Lease (256 KiB of annotations); lower one of them`,
+    path: ['WAIT_QUEUE_MAX'],
+  })
+  .refine((c) => c.WAIT_QUEUE_MAX_PER_USER <= c.WAIT_QUEUE_MAX, {
+    message: 'one user cannot have more places than the line has',
+    path: ['WAIT_QUEUE_MAX_PER_USER'],
+  });
 
 export type Env = z.infer<typeof schema>;
 

@@ -1,5 +1,6 @@
 import {
   LockNotProvisionedError,
+  LockTooLargeError,
   StoreUnavailableError,
   UnknownLockError,
   type Refusal,
@@ -37,6 +38,12 @@ export function toHttpError(error: unknown): HttpError {
         'Retry-After': '2',
       },
     );
+  if (error instanceof LockTooLargeError)
+    return new HttpError(
+      503,
+      'lock_too_large',
+      "The lock's Lease is over Kubernetes' size limit (256 KiB of annotations), so nothing can be written to it; an operator must remove what else was added to it.",
+    );
   // The router refuses a path whose percent-escapes do not decode (`/locks/%ZZ/check`).
   if (error instanceof URIError)
     return badRequest('malformed_path', 'The path is not valid percent-encoded UTF-8.');
@@ -50,4 +57,5 @@ export const refusalStatus: Record<Refusal['code'], number> = {
   superseded: 409,
   queued: 423,
   queue_full: 503,
+  waiting_limit: 429,
 };

@@ -1,5 +1,5 @@
 export * from './app.js';
-export * from './auth.js';
+export * from './auth/authorizer.js';
 export * from './config.js';
 export * from './metrics.js';
 export * from './server.js';

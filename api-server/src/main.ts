@@ -8,9 +8,9 @@ import {
   startProcess,
   statusOf,
 } from '@retrospective/runtime';
-import { kubernetesAuthorizer } from './auth.js';
+import { kubernetesAuthorizer } from './auth/authorizer.js';
 import { loadConfig } from './config.js';
-import { kubeReviewer } from './kube-reviewer.js';
+import { kubeReviewer } from './auth/kube-reviewer.js';
 import { createMetrics } from './metrics.js';
 import { startApiServer } from './server.js';
 

@@ -107,7 +107,7 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
     for (const outcome of ['granted', 'timeout', 'abandoned'])
       metrics.waitDuration.zero({ lock, outcome });
   }
-  for (const reason of ['slow_consumer', 'client_message', 'heartbeat'])
+  for (const reason of ['slow_consumer', 'client_message', 'heartbeat', 'unauthorized'])
     metrics.wsDropped.inc({ reason }, 0);
   metrics.httpDropped.inc({ reason: 'pipelining' }, 0);
   for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);

@@ -1,10 +1,12 @@
 import {
+  byExpiry,
   heldSeconds,
   isHeld,
   liveQueue,
   type LockEvent,
   type LockState,
   type Refusal,
+  type Waiter,
 } from '@retrospective/lock';
 
 /** "retrospective" reads as "Retrospective" in sentences, as in the seed's messages. */
@@ -12,8 +14,15 @@ export const title = (lock: string) => lock.charAt(0).toUpperCase() + lock.slice
 
 const iso = (d: Date | undefined) => d?.toISOString();
 
-/** The JSON shape of `check`, also used for every lock in the WebSocket snapshot. */
-export function checkBody(state: LockState, now: Date) {
+/**
+ * The JSON shape of `check`, also used for every lock in the WebSocket snapshot; `line` is who
+ * waits as the service judges it (by default, by the entries' own clock).
+ */
+export function checkBody(
+  state: LockState,
+  now: Date,
+  line: readonly Waiter[] = liveQueue(state, byExpiry(now)),
+) {
   const held = isHeld(state);
   const seconds = heldSeconds(state, now);
   return {
@@ -31,7 +40,7 @@ export function checkBody(state: LockState, now: Date) {
     releaseReason: state.releaseReason,
     holdTimeoutSeconds: state.holdTimeoutSeconds,
     /** Callers waiting in line (`avail?wait=`), oldest first. */
-    waiting: liveQueue(state, now).map((w) => ({ user: w.user, since: iso(w.since) })),
+    waiting: line.map((w) => ({ user: w.user, since: iso(w.since) })),
   };
 }
 
@@ -80,6 +89,11 @@ export function describeRefusal(refusal: Refusal, ifMatch: number | undefined) {
     case 'queue_full':
       return {
         message: `Too many people wait for ${name} already; try again later.`,
+        extra: { waiting: (state.queue ?? []).length },
+      };
+    case 'waiting_limit':
+      return {
+        message: `You already wait in line for ${name}, and one user may have only so many places; wait for that answer.`,
         extra: { waiting: (state.queue ?? []).length },
       };
   }

@@ -40,13 +40,14 @@ export interface ApiServer {
 export function startApiServer(deps: ApiServerDeps): ApiServer {
   const { config, store, metrics, logger, lifecycle } = deps;
   const app = buildApp(deps);
+  app.start();
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
   lifecycle
     .readiness('lock cache not synced', () => store.ready())
     // Waiting callers are answered Wait first, or the HTTP step would wait for their timeouts.
-    .onShutdown('waiters', () => app.room.close())
+    .onShutdown('waiters', () => app.room.stop())
     .onShutdown('http', (deadline) => app.http.close(deadline))
-    .onShutdown('websockets', () => app.broadcaster.close());
+    .onShutdown('websockets', () => app.broadcaster.stop());
   for (const step of deps.stopAlso ?? []) lifecycle.onShutdown(step.name, step.run);
   lifecycle
     .onShutdown('lock watch', () => store.close())

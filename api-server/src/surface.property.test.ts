@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Identity, Reviewer } from './auth.js';
+import type { Identity, Reviewer } from './auth/authorizer.js';
 import { rawRequest, startTestApp } from './testing/harness.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import { z } from 'zod';
-import { charsetOf } from './body.js';
+import { charsetOf } from './http/body.js';
 import { badRequest, HttpError } from './errors.js';
 
 /** Letters, digits and . _ @ -, starting and ending with a letter or digit; at most 64. */

@@ -4,13 +4,35 @@ import {
   type StoreCallOptions,
   type StoreChange,
 } from '@retrospective/lock';
-import type { EventRecorder } from './events.js';
+import type { Logger } from 'pino';
+import type { EventRecorder, EventType } from './events.js';
 import type { ControllerMetrics } from './metrics.js';
 
 export interface TriggerDeps {
   readonly events: EventRecorder;
   readonly history: HistoryStore;
   readonly metrics: ControllerMetrics;
+  readonly logger: Logger;
+}
+
+/**
+ * Records an Event, but never lets its failure (EventRateLimit, a quota, a timeout) stop what
+ * follows: an Event is a courtesy to operators, the history and the token floor are records.
+ */
+async function recordEvent(
+  deps: TriggerDeps,
+  lock: string,
+  type: EventType,
+  reason: string,
+  message: string,
+  options: StoreCallOptions,
+): Promise<void> {
+  try {
+    await deps.events.record(lock, type, reason, message, options);
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    deps.logger.warn({ lock, reason, err: error }, 'could not record an Event');
+  }
 }
 
 const reasons = { released: 'Released', expired: 'Expired', forced: 'ForceReleased' } as const;
@@ -34,7 +56,8 @@ export async function recordChange(
   for (const event of transitions(change.prev, change.next)) {
     if (event.type === 'acquired') {
       await deps.history.raiseFloor(event.lock, event.token, options);
-      await deps.events.record(
+      await recordEvent(
+        deps,
         event.lock,
         'Normal',
         'Acquired',
@@ -56,7 +79,8 @@ export async function recordChange(
         : event.reason === 'forced'
           ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
           : `${event.releasedBy} released ${event.lock}${held}`;
-    await deps.events.record(
+    await recordEvent(
+      deps,
       event.lock,
       event.reason === 'released' ? 'Normal' : 'Warning',
       reasons[event.reason],

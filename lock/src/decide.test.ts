@@ -50,6 +50,13 @@ describe('decide', () => {
     ],
     ['force on a held lock', held(), { kind: 'force', by: 'admin' }, 'forced'],
     ['force on a free lock', free, { kind: 'force', by: 'admin' }, 'not_held'],
+    ['force pinned to the hold in place', held(), { kind: 'force', by: 'a', ifMatch: 5 }, 'forced'],
+    [
+      'force pinned to a hold that is gone',
+      held(),
+      { kind: 'force', by: 'a', ifMatch: 4 },
+      'stale_token',
+    ],
     [
       'expire the judged hold',
       held(),
@@ -150,7 +157,7 @@ describe('decide: the waiting line', () => {
     expect(d).toMatchObject({
       ok: true,
       outcome: 'granted',
-      next: { holder: 'user-w1', token: 5 },
+      next: { holder: 'user-w1', token: 5, grantedTo: 'w1' },
     });
     expect(d.ok && d.next.queue?.map((w) => w.id)).toEqual(['w2']);
   });
@@ -161,27 +168,61 @@ describe('decide: the waiting line', () => {
     expect(d).toMatchObject({ ok: true, next: { holder: 'user-w2', queue: undefined } });
   });
 
-  it('joins at the end, at most max, once per id; leaves; renews entries', () => {
+  const change = (
+    state: LockState,
+    join: LockState['queue'],
+    leave: string[] = [],
+    limits = { max: 10, perUser: 1 },
+  ) => {
+    const d = decide(state, { kind: 'line', join: join ?? [], leave, ...limits }, later(1));
+    return d.ok ? d.next : undefined;
+  };
+
+  it('joins at the end, at most max and per user, once per id; leaves; renews entries', () => {
     const state: LockState = { ...held(), ...line('w1') };
-    const joined = decide(state, { kind: 'enqueue', waiter: waiter('w2'), max: 2 }, later(1));
-    expect(joined.ok && joined.next.queue?.map((w) => w.id)).toEqual(['w1', 'w2']);
-    expect(outcome(state, { kind: 'enqueue', waiter: waiter('w1'), max: 2 })).toBe('queued');
-    const full = joined.ok ? joined.next : state;
-    expect(outcome(full, { kind: 'enqueue', waiter: waiter('w3'), max: 2 })).toBe('queue_full');
-    const left = decide(full, { kind: 'dequeue', ids: ['w1'] }, later(1));
-    expect(left.ok && left.next.queue?.map((w) => w.id)).toEqual(['w2']);
-    const renewed = decide(
-      full,
-      { kind: 'heartbeat', ids: ['w2'], expires: later(60_000) },
-      later(1),
+    expect(change(state, [waiter('w2')])?.queue?.map((w) => w.id)).toEqual(['w1', 'w2']);
+    // Joining again is a renewal: the entry keeps its place.
+    const renewed = change(state, [waiter('w1', 60_000)]);
+    expect(renewed?.queue?.map((w) => [w.id, w.expires])).toEqual([['w1', later(60_000)]]);
+    // Over the cap, or a second place for one user: left out, and nothing to write.
+    expect(change(state, [waiter('w2')], [], { max: 1, perUser: 1 })).toBe(state);
+    const twice = { ...waiter('w2'), user: 'user-w1' };
+    expect(change(state, [twice])).toBe(state);
+    expect(change(state, [twice], [], { max: 10, perUser: 2 })?.queue).toHaveLength(2);
+    // Joins and leaves of one replica in one write.
+    const both = change(state, [waiter('w2'), waiter('w3')], ['w1']);
+    expect(both?.queue?.map((w) => w.id)).toEqual(['w2', 'w3']);
+    expect(change(both!, [], ['w2', 'w3'])?.queue).toBeUndefined();
+    // Leaving a line one is not in changes nothing.
+    expect(change(state, [], ['w9'])).toBe(state);
+  });
+
+  it('puts a waiter whose entry was dropped (it lapsed, or the Lease was made again) back at the end', () => {
+    const state: LockState = { ...free, queue: [waiter('gone', 1000), waiter('w2')] };
+    const rejoined = decide(
+      state,
+      { kind: 'line', join: [waiter('gone', 20_000)], leave: [], max: 10, perUser: 1 },
+      later(5000),
     );
-    expect(renewed.ok && renewed.next.queue?.map((w) => w.expires)).toEqual([
-      later(15_000),
-      later(60_000),
-    ]);
-    // A renewal for entries that are gone changes nothing (no write).
-    const none = decide(full, { kind: 'heartbeat', ids: ['w9'], expires: later(60_000) }, later(1));
-    expect(none.ok && none.next).toBe(full);
+    expect(rejoined.ok && rejoined.next.queue?.map((w) => w.id)).toEqual(['w2', 'gone']);
+    const fresh: LockState = { ...free, token: 9 };
+    expect(change(fresh, [waiter('w1')])?.queue?.map((w) => w.id)).toEqual(['w1']);
+  });
+
+  it('judges entries by the liveness it is given, not by their clock', () => {
+    // A replica whose clock runs 20 s ahead wrote this entry: by our clock it "expired" long ago.
+    const skewed = { ...waiter('w1'), expires: later(-20_000) };
+    const state: LockState = { ...free, queue: [skewed, waiter('w2')] };
+    const alive = () => true;
+    expect(
+      decide(state, { kind: 'avail', user: 'user-w2', waiter: 'w2' }, later(1), alive),
+    ).toMatchObject({
+      ok: false,
+      refusal: { code: 'queued' },
+    });
+    expect(
+      decide(state, { kind: 'avail', user: 'user-w1', waiter: 'w1' }, later(1), alive),
+    ).toMatchObject({ ok: true, next: { holder: 'user-w1', grantedTo: 'w1' } });
   });
 
   it('lets the holder renew while others wait', () => {

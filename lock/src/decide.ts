@@ -1,4 +1,12 @@
-import { isHeld, liveQueue, type LockState, type ReleaseReason, type Waiter } from './model.js';
+import {
+  byExpiry,
+  isHeld,
+  liveQueue,
+  type Liveness,
+  type LockState,
+  type ReleaseReason,
+  type Waiter,
+} from './model.js';
 
 export type Command =
   | {
@@ -23,17 +31,25 @@ export type Command =
       readonly token: number;
       readonly renewedAt: Date | undefined;
     }
-  | { readonly kind: 'force'; readonly by: string }
-  /** Joins the line (at most `max` live waiters). */
-  | { readonly kind: 'enqueue'; readonly waiter: Waiter; readonly max: number }
-  /** Leaves the line: the caller gave up, timed out or was served elsewhere. */
-  | { readonly kind: 'dequeue'; readonly ids: readonly string[] }
-  /** A replica's waiters are still there: their entries count until `expires`. */
-  | { readonly kind: 'heartbeat'; readonly ids: readonly string[]; readonly expires: Date };
+  /** An admin's release of whoever holds the lock; `ifMatch` pins the hold the admin saw. */
+  | { readonly kind: 'force'; readonly by: string; readonly ifMatch?: number | undefined }
+  /**
+   * One replica's changes to a lock's line, in one write: `join` puts waiters in line (an entry
+   * already there is renewed with the new `expires`; one that is missing, whatever dropped it,
+   * joins again at the back), `leave` takes waiters out. Joins over `max` live entries, or over
+   * `perUser` entries of one user, are left out: the caller sees it in the line it gets back.
+   */
+  | {
+      readonly kind: 'line';
+      readonly join: readonly Waiter[];
+      readonly leave: readonly string[];
+      readonly max: number;
+      readonly perUser: number;
+    };
 
 export type Action = Command['kind'];
 
-export type Outcome = 'granted' | 'renewed' | 'updated' | 'queued' | 'dequeued' | ReleaseReason;
+export type Outcome = 'granted' | 'renewed' | 'updated' | 'queued' | ReleaseReason;
 
 /** Machine codes of refusals; the HTTP layer maps them to statuses. */
 export type RefusalCode =
@@ -43,7 +59,10 @@ export type RefusalCode =
   | 'superseded'
   /** Free, but others wait in line before this caller. */
   | 'queued'
-  | 'queue_full';
+  /** The line holds as many waiters as it may. */
+  | 'queue_full'
+  /** The caller already has as many places in this line as one user may. */
+  | 'waiting_limit';
 
 export interface Refusal {
   readonly code: RefusalCode;
@@ -71,6 +90,7 @@ function released(state: LockState, by: string, reason: ReleaseReason, now: Date
     acquiredAt: undefined,
     renewedAt: undefined,
     holdTimeoutSeconds: undefined,
+    grantedTo: undefined,
     releasedBy: by,
     releasedAt: now,
     releaseReason: reason,
@@ -91,16 +111,48 @@ function checkHolder(state: LockState, user: string, ifMatch: number | undefined
   return null;
 }
 
+const sameLine = (a: readonly Waiter[], b: readonly Waiter[]) =>
+  a.length === b.length &&
+  a.every((w, i) => w.id === b[i]?.id && w.expires.getTime() === b[i].expires.getTime());
+
+/** The line after one replica's joins and leaves (see the `line` command). */
+function changeLine(
+  line: readonly Waiter[],
+  { join, leave, max, perUser }: Extract<Command, { kind: 'line' }>,
+  grantedTo: string | undefined,
+): Waiter[] {
+  const next = line.filter((w) => !leave.includes(w.id));
+  for (const waiter of join) {
+    // The waiter the lock was just handed to has been served: it never joins again.
+    if (leave.includes(waiter.id) || waiter.id === grantedTo) continue;
+    const at = next.findIndex((w) => w.id === waiter.id);
+    const present = next[at];
+    if (present) {
+      next[at] = { ...present, expires: waiter.expires, ttlSeconds: waiter.ttlSeconds };
+      continue;
+    }
+    const places = next.filter((w) => w.user === waiter.user).length;
+    if (next.length < max && places < perUser) next.push(waiter);
+  }
+  return next;
+}
+
 /**
- * The whole lock protocol: what `command` does to `state` at `now`. Pure, so every store and the
- * controller share one set of rules and the rules are tested without any store.
+ * The whole lock protocol: what `command` does to `state` at `now`, with `live` saying which
+ * waiters still count. Pure, so every store and the controller share one set of rules and the
+ * rules are tested without any store.
  */
-export function decide(state: LockState, command: Command, now: Date): Decision {
+export function decide(
+  state: LockState,
+  command: Command,
+  now: Date,
+  live: Liveness = byExpiry(now),
+): Decision {
   switch (command.kind) {
     case 'avail': {
       if (!isHeld(state)) {
         // Waiters go first: a free lock goes to the head of the line, or to anyone if none waits.
-        const line = liveQueue(state, now);
+        const line = liveQueue(state, live);
         const head = line[0];
         if (head && head.id !== command.waiter) return refuse('queued', state);
         return apply('granted', {
@@ -110,6 +162,7 @@ export function decide(state: LockState, command: Command, now: Date): Decision 
           renewedAt: now,
           holdTimeoutSeconds: command.holdTimeoutSeconds || undefined,
           token: state.token + 1,
+          grantedTo: head ? head.id : undefined,
         });
       }
       if (state.holder !== command.user) return refuse('locked', state);
@@ -148,26 +201,15 @@ export function decide(state: LockState, command: Command, now: Date): Decision 
     }
     case 'force': {
       if (!isHeld(state)) return refuse('not_held', state);
+      if (command.ifMatch !== undefined && command.ifMatch !== state.token)
+        return refuse('stale_token', state);
       return apply('forced', released(state, command.by, 'forced', now));
     }
-    case 'enqueue': {
-      const line = liveQueue(state, now);
-      if (line.some((w) => w.id === command.waiter.id)) return apply('queued', state);
-      if (line.length >= command.max) return refuse('queue_full', state);
-      return apply('queued', withQueue(state, [...line, command.waiter]));
-    }
-    case 'dequeue': {
-      const queue = state.queue ?? [];
-      const kept = queue.filter((w) => !command.ids.includes(w.id));
-      return apply('dequeued', kept.length === queue.length ? state : withQueue(state, kept));
-    }
-    case 'heartbeat': {
-      const line = liveQueue(state, now);
-      if (!line.some((w) => command.ids.includes(w.id))) return apply('queued', state);
-      const queue = line.map((w) =>
-        command.ids.includes(w.id) ? { ...w, expires: command.expires } : w,
-      );
-      return apply('queued', withQueue(state, queue));
+    case 'line': {
+      const next = changeLine(liveQueue(state, live), command, state.grantedTo);
+      // Nothing to write when the line stays as stored (dead entries are dropped only with a change).
+      if (sameLine(next, state.queue ?? [])) return apply('queued', state);
+      return apply('queued', withQueue(state, next));
     }
   }
 }

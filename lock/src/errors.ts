@@ -18,3 +18,19 @@ export class LockNotProvisionedError extends Error {
     super(`Lock "${lock}" is not provisioned yet; the controller creates it`);
   }
 }
+
+/**
+ * The store refused to keep the lock as it would be (a Lease's annotations may hold 256 KiB in
+ * all): nothing was written. Configuration keeps the service's own data below the limit, so this
+ * means something else grew the object (another tool's annotations).
+ */
+export class LockTooLargeError extends Error {
+  override readonly name = 'LockTooLargeError';
+  constructor(
+    readonly lock: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Lock "${lock}" cannot be stored: ${detail}`, options);
+  }
+}

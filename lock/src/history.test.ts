@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendBounded, type HistoryEntry } from './history.js';
+import { appendBounded, tokenFloor, type HistoryEntry } from './history.js';
 
 const entry = (token: number, content = `v${token}`): HistoryEntry => ({
   token,
@@ -26,5 +26,19 @@ describe('the bounded history', () => {
     const entries = appendBounded([big(1), big(2), big(3)], big(4), 50, 1200);
     expect(entries.map((e) => e.token)).toEqual([3, 4]);
     expect(appendBounded([], entry(1, 'y'.repeat(5000)), 50, 1000)).toHaveLength(1);
+  });
+});
+
+describe('the token floor', () => {
+  it('is the highest of the recorded floor and the kept tokens', () => {
+    expect(tokenFloor(3, [entry(1), entry(7)])).toBe(7);
+    expect(tokenFloor(9, [entry(1)])).toBe(9);
+    expect(tokenFloor(0, [])).toBe(0);
+  });
+
+  it('ignores entries without a usable token instead of becoming NaN', () => {
+    const damaged = [entry(4), { ...entry(5), token: undefined }, { ...entry(6), token: '8' }];
+    expect(tokenFloor(2, damaged as unknown as HistoryEntry[])).toBe(4);
+    expect(tokenFloor(Number.NaN, [])).toBe(0);
   });
 });

@@ -13,16 +13,23 @@ export interface HistoryEntry {
 /** The last releases of each lock, oldest first. */
 export interface HistoryStore {
   append(lock: string, entry: HistoryEntry, options?: StoreCallOptions): Promise<void>;
-  list(lock: string): Promise<HistoryEntry[]>;
+  /** The same array for as long as the history is unchanged: callers may cache by it. */
+  list(lock: string): Promise<readonly HistoryEntry[]>;
   /** The highest token the lock is known to have handed out, kept across its deletion. */
   floor(lock: string): Promise<number>;
   /** Records that the lock handed out `token` (a grant, or the last token of a deleted lock). */
   raiseFloor(lock: string, token: number, options?: StoreCallOptions): Promise<void>;
 }
 
-/** The highest of a recorded floor and the tokens of the releases kept. */
+/**
+ * The highest of a recorded floor and the tokens of the releases kept. Anything that is not a
+ * whole number (a hand-edited or damaged entry) is ignored rather than turning the floor into NaN.
+ */
 export function tokenFloor(recorded: number, entries: readonly HistoryEntry[]): number {
-  return Math.max(recorded, ...entries.map((e) => e.token));
+  const tokens = [recorded, ...entries.map((e) => e.token as unknown)].filter(
+    (t): t is number => Number.isSafeInteger(t) && (t as number) >= 0,
+  );
+  return Math.max(0, ...tokens);
 }
 
 const sameRelease = (a: HistoryEntry, b: HistoryEntry) =>
@@ -44,8 +51,10 @@ export function appendBounded(
   return next;
 }
 
+const none: readonly HistoryEntry[] = Object.freeze([]);
+
 export class MemoryHistory implements HistoryStore {
-  private readonly entries = new Map<string, HistoryEntry[]>();
+  private readonly entries = new Map<string, readonly HistoryEntry[]>();
   private readonly floors = new Map<string, number>();
 
   constructor(
@@ -54,14 +63,14 @@ export class MemoryHistory implements HistoryStore {
   ) {}
 
   async append(lock: string, entry: HistoryEntry): Promise<void> {
-    this.entries.set(
-      lock,
-      appendBounded(this.entries.get(lock) ?? [], entry, this.limit, this.maxBytes),
-    );
+    const before = this.entries.get(lock) ?? [];
+    const after = appendBounded(before, entry, this.limit, this.maxBytes);
+    if (after.length !== before.length || after.some((e, i) => e !== before[i]))
+      this.entries.set(lock, Object.freeze(after));
   }
 
-  async list(lock: string): Promise<HistoryEntry[]> {
-    return [...(this.entries.get(lock) ?? [])];
+  async list(lock: string): Promise<readonly HistoryEntry[]> {
+    return this.entries.get(lock) ?? none;
   }
 
   async floor(lock: string): Promise<number> {

@@ -6,3 +6,4 @@ export * from './service.js';
 export * from './store.js';
 export * from './transitions.js';
 export * from './history.js';
+export * from './sightings.js';

@@ -1,5 +1,5 @@
 import { emptyLock, type LockState, type Versioned } from './model.js';
-import type { ChangeListener, LockStore } from './store.js';
+import { notifyListeners, type ChangeListener, type LockStore } from './store.js';
 
 /** An in-process store for `make run` and unit tests. Changes reach listeners asynchronously, like a watch. */
 export class MemoryStore implements LockStore {
@@ -50,9 +50,7 @@ export class MemoryStore implements LockStore {
     const written = { state, version: String(++this.revision) };
     this.locks.set(state.name, written);
     const change = { name: state.name, prev, next: state };
-    queueMicrotask(() => {
-      for (const listener of this.listeners) listener(change);
-    });
+    queueMicrotask(() => notifyListeners(this.listeners, change));
     return written;
   }
 }

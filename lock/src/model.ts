@@ -12,7 +12,21 @@ export interface Waiter {
    * waiters of a replica that died drop out of the line once it passes.
    */
   readonly expires: Date;
+  /**
+   * How long the entry counts after a replica last saw it renewed (by its own clock, so clocks that
+   * disagree between replicas do not matter); entries written before this field count 15 s.
+   */
+  readonly ttlSeconds?: number | undefined;
 }
+
+/** Whether a waiter's entry still counts; see LineSightings for the rule replicas use. */
+export type Liveness = (waiter: Waiter) => boolean;
+
+/** The entry's own clock: what a single process (or a test) can use. */
+export const byExpiry =
+  (now: Date): Liveness =>
+  (waiter) =>
+    waiter.expires.getTime() > now.getTime();
 
 /** Everything known about one lock: who holds it, the guarded string and its provenance. */
 export interface LockState {
@@ -32,6 +46,8 @@ export interface LockState {
   readonly releaseReason?: ReleaseReason | undefined;
   /** Callers waiting for the lock, oldest first (entries past `expires` no longer count). */
   readonly queue?: readonly Waiter[] | undefined;
+  /** The waiter whose place in line the current hold was granted to (undefined: a direct grant). */
+  readonly grantedTo?: string | undefined;
 }
 
 /** A state together with the store version it was read at (a Lease resourceVersion). */
@@ -63,7 +79,7 @@ export function heldSeconds(state: LockState, now: Date): number | undefined {
   return Math.max(0, (now.getTime() - state.acquiredAt.getTime()) / 1000);
 }
 
-/** The waiters that still count at `now`, oldest first. */
-export function liveQueue(state: LockState, now: Date): readonly Waiter[] {
-  return (state.queue ?? []).filter((w) => w.expires.getTime() > now.getTime());
+/** The waiters that still count, oldest first. */
+export function liveQueue(state: LockState, live: Liveness): readonly Waiter[] {
+  return (state.queue ?? []).filter(live);
 }

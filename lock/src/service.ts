@@ -1,10 +1,11 @@
 import { decide, type Command, type Outcome, type Refusal } from './decide.js';
 import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
-import type { LockState, Versioned } from './model.js';
+import { liveQueue, type LockState, type Versioned, type Waiter } from './model.js';
+import { LineSightings } from './sightings.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const upkeep: ReadonlySet<Command['kind']> = new Set(['enqueue', 'dequeue', 'heartbeat']);
+const upkeep: ReadonlySet<Command['kind']> = new Set(['line']);
 
 export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
@@ -16,6 +17,8 @@ export interface LockServiceOptions {
   readonly clock?: () => Date;
   /** Conflicting writes tolerated before giving up with StoreUnavailableError. */
   readonly maxAttempts?: number;
+  /** When waiters' entries were last seen renewed (a monotonic clock of this process). */
+  readonly sightings?: LineSightings;
 }
 
 /**
@@ -28,12 +31,28 @@ export class LockService {
   private readonly known: ReadonlySet<string>;
   private readonly clock: () => Date;
   private readonly maxAttempts: number;
+  private readonly sightings: LineSightings;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(options: LockServiceOptions) {
     this.store = options.store;
     this.known = new Set(options.locks);
     this.clock = options.clock ?? (() => new Date());
     this.maxAttempts = options.maxAttempts ?? 20;
+    this.sightings = options.sightings ?? new LineSightings();
+  }
+
+  /** Follows the store, so waiters' renewals are timed when they arrive, not when next decided on. */
+  start(): void {
+    this.unsubscribe ??= this.store.subscribe(({ name, next }) => {
+      if (next) this.sightings.observe(next);
+      else this.sightings.forget(name);
+    });
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   get locks(): string[] {
@@ -52,6 +71,21 @@ export class LockService {
     return cached.state;
   }
 
+  /** The cached state of a lock, or undefined when it is unknown or not provisioned; never throws. */
+  peek(name: string): LockState | undefined {
+    return this.known.has(name) ? this.store.cached(name)?.state : undefined;
+  }
+
+  /** The waiters of `state` that still count, as this process judges them. */
+  liveQueue(state: LockState): readonly Waiter[] {
+    return liveQueue(state, this.sightings.liveness(state));
+  }
+
+  /** Milliseconds until `waiter` stops counting unless its replica renews it. */
+  lapsesIn(state: LockState, waiter: Waiter): number {
+    return this.sightings.lapsesIn(state, waiter);
+  }
+
   async execute(
     name: string,
     command: Command,
@@ -67,7 +101,12 @@ export class LockService {
     }
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       if (!current) throw new LockNotProvisionedError(name);
-      const decision = decide(current.state, command, this.clock());
+      const decision = decide(
+        current.state,
+        command,
+        this.clock(),
+        this.sightings.liveness(current.state),
+      );
       if (!decision.ok) {
         if (fresh) return { ok: false, refusal: decision.refusal, raced: conflicts > 0 };
         current = await this.store.read(name, options);
@@ -82,8 +121,10 @@ export class LockService {
         continue;
       }
       const written = await this.store.replace(decision.next, current, options);
-      if (written !== 'conflict')
+      if (written !== 'conflict') {
+        this.sightings.observe(written.state);
         return { ok: true, outcome: decision.outcome, state: written.state };
+      }
       conflicts++;
       // Many writers on one lock (a long waiting line): spread the upkeep of the line out a
       // little; grants and releases retry at once, they are what everyone waits for.

@@ -9,6 +9,20 @@ export interface StoreChange {
 
 export type ChangeListener = (change: StoreChange) => void;
 
+/**
+ * Tells every listener of a change. A listener's fault is its own: it neither stops the others
+ * nor escapes into the event loop (where it would end the process); it is reported as a warning.
+ */
+export function notifyListeners(listeners: Iterable<ChangeListener>, change: StoreChange): void {
+  for (const listener of listeners) {
+    try {
+      listener(change);
+    } catch (error) {
+      process.emitWarning(`a listener of lock ${change.name} failed: ${String(error)}`);
+    }
+  }
+}
+
 export interface EnsureOptions {
   /**
    * The highest token a lock of this name may have handed out before (its Lease may have been

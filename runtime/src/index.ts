@@ -10,3 +10,4 @@ export * from './kube/leader.js';
 export * from './kube/lease-codec.js';
 export * from './kube/lease-store.js';
 export * from './kube/metrics.js';
+export * from './safely.js';

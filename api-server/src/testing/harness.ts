@@ -5,7 +5,12 @@ import { WebSocket } from 'ws';
 import { LockService, MemoryStore } from '@retrospective/lock';
 import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
 import { buildApp } from '../app.js';
-import { bearerProtocolPrefix, kubernetesAuthorizer, wsProtocol, type Reviewer } from '../auth.js';
+import {
+  bearerProtocolPrefix,
+  kubernetesAuthorizer,
+  wsProtocol,
+  type Reviewer,
+} from '../auth/authorizer.js';
 import { loadConfig } from '../config.js';
 import { createMetrics } from '../metrics.js';
 
@@ -39,6 +44,7 @@ export async function startTestApp(env: Record<string, string> = {}, reviewer?: 
     lifecycle,
     ...(auth ? { auth } : {}),
   });
+  app.start();
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
   await listen(app.server, 0, '127.0.0.1');
   await listen(admin, 0, '127.0.0.1');
@@ -56,8 +62,7 @@ export async function startTestApp(env: Record<string, string> = {}, reviewer?: 
     /** The admin port's /metrics page. */
     metricsText: async () => (await fetch(`${metricsUrl}/metrics`)).text(),
     close: async () => {
-      await app.room.close();
-      app.broadcaster.close();
+      await app.stop();
       await stopServer(app.server);
       await stopServer(admin);
     },

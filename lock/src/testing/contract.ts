@@ -187,9 +187,11 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
         user: `user-${id}`,
         since: now,
         expires: new Date(now.getTime() + 60_000),
+        ttlSeconds: 60,
       });
-      granted(await a.execute(lock, { kind: 'enqueue', waiter: waiter('w1'), max: 10 }));
-      granted(await b.execute(lock, { kind: 'enqueue', waiter: waiter('w2'), max: 10 }));
+      const line = { max: 10, perUser: 1 };
+      granted(await a.execute(lock, { kind: 'line', join: [waiter('w1')], leave: [], ...line }));
+      granted(await b.execute(lock, { kind: 'line', join: [waiter('w2')], leave: [], ...line }));
       const read = await fixture!.replicaB.read(lock);
       expect(read?.state.queue).toEqual([waiter('w1'), waiter('w2')]);
       granted(await b.execute(lock, { kind: 'release', user: 'ana' }));
@@ -201,8 +203,20 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
         await b.execute(lock, { kind: 'avail', user: 'user-w1', waiter: 'w1' }),
       );
       expect(served.queue?.map((w) => w.id)).toEqual(['w2']);
-      granted(await a.execute(lock, { kind: 'dequeue', ids: ['w2'] }));
+      expect(served.grantedTo).toBe('w1');
+      expect((await fixture!.replicaA.read(lock))?.state.grantedTo).toBe('w1');
+      granted(await a.execute(lock, { kind: 'line', join: [], leave: ['w2'], ...line }));
       expect((await fixture!.replicaA.read(lock))?.state.queue).toBeUndefined();
+      const done = granted(await a.execute(lock, { kind: 'release', user: 'user-w1' }));
+      expect(done.grantedTo).toBeUndefined();
+    });
+
+    it('pins a forced release to the hold the admin saw (If-Match)', async () => {
+      const held = granted(await a.execute(lock, { kind: 'avail', user: 'ana' }));
+      expect(
+        refusal(await b.execute(lock, { kind: 'force', by: 'admin', ifMatch: held.token - 1 })),
+      ).toBe('stale_token');
+      granted(await b.execute(lock, { kind: 'force', by: 'admin', ifMatch: held.token }));
     });
 
     it('rejects locks that are not configured', async () => {

@@ -16,12 +16,28 @@ export const historyName = (lock: string) => `${lock}-history`;
 
 /** The entries stored in a history ConfigMap; a damaged one reads as empty, never as an error. */
 export function parseHistory(map: V1ConfigMap | undefined): HistoryEntry[] {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(map?.data?.[key] ?? '[]');
-    return Array.isArray(value) ? (value as HistoryEntry[]) : [];
+    value = JSON.parse(map?.data?.[key] ?? '[]');
   } catch {
     return [];
   }
+  // A hand-edited entry of the wrong shape is left out, not served.
+  return Array.isArray(value) ? value.filter(isEntry) : [];
+}
+
+function isEntry(value: unknown): value is HistoryEntry {
+  const e = value as Partial<Record<keyof HistoryEntry, unknown>> | null;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    Number.isSafeInteger(e.token) &&
+    typeof e.releasedBy === 'string' &&
+    typeof e.releasedAt === 'string' &&
+    typeof e.reason === 'string' &&
+    typeof e.content === 'string' &&
+    (e.lastEditor === undefined || typeof e.lastEditor === 'string')
+  );
 }
 
 /** The token floor a history ConfigMap records: its annotation, or its releases' tokens. */
@@ -48,7 +64,7 @@ export class ConfigMapHistory implements HistoryStore {
     this.observe = options.observe ?? ignoreCalls;
   }
 
-  async list(lock: string): Promise<HistoryEntry[]> {
+  async list(lock: string): Promise<readonly HistoryEntry[]> {
     return parseHistory(await this.read(lock, {}));
   }
 
@@ -158,6 +174,11 @@ export interface WatchedHistoryOptions {
  */
 export class WatchedHistory {
   private readonly informers = new Map<string, Informer<V1ConfigMap>>();
+  /** Per lock, the entries of the ConfigMap version last parsed: parsed once per version. */
+  private readonly parsed = new Map<
+    string,
+    { version: string; entries: readonly HistoryEntry[] }
+  >();
 
   constructor(options: WatchedHistoryOptions) {
     const { kubeConfig, namespace } = options;
@@ -179,9 +200,18 @@ export class WatchedHistory {
     await Promise.all([...this.informers.values()].map((informer) => informer.start()));
   }
 
-  /** The lock's releases, oldest first; empty until the first release was recorded. */
-  list(lock: string): HistoryEntry[] {
-    return parseHistory(this.informers.get(lock)?.get(historyName(lock)));
+  /**
+   * The lock's releases, oldest first; empty until the first release was recorded. The same array
+   * while the ConfigMap is unchanged.
+   */
+  list(lock: string): readonly HistoryEntry[] {
+    const map = this.informers.get(lock)?.get(historyName(lock));
+    const version = map?.metadata?.resourceVersion ?? '';
+    const known = this.parsed.get(lock);
+    if (known?.version === version) return known.entries;
+    const entries = Object.freeze(parseHistory(map));
+    this.parsed.set(lock, { version, entries });
+    return entries;
   }
 
   /** The highest token the lock is known to have handed out. */

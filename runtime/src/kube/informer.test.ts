@@ -82,6 +82,17 @@ describe('the informer', () => {
     await expect.poll(() => requests[4]).toBe('watch@21');
   });
 
+  it('treats an ERROR event other than 410 as a fault: backs off and relists, never re-watches at once', async () => {
+    const { seen, restarts, requests } = await start([
+      list('10', [lease('10', 'ana')]),
+      stream({ type: 'ERROR', object: { kind: 'Status', code: 500, reason: 'InternalError' } }),
+      list('20', [lease('20', 'bob')]),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob']);
+    expect(restarts).toEqual(['error']);
+    expect(requests.slice(0, 3)).toEqual(['list@', 'watch@10', 'list@']);
+  });
+
   it('resumes a watch that ended cleanly from the last resourceVersion, without relisting', async () => {
     const { seen, restarts, requests } = await start([
       list('10', [lease('10', 'ana')]),

@@ -170,9 +170,12 @@ export class Informer<T extends KubernetesObject> {
     const { kubeConfig, path, labelSelector, fieldSelector } = this.options;
     let version = resourceVersion;
     let gone = false;
+    /** An ERROR event other than 410: a fault, retried after the backoff like any other. */
+    let failed: Error | undefined;
     return new Promise((resolve) => {
       const done = (error: unknown) => {
         if (gone) resolve({ kind: 'gone' });
+        else if (failed) resolve({ kind: 'error', version, error: failed });
         // The client aborts a watch that was silent for 30 s: that is a clean end, not a fault.
         else if (!error || (error instanceof Error && error.name === 'TimeoutError'))
           resolve({ kind: 'closed', version });
@@ -183,6 +186,7 @@ export class Informer<T extends KubernetesObject> {
       const onEvent = (type: string, object: T & { code?: number }) => {
         if (type === 'ERROR') {
           if (object.code === 410) gone = true;
+          else failed = new Error(`watch error event (code ${String(object.code)})`);
           this.active?.abort();
           return;
         }

@@ -10,7 +10,19 @@ export const annotations = {
   releasedAt: `${prefix}released-at`,
   releaseReason: `${prefix}release-reason`,
   queue: `${prefix}queue`,
+  grantedTo: `${prefix}granted-waiter`,
 } as const;
+
+/** Kubernetes' limit on an object's annotations, keys and values together (apimachinery). */
+export const maxAnnotationBytes = 256 * 1024;
+
+/** The bytes an object's annotations count for against `maxAnnotationBytes`. */
+export function annotationBytes(object: { metadata?: { annotations?: Record<string, string> } }) {
+  return Object.entries(object.metadata?.annotations ?? {}).reduce(
+    (sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value),
+    0,
+  );
+}
 
 /** Marks lock Leases; selecting on it leaves out the controller's leader-election Lease. */
 export const lockLabel = `${prefix}lock`;
@@ -34,11 +46,12 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
   }
   if (!Array.isArray(raw)) return undefined;
   const line = raw.flatMap((entry: unknown) => {
-    const e = entry as Partial<Record<'id' | 'user' | 'since' | 'expires', unknown>>;
+    const e = entry as Partial<Record<'id' | 'user' | 'since' | 'expires' | 'ttl', unknown>>;
     const since = date(typeof e.since === 'string' ? e.since : undefined);
     const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
     if (typeof e.id !== 'string' || typeof e.user !== 'string' || !since || !expires) return [];
-    return [{ id: e.id, user: e.user, since, expires }];
+    const ttl = typeof e.ttl === 'number' && e.ttl > 0 && e.ttl <= 3600 ? e.ttl : undefined;
+    return [{ id: e.id, user: e.user, since, expires, ...(ttl ? { ttlSeconds: ttl } : {}) }];
   });
   return line.length ? line : undefined;
 }
@@ -63,6 +76,7 @@ export function fromLease(lease: V1Lease): Versioned {
     releasedAt: date(a[annotations.releasedAt]),
     releaseReason: reason && reasons.includes(reason) ? reason : undefined,
     queue: parseQueue(a[annotations.queue]),
+    grantedTo: spec.holderIdentity ? a[annotations.grantedTo] || undefined : undefined,
   };
   return { state, version: lease.metadata?.resourceVersion ?? '', raw: lease };
 }
@@ -88,9 +102,11 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             user: w.user,
             since: w.since.toISOString(),
             expires: w.expires.toISOString(),
+            ...(w.ttlSeconds ? { ttl: w.ttlSeconds } : {}),
           })),
         )
       : undefined,
+    [annotations.grantedTo]: state.grantedTo,
   };
   const others = Object.entries(meta.annotations ?? {}).filter(([key]) => !(key in ours));
   const a = Object.fromEntries(

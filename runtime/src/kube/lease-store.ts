@@ -1,6 +1,8 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import {
+  LockTooLargeError,
   emptyLock,
+  notifyListeners,
   type ChangeListener,
   type EnsureOptions,
   type LockState,
@@ -10,7 +12,7 @@ import {
 } from '@retrospective/lock';
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
-import { fromLease, toLease } from './lease-codec.js';
+import { annotationBytes, fromLease, maxAnnotationBytes, toLease } from './lease-codec.js';
 import { kubeObserver, type KubeMetrics } from './metrics.js';
 
 export interface LeaseStoreOptions {
@@ -90,6 +92,12 @@ export class LeaseStore implements LockStore {
     options: StoreCallOptions = {},
   ): Promise<Versioned | 'conflict'> {
     const body = toLease(next, base.version, base.raw as V1Lease | undefined);
+    const bytes = annotationBytes(body);
+    if (bytes > maxAnnotationBytes)
+      throw new LockTooLargeError(
+        next.name,
+        `its annotations would take ${bytes} bytes, over Kubernetes' limit of ${maxAnnotationBytes}`,
+      );
     try {
       const lease = await this.call(
         'update',
@@ -101,11 +109,19 @@ export class LeaseStore implements LockStore {
         options,
       );
       const written = fromLease(lease);
-      this.written.set(next.name, written);
+      // The watch (or a later write of ours) may already have delivered something newer.
+      const newer = [this.decoded.get(next.name), this.written.get(next.name)].some(
+        (known) => known && !olderThan(known.version, written.version),
+      );
+      if (!newer) this.written.set(next.name, written);
       return written;
     } catch (error) {
       // 409: someone wrote since we read. 404: the Lease is gone; both mean "decide again".
       if (statusOf(error) === 409 || statusOf(error) === 404) return 'conflict';
+      if (statusOf(error) === 422)
+        throw new LockTooLargeError(next.name, 'the API server refused the Lease as invalid', {
+          cause: error,
+        });
       throw error;
     }
   }
@@ -171,7 +187,7 @@ export class LeaseStore implements LockStore {
     if (type === 'DELETED') this.decoded.delete(name);
     else this.decoded.set(name, fromLease(object));
     const next = this.decoded.get(name)?.state;
-    for (const listener of this.listeners) listener({ name, prev, next });
+    notifyListeners(this.listeners, { name, prev, next });
   }
 }
 

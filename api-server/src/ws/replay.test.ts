@@ -35,10 +35,10 @@ describe('resuming a WebSocket', () => {
       ]),
     );
     expect(parseSince('retrospective:x', locks)).toEqual(
-      new Error('since: "retrospective:x" is not <lock>:<token>'),
+      new Error('since: each item must be <lock>:<token>, or one token for every lock'),
     );
     expect(parseSince('other:1', locks)).toEqual(
-      new Error('since: there is no lock named "other"'),
+      new Error('since: it names a lock that does not exist'),
     );
   });
 

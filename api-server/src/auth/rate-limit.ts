@@ -1,4 +1,4 @@
-import { HttpError } from './errors.js';
+import { refused, type Refused } from '../commands/refused.js';
 
 /**
  * Token buckets per key (a user, an address): `perMinute` requests a minute on average, in bursts
@@ -49,22 +49,24 @@ export class RateLimiter {
 }
 
 /**
- * Takes one request for `key` from `limiter`; over the limit, counts it in `limited` and throws
- * 429 with Retry-After (nothing else is done for that request).
+ * Takes one request for `key` from `limiter`: undefined when allowed; over the limit, counts it in
+ * `limited` and answers 429 with Retry-After (nothing else is done for that request).
  */
-export function takeOrRefuse(
+export function overLimit(
   limiter: RateLimiter,
   key: string,
   scope: 'user' | 'address',
   limited: (scope: 'user' | 'address') => void,
-): void {
+): Refused | undefined {
   const wait = limiter.take(key);
-  if (wait === 0) return;
+  if (wait === 0) return undefined;
   limited(scope);
-  throw new HttpError(
+  return refused(
     429,
     'rate_limited',
     `Too many requests from this ${scope}; try again in ${wait} s.`,
-    { 'Retry-After': String(wait) },
+    {
+      'Retry-After': String(wait),
+    },
   );
 }

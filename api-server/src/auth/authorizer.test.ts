@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnswerCache, bearerToken, type Identity, type Reviewer } from './auth.js';
+import { AnswerCache, bearerToken, type Identity, type Reviewer } from './authorizer.js';
 import { originAllowed } from './origin.js';
 import { RateLimiter } from './rate-limit.js';
-import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
+import { bearerProtocol, openSocket, rawRequest, startTestApp } from '../testing/harness.js';
 
 const request = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
 

@@ -1,6 +1,6 @@
 import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { kubeCall, type KubeObserver } from '@retrospective/runtime';
-import type { Identity, Reviewer } from './auth.js';
+import type { Identity, Reviewer } from './authorizer.js';
 
 /** TokenReview and SubjectAccessReview against the API server, on the api-server's own credentials. */
 export function kubeReviewer(
@@ -26,6 +26,9 @@ export function kubeReviewer(
       );
       const user = review.status?.user;
       if (!review.status?.authenticated || !user?.username) return undefined;
+      // The API server names the audiences the token is valid for: one of ours, or it is not for us.
+      if (audiences.length && !review.status.audiences?.some((a) => audiences.includes(a)))
+        return undefined;
       return {
         user: user.username,
         groups: user.groups ?? [],

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import { HttpError } from './errors.js';
-import { readUsername } from './validate.js';
+import type { Config } from '../config.js';
+import { HttpError } from '../errors.js';
+import { readUsername } from '../validate.js';
+import { clientAddress } from './origin.js';
+import { RateLimiter } from './rate-limit.js';
+import { SampledLog } from './sampled-log.js';
 
 /** What a caller may do to one lock. */
 export type Permission = 'view' | 'hold' | 'force-release';
@@ -106,21 +109,69 @@ export class AnswerCache<V> {
     return this.entries.size;
   }
 
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const now = this.now();
+  /** The cached answer, if there is one that has not expired. */
+  peek(key: string): Promise<V> | undefined {
     const hit = this.entries.get(key);
-    if (hit && hit.expires > now) return hit.value;
-    this.entries.delete(key);
-    const oldest = this.entries.keys().next();
-    if (this.entries.size >= this.max && !oldest.done) this.entries.delete(oldest.value);
+    if (hit && hit.expires > this.now()) return hit.value;
+    return undefined;
+  }
+
+  get(key: string, load: () => Promise<V>): Promise<V> {
+    const hit = this.peek(key);
+    if (hit) return hit;
     const value = load();
-    this.entries.set(key, { value, expires: now + this.ttlMs });
+    this.set(key, value);
     value.catch(() => {
       if (this.entries.get(key)?.value === value) this.entries.delete(key);
     });
     return value;
   }
+
+  set(key: string, value: Promise<V>): void {
+    this.entries.delete(key);
+    const oldest = this.entries.keys().next();
+    if (this.entries.size >= this.max && !oldest.done) this.entries.delete(oldest.value);
+    this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+  }
 }
+
+/**
+ * Reviewed tokens, kept apart by answer: a flood of random tokens fills the small negative cache,
+ * never evicting the identities of real users. Concurrent reviews of one token are joined.
+ */
+class TokenCache {
+  private readonly accepted: AnswerCache<Identity>;
+  private readonly refused: AnswerCache<undefined>;
+  private readonly inFlight = new Map<string, Promise<Identity | undefined>>();
+
+  constructor(ttlMs: number, now?: () => number) {
+    this.accepted = new AnswerCache<Identity>(ttlMs, 10_000, now);
+    // Refusals are kept briefly: long enough to absorb a retry loop, short enough to forget a typo.
+    this.refused = new AnswerCache<undefined>(Math.min(ttlMs, 10_000), 1_000, now);
+  }
+
+  /** The cached or in-flight answer for `key`, if any. */
+  known(key: string): Promise<Identity | undefined> | undefined {
+    return this.accepted.peek(key) ?? this.refused.peek(key) ?? this.inFlight.get(key);
+  }
+
+  review(key: string, load: () => Promise<Identity | undefined>): Promise<Identity | undefined> {
+    const answer = load();
+    this.inFlight.set(key, answer);
+    answer.then(
+      (who) => {
+        this.inFlight.delete(key);
+        if (who) this.accepted.set(key, Promise.resolve(who));
+        else this.refused.set(key, Promise.resolve(undefined));
+      },
+      () => this.inFlight.delete(key),
+    );
+    return answer;
+  }
+}
+
+/** The longest user name a line entry or an annotation may carry (bytes, JSON-encoded). */
+export const maxUserNameBytes = 256;
 
 /** The bearer token of an HTTP request, or of a WebSocket handshake's subprotocol list. */
 export function bearerToken(req: IncomingMessage): string | undefined {
@@ -148,19 +199,26 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  * `AUTH_MODE=kubernetes`: a bearer token, reviewed by the API server (TokenReview), and one
  * SubjectAccessReview per permission and lock. Answers are cached for AUTH_CACHE_SECONDS, which
  * bounds how long a deleted token or a revoked binding still works. Tokens are kept only hashed.
+ * A client address may have only so many tokens reviewed a minute (those not cached): a flood of
+ * made-up tokens is refused with 429 before it reaches the API server.
  */
 export function kubernetesAuthorizer(
-  config: Pick<Config, 'AUTH_CACHE_SECONDS'>,
+  config: Pick<
+    Config,
+    'AUTH_CACHE_SECONDS' | 'AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE' | 'TRUSTED_PROXY_HOPS'
+  >,
   reviewer: Reviewer,
   logger: Logger,
   now?: () => number,
 ) {
   const ttl = config.AUTH_CACHE_SECONDS * 1000;
-  const tokens = new AnswerCache<Identity | undefined>(ttl, 10_000, now);
+  const tokens = new TokenCache(ttl, now);
   const access = new AnswerCache<boolean>(ttl, 50_000, now);
+  const reviews = new RateLimiter(config.AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE, 100_000, now);
+  const failures = new SampledLog(logger, 60_000, now);
   /** The API server could not answer: 503, never a guess in either direction. */
   const unavailable = (what: string) => (error: unknown) => {
-    logger.warn({ err: error }, `${what} failed`);
+    failures.warn(`${what} failed`, { err: error });
     throw new HttpError(
       503,
       'auth_unavailable',
@@ -168,6 +226,10 @@ export function kubernetesAuthorizer(
       { 'Retry-After': '2' },
     );
   };
+  const unauthenticated = (message: string) =>
+    new HttpError(401, 'unauthenticated', message, {
+      'WWW-Authenticate': 'Bearer realm="retrospective"',
+    });
   const allowed = async (who: Identity | undefined, permission: Permission, lock: string) => {
     if (!who) return false;
     const verb = leaseVerbs[permission];
@@ -180,18 +242,31 @@ export function kubernetesAuthorizer(
     mode: 'kubernetes',
     identify: async (req) => {
       const token = bearerToken(req);
-      const unauthenticated = (message: string) =>
-        new HttpError(401, 'unauthenticated', message, {
-          'WWW-Authenticate': 'Bearer realm="retrospective"',
-        });
       if (!token) throw unauthenticated('Send Authorization: Bearer <token>.');
       if (Buffer.byteLength(token) > maxTokenBytes)
         throw unauthenticated('The bearer token is too long.');
-      const who = await tokens
-        .get(sha256(token), () => reviewer.reviewToken(token))
-        .catch(unavailable('TokenReview'));
+      const key = sha256(token);
+      let answer = tokens.known(key);
+      if (!answer) {
+        const wait = reviews.take(clientAddress(req, config.TRUSTED_PROXY_HOPS));
+        if (wait > 0)
+          throw new HttpError(
+            429,
+            'rate_limited',
+            `Too many unknown tokens from this address; try again in ${wait} s.`,
+            { 'Retry-After': String(wait) },
+          );
+        answer = tokens.review(key, () => reviewer.reviewToken(token));
+      }
+      const who = await answer.catch(unavailable('TokenReview'));
       if (!who)
         throw unauthenticated('The bearer token is not valid (expired, revoked or unknown).');
+      if (Buffer.byteLength(JSON.stringify(who.user)) - 2 > maxUserNameBytes)
+        throw new HttpError(
+          403,
+          'user_name_too_long',
+          `Your user name is longer than ${maxUserNameBytes} bytes, more than a lock can record.`,
+        );
       return who;
     },
     allowed,

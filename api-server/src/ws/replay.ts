@@ -29,9 +29,10 @@ export function parseSince(
   }
   for (const pair of value.split(',')) {
     const match = /^([a-z0-9][-a-z0-9]{0,62}):(\d{1,15})$/.exec(pair);
+    // The messages name no client text: they may be answered on a raw socket.
     if (!match?.[1] || match[2] === undefined)
-      return new Error(`since: "${pair}" is not <lock>:<token>`);
-    if (!locks.includes(match[1])) return new Error(`since: there is no lock named "${match[1]}"`);
+      return new Error('since: each item must be <lock>:<token>, or one token for every lock');
+    if (!locks.includes(match[1])) return new Error('since: it names a lock that does not exist');
     since.set(match[1], Number(match[2]));
   }
   return since;

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { HttpError } from './errors.js';
+import { HttpError } from '../errors.js';
 
 /** Content types the change route reads from a body, and how large each may be. */
 export interface BodyLimits {

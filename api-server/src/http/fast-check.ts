@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isHeld, type LockService, type LockState, type LockStore } from '@retrospective/lock';
-import type { Metrics } from './metrics.js';
-import { checkBody, checkText } from './present.js';
+import type { Metrics } from '../metrics.js';
+import { checkBody, checkText } from '../present.js';
 import { requestIdOf } from './respond.js';
 
 const path = /^\/(?:retrospective|locks\/([a-z0-9-]{1,63}))\/check$/;
@@ -42,7 +42,7 @@ export function fastCheck(
       answer = {
         state,
         second,
-        json: Buffer.from(JSON.stringify(checkBody(state, now))),
+        json: Buffer.from(JSON.stringify(checkBody(state, now, service.liveQueue(state)))),
         text: Buffer.from(checkText(state, now)),
       };
       rendered.set(lock, answer);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openSocket, startTestApp } from './testing/harness.js';
+import { openSocket, startTestApp } from '../testing/harness.js';
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 let t: TestApp;

@@ -1,0 +1,95 @@
+import type { LockService, LockState, Waiter } from '@retrospective/lock';
+
+export interface LineWriterOptions {
+  readonly lock: string;
+  readonly service: LockService;
+  /** This replica's waiters to keep in line (renewed, or put back when something dropped them). */
+  readonly renewals: () => readonly Waiter[];
+  /** Runs a write of this lock after this replica's other writes of it (see WaitingRoom). */
+  readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
+  readonly max: number;
+  readonly perUser: number;
+}
+
+interface Join {
+  readonly waiter: Waiter;
+  resolve(admitted: LockState | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * One replica's writes to one lock's line, batched: every join, leave and renewal waiting when a
+ * write starts goes into that one write. However many callers join at once, a replica has one
+ * line write in flight per lock, so conflicts grow with replicas, not with waiters, and the
+ * holder's own release is not crowded out.
+ */
+export class LineWriter {
+  private readonly joins = new Map<string, Join>();
+  private readonly leaves = new Set<string>();
+  /** Leaves whose write failed: they go with the next write (the entries lapse meanwhile anyway). */
+  private readonly unwritten = new Set<string>();
+  private renew = false;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: LineWriterOptions) {}
+
+  /** Puts `waiter` in line; resolves with the line it is in, or undefined when it was left out. */
+  join(waiter: Waiter): Promise<LockState | undefined> {
+    return new Promise((resolve, reject) => {
+      this.joins.set(waiter.id, { waiter, resolve, reject });
+      this.flush();
+    });
+  }
+
+  /** Takes waiters out of line (answered, timed out or gone). */
+  leave(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.leaves.add(id);
+      this.joins.get(id)?.resolve(undefined);
+      this.joins.delete(id);
+    }
+    this.flush();
+  }
+
+  /** Renews this replica's waiters, putting back any that are missing. */
+  renewAll(): void {
+    this.renew = true;
+    this.flush();
+  }
+
+  /** Resolves once nothing is left to write (the replica is stopping). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private flush(): void {
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+      if (this.joins.size || this.leaves.size || this.renew) this.flush();
+    });
+  }
+
+  private async run(): Promise<void> {
+    const { lock, service, serial, max, perUser } = this.options;
+    const joins = [...this.joins.values()];
+    const leave = [...this.leaves, ...this.unwritten];
+    const renewals = this.renew ? this.options.renewals() : [];
+    this.joins.clear();
+    this.leaves.clear();
+    this.unwritten.clear();
+    this.renew = false;
+    const join = [...joins.map((j) => j.waiter), ...renewals];
+    if (!join.length && !leave.length) return;
+    try {
+      const result = await serial(() =>
+        service.execute(lock, { kind: 'line', join, leave, max, perUser }),
+      );
+      const state = result.ok ? result.state : undefined;
+      for (const j of joins)
+        j.resolve(state?.queue?.some((w) => w.id === j.waiter.id) ? state : undefined);
+    } catch (error) {
+      for (const j of joins) j.reject(error);
+      for (const id of leave) this.unwritten.add(id);
+    }
+  }
+}

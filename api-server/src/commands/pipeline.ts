@@ -1,0 +1,261 @@
+import type { Logger } from 'pino';
+import type { Command, LockService, LockState, MutationResult } from '@retrospective/lock';
+import type { Authorizer, Identity, Permission } from '../auth/authorizer.js';
+import type { OriginVerdict } from '../auth/origin.js';
+import { overLimit, type RateLimiter } from '../auth/rate-limit.js';
+import type { Config } from '../config.js';
+import { refusalStatus } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { checkBody, checkText, describeRefusal, retryAfter, title } from '../present.js';
+import { isRefused, refused, refusedBy, type Refused } from './refused.js';
+import type { WaitingRoom } from './waiting-room.js';
+
+export type Verb = 'check' | 'avail' | 'change' | 'release';
+
+/** The inputs of a command, read only once the caller is known to be allowed to send it. */
+export interface CommandInput {
+  /** avail: seconds to wait in line (cut to WAIT_MAX_SECONDS). */
+  readonly wait?: number | undefined;
+  /** change, release: the fencing token the caller was granted. */
+  readonly ifMatch?: number | undefined;
+  /** change: the new content. */
+  readonly content?: string | undefined;
+}
+
+/** One command as a transport hands it over. Functions may throw an HttpError (bad input). */
+export interface CommandRequest {
+  readonly transport: 'http' | 'ws';
+  readonly verb: Verb;
+  readonly lock: string;
+  /** release?force=true: an admin's release of someone else's hold. */
+  readonly force: () => boolean;
+  /** Who sends it, checked for the permission the command needs (401, or 400 without a name). */
+  readonly identify: (permission: Permission) => Promise<Identity | undefined>;
+  readonly origin: OriginVerdict;
+  /** The client's address, for the per-address limit. */
+  readonly address: string;
+  readonly requestId: string;
+  readonly input: () => CommandInput;
+  /** Aborted when the client goes away: it is then never put in line nor granted anything. */
+  readonly signal: AbortSignal;
+}
+
+export interface Done {
+  readonly ok: true;
+  /** granted, renewed, updated, released, forced; held or available for check. */
+  readonly outcome: string;
+  readonly state: LockState;
+  /** The JSON answer, and the sentence for those who did not ask for JSON. */
+  readonly body: Record<string, unknown>;
+  readonly text: string;
+}
+
+export type Answer = Done | Refused;
+
+export interface PipelineDeps {
+  readonly config: Config;
+  readonly service: LockService;
+  readonly room: WaitingRoom;
+  readonly auth: Authorizer;
+  /** Mutations per user and per client address. */
+  readonly limits: { readonly user: RateLimiter; readonly address: RateLimiter };
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+}
+
+/** The `lock` label of requests for locks that are not configured: one series, however many names. */
+export const unknownLockLabel = '_unknown';
+
+const permissionFor = (verb: Verb, force: boolean): Permission =>
+  verb === 'check' ? 'view' : verb === 'release' && force ? 'force-release' : 'hold';
+
+const grantBody = (state: LockState, status: string) => ({
+  lock: state.name,
+  status,
+  holder: state.holder,
+  since: state.acquiredAt?.toISOString(),
+  token: state.token,
+});
+
+/**
+ * Every lock command, whichever transport brought it, goes through the same stages: identify,
+ * known lock, origin, authorize, limit, execute, then metrics and the audit line. Expected "no"s
+ * are values (Refused), so HTTP and WebSocket are thin adapters and a rule added here holds on
+ * both.
+ */
+export class CommandPipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  async run(request: CommandRequest): Promise<Answer> {
+    const { service, metrics, logger } = this.deps;
+    const { lock, verb } = request;
+    let answer: Answer;
+    let user: string | undefined;
+    try {
+      answer = await this.stages(request, (who) => (user = who?.user));
+    } catch (error) {
+      answer = refusedBy(error);
+      if (answer.code === 'internal')
+        logger.error({ err: error, requestId: request.requestId, lock }, 'command failed');
+    }
+    const outcome = answer.ok ? answer.outcome : answer.code;
+    const label = service.has(lock) ? lock : unknownLockLabel;
+    metrics.lockRequests.inc({ lock: label, action: verb, outcome });
+    if (!answer.ok && (answer.status === 401 || answer.status === 403))
+      metrics.authRefusals.inc({ reason: answer.code });
+    if (verb !== 'check') this.audit(request, user, answer);
+    return answer;
+  }
+
+  private async stages(
+    request: CommandRequest,
+    identified: (who: Identity | undefined) => void,
+  ): Promise<Answer> {
+    const { config, service, auth, limits, metrics } = this.deps;
+    const { lock } = request;
+    const permission = permissionFor(request.verb, request.force());
+    const who = await request.identify(permission);
+    identified(who);
+    if (!service.has(lock))
+      return refused(404, 'unknown_lock', `There is no lock named "${lock}".`);
+    if (permission !== 'view' && request.origin === 'forbidden_origin')
+      return refused(
+        403,
+        'forbidden_origin',
+        "Browsers may change locks only from the service's own pages or ALLOWED_ORIGINS.",
+      );
+    if (permission !== 'view' && request.origin === 'cross_site')
+      return refused(
+        403,
+        'forbidden_cross_site',
+        'A page of another site may not change locks (Sec-Fetch-Site: cross-site).',
+      );
+    await auth.authorize(who, permission, lock);
+    if (permission !== 'view' && who) {
+      const limited = (scope: 'user' | 'address') => metrics.rateLimited.inc({ scope });
+      const over =
+        overLimit(limits.address, request.address, 'address', limited) ??
+        overLimit(limits.user, who.user, 'user', limited);
+      if (over) return over;
+    }
+    // The client left while its credentials were checked: it is answered nothing, and gets nothing.
+    if (request.signal.aborted)
+      return refused(499, 'client_gone', 'The client went away before the command ran.');
+    return this.execute(request, who?.user ?? '', config);
+  }
+
+  private async execute(request: CommandRequest, user: string, config: Config): Promise<Answer> {
+    const { service, room, clock } = this.deps;
+    const { lock, verb } = request;
+    if (verb === 'check') {
+      const state = service.state(lock);
+      const now = clock();
+      const outcome = state.holder ? 'held' : 'available';
+      const body = checkBody(state, now, service.liveQueue(state));
+      return { ok: true, outcome, state, body, text: checkText(state, now) };
+    }
+    const input = request.input();
+    if (verb === 'avail') {
+      const holdTimeoutSeconds = config.HOLD_TIMEOUT_SECONDS;
+      const wait = Math.min(input.wait ?? 0, config.WAIT_MAX_SECONDS);
+      const result = wait
+        ? await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal)
+        : await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds });
+      if (isRefused(result)) return result;
+      return this.answer(lock, 'avail', result, undefined, (state, outcome) => {
+        const status = outcome === 'renewed' ? 'renewed' : 'granted';
+        const text =
+          status === 'renewed'
+            ? `You already hold ${title(lock)}; hold renewed (token ${state.token}).`
+            : `Access to ${title(lock)} Granted to ${user} (token ${state.token}).`;
+        return { outcome: status, body: grantBody(state, status), text };
+      });
+    }
+    if (verb === 'change') {
+      const content = input.content ?? '';
+      const command: Command = { kind: 'change', user, content, ifMatch: input.ifMatch };
+      const bytes = Buffer.byteLength(content);
+      return this.answer(
+        lock,
+        'change',
+        await service.execute(lock, command),
+        input.ifMatch,
+        (s) => ({
+          outcome: 'updated',
+          body: { lock, status: 'updated', token: s.token, bytes },
+          text: `${title(lock)} Updated (${bytes} bytes).`,
+        }),
+      );
+    }
+    if (request.force()) {
+      const command: Command = { kind: 'force', by: user, ifMatch: input.ifMatch };
+      return this.answer(
+        lock,
+        'release',
+        await service.execute(lock, command),
+        input.ifMatch,
+        (s) => ({
+          outcome: 'forced',
+          body: { lock, status: 'released', reason: 'forced', token: s.token },
+          text: `${title(lock)} Released (forced by ${user}).`,
+        }),
+      );
+    }
+    const command: Command = { kind: 'release', user, ifMatch: input.ifMatch };
+    return this.answer(
+      lock,
+      'release',
+      await service.execute(lock, command),
+      input.ifMatch,
+      (s) => ({
+        outcome: 'released',
+        body: { lock, status: 'released', token: s.token },
+        text: `${title(lock)} Released.`,
+      }),
+    );
+  }
+
+  /** A store result as an answer: `present` for success, the refusal's status and sentence otherwise. */
+  private answer(
+    lock: string,
+    action: 'avail' | 'change' | 'release',
+    result: MutationResult,
+    ifMatch: number | undefined,
+    present: (
+      state: LockState,
+      outcome: string,
+    ) => { outcome: string; body: Record<string, unknown>; text: string },
+  ): Answer {
+    if (result.ok)
+      return { ok: true, state: result.state, ...present(result.state, result.outcome) };
+    const { refusal } = result;
+    if (result.raced) this.deps.metrics.lockRaces.inc({ lock, action });
+    const { message, extra } = describeRefusal(refusal, ifMatch);
+    const headers: Record<string, string> = {};
+    if (refusal.code === 'locked')
+      headers['Retry-After'] = String(retryAfter(refusal.state, this.deps.clock()));
+    if (['queued', 'queue_full', 'waiting_limit'].includes(refusal.code))
+      headers['Retry-After'] = '5';
+    return refused(refusalStatus[refusal.code], refusal.code, message, headers, extra);
+  }
+
+  /** One line per mutation, with the same keys for both transports. */
+  private audit(request: CommandRequest, user: string | undefined, answer: Answer): void {
+    const fields = {
+      requestId: request.requestId,
+      transport: request.transport,
+      lock: request.lock,
+      user,
+      action:
+        request.verb === 'release' && answer.ok && answer.outcome === 'forced'
+          ? 'force'
+          : request.verb,
+      outcome: answer.ok ? answer.outcome : answer.code,
+      token: answer.ok ? answer.state.token : undefined,
+    };
+    if (!answer.ok) this.deps.logger.debug(fields, 'lock command refused');
+    else if (answer.outcome === 'forced') this.deps.logger.warn(fields, 'lock command');
+    else this.deps.logger.info(fields, 'lock command');
+  }
+}

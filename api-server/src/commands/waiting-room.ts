@@ -1,0 +1,407 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  isHeld,
+  type LockService,
+  type LockState,
+  type LockStore,
+  type MutationResult,
+  type StoreChange,
+  type Waiter,
+} from '@retrospective/lock';
+import { KeyedSerial, safely } from '@retrospective/runtime';
+import type { Metrics } from '../metrics.js';
+import { LineWriter } from './line-writer.js';
+import { refused, refusedBy, type Refused } from './refused.js';
+
+export interface WaitingRoomOptions {
+  readonly service: LockService;
+  readonly store: LockStore;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+  /** How long a waiter's entry counts after its replica last renewed it (WAIT_QUEUE_TTL_SECONDS). */
+  readonly ttlMs: number;
+  /** Live waiters a lock's line may hold (WAIT_QUEUE_MAX). */
+  readonly maxWaiters: number;
+  /** Places one user may take in one lock's line (WAIT_QUEUE_MAX_PER_USER). */
+  readonly maxPerUser: number;
+}
+
+/** One caller of this replica waiting in a lock's line. */
+interface Pending {
+  readonly id: string;
+  readonly lock: string;
+  readonly user: string;
+  readonly since: Date;
+  readonly holdTimeoutSeconds: number | undefined;
+  readonly started: number;
+  /** joining: its entry is being written; taking: this replica is granting it the lock. */
+  phase: 'joining' | 'waiting' | 'taking' | 'done';
+  settle(result: MutationResult | Refused): void;
+}
+
+/** How long a replica remembers the waiters that left, to hand back a grant that raced them. */
+const rememberLeftMs = 10 * 60 * 1000;
+/** Hand-backs are retried until they succeed or the hold is no longer theirs; at most this apart. */
+const maxHandBackDelayMs = 5000;
+
+/**
+ * Blocking acquire with first come, first served hand-over across replicas. The line lives in
+ * the lock itself (its Lease), so every replica sees it; a free lock may only be taken by the
+ * waiter at the head, and only the replica holding that waiter's request takes it, the moment its
+ * watch shows the release. Each replica renews its waiters' entries while they wait (every
+ * TTL / 3, one write per lock) and puts back any entry that something dropped (an outage longer
+ * than the TTL, the Lease made again); a dead replica's entries stop counting a TTL after another
+ * replica last saw them renewed. A caller that leaves never ends up holding the lock: a grant that
+ * races its leaving is handed back, retried until it is.
+ */
+export class WaitingRoom {
+  private readonly pending = new Map<string, Pending>();
+  private readonly writers = new Map<string, LineWriter>();
+  /** This replica's writes per lock, one at a time: a grant never crosses a line write. */
+  private readonly serial = new KeyedSerial();
+  /** Locks with a look in flight, and those to look at again once it is done. */
+  private readonly looking = new Set<string>();
+  private readonly again = new Set<string>();
+  /** Per lock: a look when someone else's head entry would stop counting. */
+  private readonly headTimers = new Map<string, NodeJS.Timeout>();
+  /** Waiters of this replica that left, by id: a grant to one of them is handed back. */
+  private readonly left = new Map<string, { lock: string; user: string; at: number }>();
+  private readonly handBacks = new Set<Promise<void>>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: WaitingRoomOptions) {}
+
+  /** Callers of this replica waiting now. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Follows the locks and renews this replica's waiters; call once, before serving. */
+  start(): void {
+    const { store, logger, ttlMs } = this.options;
+    this.unsubscribe = store.subscribe(safely(logger, 'waiting room', (c) => this.onChange(c)));
+    this.heartbeat = setInterval(
+      safely(logger, 'waiting room heartbeat', () => this.beat()),
+      Math.max(500, ttlMs / 3),
+    );
+    this.heartbeat.unref();
+  }
+
+  /**
+   * `avail`, waiting in line up to `seconds` when someone else holds the lock (or others wait
+   * before us). Resolves with the grant, or with a refusal when the time runs out, `signal`
+   * aborts (the client went away) or the line has no place.
+   */
+  async avail(
+    lock: string,
+    user: string,
+    holdTimeoutSeconds: number | undefined,
+    seconds: number,
+    signal: AbortSignal,
+  ): Promise<MutationResult | Refused> {
+    if (this.stopped) return shuttingDown();
+    const { service, clock, ttlMs } = this.options;
+    const first = await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds });
+    if (first.ok || seconds <= 0 || !['locked', 'queued'].includes(first.refusal.code))
+      return first;
+    if (signal.aborted) return first;
+    // Checked again: the room may have stopped during the first attempt.
+    if (this.isStopped()) return shuttingDown();
+    const now = clock();
+    const waiter: Waiter = {
+      id: randomUUID(),
+      user,
+      since: now,
+      expires: new Date(now.getTime() + ttlMs),
+      ttlSeconds: ttlMs / 1000,
+    };
+    return new Promise((resolve) => {
+      const entry: Pending = {
+        id: waiter.id,
+        lock,
+        user,
+        since: now,
+        holdTimeoutSeconds,
+        started: performance.now(),
+        phase: 'joining',
+        settle: (result) => {
+          if (entry.phase === 'done') return;
+          entry.phase = 'done';
+          clearTimeout(timer);
+          signal.removeEventListener('abort', abandon);
+          this.pending.delete(entry.id);
+          resolve(result);
+        },
+      };
+      const abandon = safely(this.options.logger, 'leaving the line', () =>
+        this.giveUp(entry, 'abandoned'),
+      );
+      const timer = setTimeout(
+        safely(this.options.logger, 'wait timeout', () => this.giveUp(entry, 'timeout')),
+        seconds * 1000,
+      );
+      // Listening before the first await: a client that leaves now is never put in line.
+      signal.addEventListener('abort', abandon, { once: true });
+      this.pending.set(entry.id, entry);
+      this.writer(lock)
+        .join(waiter)
+        .then(
+          (line) => {
+            if (entry.phase !== 'joining') return;
+            if (!line) return entry.settle(this.noPlace(lock));
+            entry.phase = 'waiting';
+            this.kick(lock);
+          },
+          (error: unknown) => entry.settle(refusedBy(error)),
+        );
+    });
+  }
+
+  /**
+   * Stops the room: later waits are refused, every waiter is answered Wait and taken out of the
+   * lines, and grants that raced a leaving caller get one more try to be handed back.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    for (const timer of this.headTimers.values()) clearTimeout(timer);
+    this.unsubscribe?.();
+    for (const entry of [...this.pending.values()]) this.giveUp(entry, 'abandoned');
+    await Promise.all([...this.writers.values()].map((w) => w.idle()));
+    await Promise.all(this.handBacks);
+  }
+
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private writer(lock: string): LineWriter {
+    let writer = this.writers.get(lock);
+    if (!writer) {
+      const { service, maxWaiters, maxPerUser } = this.options;
+      writer = new LineWriter({
+        lock,
+        service,
+        max: maxWaiters,
+        perUser: maxPerUser,
+        serial: (fn) => this.serial.run(lock, fn),
+        renewals: () => this.renewals(lock),
+      });
+      this.writers.set(lock, writer);
+    }
+    return writer;
+  }
+
+  /** Fresh entries for this replica's waiters of `lock` that are in line (not joining or taking). */
+  private renewals(lock: string): Waiter[] {
+    const now = this.options.clock().getTime();
+    const ttlMs = this.options.ttlMs;
+    return [...this.pending.values()]
+      .filter((p) => p.lock === lock && p.phase === 'waiting')
+      .map((p) => ({
+        id: p.id,
+        user: p.user,
+        since: p.since,
+        expires: new Date(now + ttlMs),
+        ttlSeconds: ttlMs / 1000,
+      }));
+  }
+
+  private giveUp(entry: Pending, outcome: 'timeout' | 'abandoned'): void {
+    if (entry.phase === 'done') return;
+    this.observeWait(entry, outcome);
+    entry.settle(this.waitRefusal(entry.lock));
+    this.left.set(entry.id, { lock: entry.lock, user: entry.user, at: performance.now() });
+    this.writer(entry.lock).leave([entry.id]);
+    // A grant of ours may have landed without us hearing back: hand it on.
+    this.kick(entry.lock);
+  }
+
+  /** The answer to a waiter whose time ran out: Wait, as for a plain avail. Never throws. */
+  private waitRefusal(lock: string): MutationResult | Refused {
+    const state = this.options.service.peek(lock);
+    if (!state)
+      return refused(503, 'not_provisioned', `Lock "${lock}" does not exist right now.`, {
+        'Retry-After': '5',
+      });
+    return {
+      ok: false,
+      refusal: { code: isHeld(state) ? 'locked' : 'queued', state },
+      raced: false,
+    };
+  }
+
+  /** Why a caller got no place in line: the line is full, or they have one already. */
+  private noPlace(lock: string): MutationResult | Refused {
+    const { service, maxWaiters } = this.options;
+    const state = service.peek(lock);
+    if (!state) return this.waitRefusal(lock);
+    const full = service.liveQueue(state).length >= maxWaiters;
+    return {
+      ok: false,
+      refusal: { code: full ? 'queue_full' : 'waiting_limit', state },
+      raced: false,
+    };
+  }
+
+  private observeWait(entry: Pending, outcome: 'granted' | 'timeout' | 'abandoned'): void {
+    this.options.metrics.waitDuration.observe(
+      { lock: entry.lock, outcome },
+      (performance.now() - entry.started) / 1000,
+    );
+  }
+
+  private onChange(change: StoreChange): void {
+    const { service, metrics } = this.options;
+    const { name, next } = change;
+    if (!service.has(name)) return;
+    if (!next) {
+      metrics.queueLength.set({ lock: name }, 0);
+      return;
+    }
+    metrics.queueLength.set({ lock: name }, service.liveQueue(next).length);
+    // Our own writes may be ahead of the watch: judge from the newest state we know.
+    const line = service.liveQueue(service.peek(name) ?? next);
+    const ours = [...this.pending.values()].filter((p) => p.lock === name);
+    // Something dropped an entry of ours (a lapse, the Lease made again): put it back now.
+    if (ours.some((p) => p.phase === 'waiting' && !line.some((w) => w.id === p.id)))
+      this.writer(name).renewAll();
+    if (ours.length || (next.grantedTo && this.left.has(next.grantedTo))) this.kick(name);
+  }
+
+  /** Renews this replica's waiters and looks at their locks again. */
+  private beat(): void {
+    const now = performance.now();
+    for (const [id, gone] of this.left) if (now - gone.at > rememberLeftMs) this.left.delete(id);
+    const locks = new Set([...this.pending.values()].map((p) => p.lock));
+    for (const lock of locks) {
+      this.writer(lock).renewAll();
+      this.kick(lock);
+    }
+  }
+
+  /** Looks at a lock now, or right after the look in flight. */
+  private kick(lock: string): void {
+    if (this.looking.has(lock)) {
+      this.again.add(lock);
+      return;
+    }
+    this.looking.add(lock);
+    void this.serial
+      .run(lock, () => this.look(lock))
+      .catch((error: unknown) =>
+        this.options.logger.warn({ err: error, lock }, 'could not hand the lock to a waiter'),
+      )
+      .finally(() => {
+        this.looking.delete(lock);
+        if (this.again.delete(lock)) this.kick(lock);
+      });
+  }
+
+  /** Takes a free lock for our waiter at the head of its line; hands back grants nobody waits for. */
+  private async look(lock: string): Promise<void> {
+    const { service } = this.options;
+    clearTimeout(this.headTimers.get(lock));
+    const state = service.peek(lock);
+    if (!state) return;
+    if (isHeld(state)) return this.lookAtHold(lock, state);
+    const head = service.liveQueue(state)[0];
+    if (!head) return;
+    const entry = this.pending.get(head.id);
+    if (!entry) {
+      // Someone else's turn; if their replica is gone, their entry stops counting in a while.
+      const wait = Math.max(0, service.lapsesIn(state, head)) + 50;
+      const timer = setTimeout(
+        safely(this.options.logger, 'head timer', () => this.kick(lock)),
+        wait,
+      );
+      timer.unref();
+      this.headTimers.set(lock, timer);
+      return;
+    }
+    if (entry.phase !== 'waiting') return;
+    entry.phase = 'taking';
+    let result: MutationResult;
+    try {
+      result = await service.execute(lock, {
+        kind: 'avail',
+        user: entry.user,
+        holdTimeoutSeconds: entry.holdTimeoutSeconds,
+        waiter: entry.id,
+      });
+    } finally {
+      // An unknown outcome: the watch shows whether the grant landed (grantedTo is ours).
+      if (phaseOf(entry) === 'taking') entry.phase = 'waiting';
+    }
+    if (!result.ok) return;
+    // Read again: the caller may have left (phase 'done') while the grant was in flight.
+    if (phaseOf(entry) === 'done') {
+      // The caller left while we took it: they never get it.
+      this.left.delete(entry.id);
+      return this.handBack(lock, entry.user, result.state.token);
+    }
+    this.granted(entry, state, result);
+  }
+
+  /** A held lock: answer our waiter it was granted to, or hand it back if they left. */
+  private lookAtHold(lock: string, state: LockState & { holder: string }): void {
+    const id = state.grantedTo;
+    if (!id) return;
+    const entry = this.pending.get(id);
+    if (entry?.phase === 'waiting' && entry.user === state.holder)
+      return this.granted(entry, state, { ok: true, outcome: 'granted', state });
+    const gone = this.left.get(id);
+    if (gone && gone.user === state.holder) {
+      this.left.delete(id);
+      this.handBack(lock, gone.user, state.token);
+    }
+  }
+
+  private granted(entry: Pending, before: LockState, result: MutationResult & { ok: true }): void {
+    const { metrics, clock } = this.options;
+    if (before.releasedAt)
+      metrics.handoverGap.observe(
+        { lock: entry.lock },
+        Math.max(0, (clock().getTime() - before.releasedAt.getTime()) / 1000),
+      );
+    this.observeWait(entry, 'granted');
+    entry.settle(result);
+  }
+
+  /**
+   * Releases a hold granted to a caller who left, pinned to its token; retried (backing off) until
+   * it succeeds or the hold is no longer that caller's, so nobody gone keeps the lock.
+   */
+  private handBack(lock: string, user: string, token: number): void {
+    const { service, logger } = this.options;
+    const attempt = async (delay: number): Promise<void> => {
+      try {
+        // Released, or refused because the hold is no longer that caller's: either way, done.
+        await this.serial.run(lock, () =>
+          service.execute(lock, { kind: 'release', user, ifMatch: token }),
+        );
+        return;
+      } catch (error) {
+        logger.warn({ err: error, lock, user, token }, 'could not hand back a grant; retrying');
+      }
+      if (this.stopped) return;
+      await new Promise((r) => setTimeout(r, delay).unref());
+      return attempt(Math.min(delay * 2, maxHandBackDelayMs));
+    };
+    const running = attempt(100);
+    this.handBacks.add(running);
+    void running.finally(() => this.handBacks.delete(running));
+  }
+}
+
+const shuttingDown = () =>
+  refused(503, 'shutting_down', 'This replica is shutting down; try again.', {
+    'Retry-After': '1',
+  });
+
+/** An entry's phase, read afresh (it changes while a write is in flight). */
+const phaseOf = (entry: Pending): Pending['phase'] => entry.phase;

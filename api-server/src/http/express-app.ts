@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { HistoryEntry } from '@retrospective/lock';
+import { readinessAnswer } from '@retrospective/runtime';
+import type { Permission } from '../auth/authorizer.js';
+import type { CommandPipeline } from '../commands/pipeline.js';
+import { HttpError, toHttpError } from '../errors.js';
+import { openapi } from '../openapi.js';
+import type { AppDeps } from '../app.js';
+import { reply, requestIdOf } from './respond.js';
+import { lockRoutes } from './routes.js';
+
+const publicDir = resolve(import.meta.dirname, '../../public');
+const csp =
+  "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'";
+
+export interface ExpressAppDeps extends AppDeps {
+  readonly clock: () => Date;
+  readonly auth: NonNullable<AppDeps['auth']>;
+  readonly pipeline: CommandPipeline;
+}
+
+/** Releases served at most this many at a time (`?limit=`, newest last). */
+const maxHistoryLimit = 500;
+
+/**
+ * The history of one lock as JSON, serialised once per version of it (the history store hands out
+ * the same array while it is unchanged), not once per request.
+ */
+function historyRenderer() {
+  const rendered = new WeakMap<readonly HistoryEntry[], string>();
+  return (entries: readonly HistoryEntry[]): string => {
+    let json = rendered.get(entries);
+    if (json === undefined) {
+      json = JSON.stringify(entries);
+      rendered.set(entries, json);
+    }
+    return json;
+  };
+}
+
+/** The Express part of the API: lock routes, history, who-am-I, probes, the view, errors. */
+export function expressApp(deps: ExpressAppDeps) {
+  const { config, service, metrics, logger, lifecycle, auth, pipeline } = deps;
+  const view = Object.fromEntries(
+    ['index.html', 'view.js', 'view.css'].map((f) => [f, readFileSync(resolve(publicDir, f))]),
+  );
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // req.ip: the client's address as the trusted proxies in front report it.
+  app.set('trust proxy', config.TRUSTED_PROXY_HOPS);
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = performance.now();
+    const id = requestIdOf(req.headers['x-request-id']);
+    res.locals.requestId = id;
+    res.set({
+      'X-Request-Id': id,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+    });
+    res.on('finish', () => {
+      const path = (req.route as { path?: unknown } | undefined)?.path;
+      const route = typeof path === 'string' ? path : 'unmatched';
+      metrics.httpDuration.observe(
+        { route, method: req.method, code: String(res.statusCode) },
+        (performance.now() - started) / 1000,
+      );
+    });
+    next();
+  });
+
+  app.use(lockRoutes({ config, auth, pipeline }));
+  const render = historyRenderer();
+  app.get('/locks/:lock/history', async (req, res) => {
+    const { lock } = req.params;
+    const who = await auth.identify(req, 'view');
+    service.state(lock); // 404 for unknown locks, 503 when not provisioned
+    await auth.authorize(who, 'view', lock);
+    const limit = readLimit(req.query.limit);
+    const entries = deps.history ? await deps.history(lock) : [];
+    const releases = limit === undefined ? entries : entries.slice(-limit);
+    const json = limit === undefined ? render(entries) : JSON.stringify(releases);
+    const body = `{"lock":${JSON.stringify(lock)},"releases":${json}}`;
+    res.status(200);
+    if (req.accepts(['text/plain', 'application/json']) === 'application/json')
+      res.type('application/json').send(body);
+    else res.type('text/plain; charset=utf-8').send(`${json}\n`);
+  });
+  // Who the caller is and what they may do to each lock: the view shows its buttons from this.
+  app.get('/api/me', async (req, res) => {
+    const who = await auth.identify(req, 'view');
+    const permissions: Permission[] = ['view', 'hold', 'force-release'];
+    const locks = Object.fromEntries(
+      await Promise.all(
+        service.locks.map(
+          async (lock) =>
+            [
+              lock,
+              Object.fromEntries(
+                await Promise.all(
+                  permissions.map(async (p) => [p, await auth.allowed(who, p, lock)] as const),
+                ),
+              ),
+            ] as const,
+        ),
+      ),
+    );
+    const body = { user: who?.user, mode: auth.mode, locks };
+    reply(req, res, 200, body, JSON.stringify(body, null, 2));
+  });
+  app.get('/healthz', (_req, res) => res.type('text/plain').send('ok\n'));
+  app.get('/ping', (_req, res) => res.type('text/plain').send('pong\n'));
+  app.get('/readyz', (_req, res) => {
+    const { status, body } = readinessAnswer(lifecycle);
+    res.status(status).type('text/plain').send(body);
+  });
+  app.get('/openapi.json', (_req, res) => res.json(openapi));
+  const page = (file: string, type: string) => (_req: Request, res: Response) => {
+    res.set('Content-Security-Policy', csp).type(type).send(view[file]);
+  };
+  app.get('/', page('index.html', 'html'));
+  app.get('/view.js', page('view.js', 'text/javascript'));
+  app.get('/view.css', page('view.css', 'text/css'));
+
+  app.use((req: Request) => {
+    throw new HttpError(404, 'not_found', `No route for ${req.method} ${req.path}.`);
+  });
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const http = toHttpError(error);
+    if (http.status === 401 || http.status === 403) metrics.authRefusals.inc({ reason: http.code });
+    if (http.code === 'internal') {
+      const { requestId } = res.locals as { requestId?: string };
+      logger.error({ err: error, path: req.path, requestId }, 'request failed');
+    }
+    const fromRoute = (res.locals as { lock?: string }).lock;
+    const lock = fromRoute ?? (typeof req.params.lock === 'string' ? req.params.lock : undefined);
+    const body = { lock, error: http.code, message: http.message, ...http.extra };
+    // Answering before the request body was read (too large, unsupported): close the
+    // connection rather than read the rest just to keep it alive.
+    const unread: Record<string, string> = req.complete ? {} : { Connection: 'close' };
+    reply(req, res, http.status, body, http.message, { ...http.headers, ...unread });
+  });
+  return app;
+}
+
+/** `?limit=<n>` on history: only the newest n releases. */
+function readLimit(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^\d{1,4}$/.test(value) || Number(value) < 1)
+    throw new HttpError(
+      400,
+      'invalid_limit',
+      `Use limit=<n>, a whole number from 1 to ${maxHistoryLimit}.`,
+    );
+  return Math.min(Number(value), maxHistoryLimit);
+}

@@ -1,0 +1,97 @@
+import { Router, type Request, type Response } from 'express';
+import type { Authorizer } from '../auth/authorizer.js';
+import { clientAddress, originVerdict } from '../auth/origin.js';
+import type { CommandPipeline, Verb } from '../commands/pipeline.js';
+import type { Config } from '../config.js';
+import { HttpError } from '../errors.js';
+import { readContent, readIfMatch } from '../validate.js';
+import { readBody } from './body.js';
+import { reply } from './respond.js';
+
+export interface LockRoutesDeps {
+  readonly config: Config;
+  readonly auth: Authorizer;
+  readonly pipeline: CommandPipeline;
+}
+
+const methods: Record<Verb, readonly string[]> = {
+  check: ['GET', 'HEAD'],
+  avail: ['GET', 'POST'],
+  change: ['POST'],
+  release: ['POST'],
+};
+
+/**
+ * The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/:
+ * a thin adapter from HTTP to the command pipeline and back.
+ */
+export function lockRoutes({ config, auth, pipeline }: LockRoutesDeps): Router {
+  const router = Router();
+  const bodyLimit = config.MAX_CONTENT_BYTES;
+  // JSON escapes can take six bytes per character of content.
+  const parsers = [readBody({ text: bodyLimit, json: bodyLimit * 6 + 1024 })];
+
+  for (const verb of Object.keys(methods) as Verb[]) {
+    const handle = async (req: Request, res: Response) => {
+      // Listening first: a client that hangs up during its auth review never joins the line.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
+      const param = req.params.lock;
+      const lock = typeof param === 'string' ? param : 'retrospective';
+      res.locals.lock = lock;
+      if (!methods[verb].includes(req.method)) {
+        const allow = methods[verb].join(', ');
+        throw new HttpError(
+          405,
+          'method_not_allowed',
+          `Use ${methods[verb].join(' or ')} for ${verb}.`,
+          {
+            Allow: allow,
+          },
+        );
+      }
+      const answer = await pipeline.run({
+        transport: 'http',
+        verb,
+        lock,
+        force: () => verb === 'release' && readForce(req),
+        identify: (permission) => auth.identify(req, permission),
+        origin: originVerdict(req, config),
+        address: clientAddress(req, config.TRUSTED_PROXY_HOPS),
+        requestId: (res.locals as { requestId: string }).requestId,
+        input: () => ({
+          wait: verb === 'avail' ? readWait(req) : undefined,
+          ifMatch: verb === 'change' || verb === 'release' ? readIfMatch(req) : undefined,
+          content: verb === 'change' ? readContent(req, config.MAX_CONTENT_BYTES) : undefined,
+        }),
+        signal: gone.signal,
+      });
+      if (answer.ok) return reply(req, res, 200, answer.body, answer.text);
+      const body = { lock, error: answer.code, message: answer.message, ...answer.extra };
+      // Answering before the request body was read: close rather than read the rest.
+      const unread: Record<string, string> = req.complete ? {} : { Connection: 'close' };
+      reply(req, res, answer.status, body, answer.message, { ...answer.headers, ...unread });
+    };
+    const chain = verb === 'change' ? [...parsers, handle] : [handle];
+    router.all(`/retrospective/${verb}`, ...chain);
+    router.all(`/locks/:lock/${verb}`, ...chain);
+  }
+  return router;
+}
+
+/** `?wait=<seconds>` on avail: how long to wait in line; 0 when absent. */
+function readWait(req: Request): number {
+  const wait = req.query.wait;
+  if (wait === undefined) return 0;
+  if (typeof wait !== 'string' || !/^\d{1,6}$/.test(wait))
+    throw new HttpError(400, 'invalid_wait', 'Use wait=<seconds>, a whole number.');
+  return Number(wait);
+}
+
+/** `?force=true` on release: an admin's release of someone else's hold. */
+function readForce(req: Request): boolean {
+  const force = req.query.force;
+  if (force === undefined || force === 'false') return false;
+  if (force === 'true') return true;
+  throw new HttpError(400, 'invalid_force', 'Use force=true or leave force out.');
+}

@@ -1,0 +1,89 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { LockService } from '@retrospective/lock';
+import type { Authorizer } from '../auth/authorizer.js';
+import { clientAddress, originVerdict } from '../auth/origin.js';
+import type { Config } from '../config.js';
+import { toHttpError } from '../errors.js';
+import { guardSocket, rawAnswer } from '../http/raw.js';
+import type { Metrics } from '../metrics.js';
+import type { Broadcaster } from './broadcaster.js';
+import { parseSince } from './replay.js';
+
+export interface UpgradeDeps {
+  readonly config: Config;
+  readonly service: LockService;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly auth: Authorizer;
+  readonly broadcaster: Broadcaster;
+}
+
+/**
+ * The `upgrade` listener: accepts a WebSocket on /ws from an allowed origin and a caller allowed
+ * to view at least one lock, and refuses anything else in plain HTTP. The socket has an error
+ * listener from the first line, and no refusal carries client text in its status line or headers.
+ */
+export function upgradeHandler(deps: UpgradeDeps) {
+  const { config, service, metrics, logger, auth, broadcaster } = deps;
+  /** Handshakes whose credentials are being checked: they count against the connection limit. */
+  let pending = 0;
+
+  const refuseAuth = (socket: Duplex, error: unknown) => {
+    const http = toHttpError(error);
+    if (http.status === 401 || http.status === 403) metrics.authRefusals.inc({ reason: http.code });
+    if (http.code === 'internal') logger.error({ err: error }, 'websocket upgrade failed');
+    rawAnswer(socket, http.status, http.message, http.headers);
+  };
+
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/ws') return rawAnswer(socket, 404, 'Not Found');
+    const origin = originVerdict(req, config);
+    if (origin !== 'allowed') {
+      metrics.authRefusals.inc({ reason: 'forbidden_origin' });
+      return rawAnswer(socket, 403, 'Forbidden origin');
+    }
+    if (broadcaster.clients + pending >= config.WS_MAX_CONNECTIONS)
+      return rawAnswer(socket, 503, 'Too many connections', { 'Retry-After': '5' });
+    // Parsed only now: what the client put in the query is read after the origin check.
+    const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+    const since = parseSince(query.get('since'), service.locks);
+    if (since instanceof Error) return rawAnswer(socket, 400, since.message);
+    pending++;
+    try {
+      const who = await auth.identify(req, 'view');
+      const allowed = await Promise.all(
+        service.locks.map((lock) => auth.allowed(who, 'view', lock)),
+      );
+      const locks = new Set(service.locks.filter((_, i) => allowed[i]));
+      if (socket.destroyed) return;
+      if (locks.size === 0) {
+        metrics.authRefusals.inc({ reason: 'forbidden' });
+        return rawAnswer(socket, 403, 'Forbidden');
+      }
+      broadcaster.accept(req, socket, head, {
+        who,
+        locks,
+        origin,
+        address: clientAddress(req, config.TRUSTED_PROXY_HOPS),
+        since,
+      });
+    } finally {
+      pending--;
+    }
+  };
+
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    guardSocket(socket);
+    upgrade(req, socket, head).catch((error: unknown) => {
+      try {
+        if (!socket.destroyed) refuseAuth(socket, error);
+      } catch (failure) {
+        logger.error({ err: failure }, 'could not refuse a websocket upgrade');
+        socket.destroy();
+      }
+    });
+  };
+}

@@ -1,0 +1,56 @@
+import type { Liveness, LockState, Waiter } from './model.js';
+
+/** What an entry counts for when it does not say (entries written before `ttlSeconds` existed). */
+export const defaultWaiterTtlSeconds = 15;
+
+const ttlMs = (waiter: Waiter) => (waiter.ttlSeconds ?? defaultWaiterTtlSeconds) * 1000;
+
+/**
+ * When this process last saw each waiter's entry renewed, by its own monotonic clock. An entry
+ * counts until `ttlSeconds` after that sighting: client-go's rule for Leases, so replicas whose
+ * clocks disagree (by more than the TTL, even) still agree on who waits. `expires` is only
+ * compared with earlier values written by the same replica, never with this process's clock.
+ */
+export class LineSightings {
+  /** Per lock, per waiter id: the latest `expires` seen and when it was first seen. */
+  private readonly seen = new Map<string, Map<string, { expires: number; at: number }>>();
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** Records the entries of `state`; an older state seen late changes nothing. */
+  observe(state: LockState): void {
+    const at = this.now();
+    const lock = this.seen.get(state.name) ?? new Map<string, { expires: number; at: number }>();
+    this.seen.set(state.name, lock);
+    const present = new Set<string>();
+    for (const waiter of state.queue ?? []) {
+      present.add(waiter.id);
+      const expires = waiter.expires.getTime();
+      const known = lock.get(waiter.id);
+      if (!known || expires > known.expires) lock.set(waiter.id, { expires, at });
+    }
+    // Entries gone from the line are forgotten once they could no longer count anyway.
+    for (const [id, known] of lock)
+      if (!present.has(id) && known.at + 10 * defaultWaiterTtlSeconds * 1000 < at) lock.delete(id);
+  }
+
+  /** Whether each entry of `state` counts now; observes `state` first. */
+  liveness(state: LockState): Liveness {
+    this.observe(state);
+    const now = this.now();
+    const lock = this.seen.get(state.name);
+    return (waiter) => (lock?.get(waiter.id)?.at ?? now) + ttlMs(waiter) > now;
+  }
+
+  /** Milliseconds until `waiter` of `state` stops counting (0 or less: it no longer counts). */
+  lapsesIn(state: LockState, waiter: Waiter): number {
+    this.observe(state);
+    const now = this.now();
+    return (this.seen.get(state.name)?.get(waiter.id)?.at ?? now) + ttlMs(waiter) - now;
+  }
+
+  /** Forgets a lock (it was deleted). */
+  forget(lock: string): void {
+    this.seen.delete(lock);
+  }
+}
