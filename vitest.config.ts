@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  // Workspace packages resolve to their TypeScript sources, so tests need no build.
+  // Workspace packages resolve to their TypeScript sources, so tests need no build. Tests run on
+  // the server side, where Vite reads the SSR conditions: without them they would import dist/.
   resolve: { conditions: ['source'] },
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [

@@ -45,17 +45,31 @@ export const bearerProtocolPrefix = 'base64url.bearer.authorization.k8s.io.';
 /** Longer than any service account or OIDC token, short enough to bound the work per request. */
 const maxTokenBytes = 16 * 1024;
 
+/** How old a cached answer may be for this check (an open socket is checked on fresher ones). */
+export interface Freshness {
+  readonly maxAgeMs?: number | undefined;
+}
+
 export interface Authorizer {
   readonly mode: Config['AUTH_MODE'];
   /**
    * Who sends `req`: 401 without valid credentials in kubernetes mode. In header mode a view needs
    * no name (undefined), anything else needs a valid name header (400 as in the seed).
    */
-  identify(req: IncomingMessage, permission: Permission): Promise<Identity | undefined>;
+  identify(
+    req: IncomingMessage,
+    permission: Permission,
+    freshness?: Freshness,
+  ): Promise<Identity | undefined>;
   /** Throws 403 unless `who` has `permission` on `lock`. */
   authorize(who: Identity | undefined, permission: Permission, lock: string): Promise<void>;
   /** Whether `who` has `permission` on `lock`, without throwing (for the view's buttons). */
-  allowed(who: Identity | undefined, permission: Permission, lock: string): Promise<boolean>;
+  allowed(
+    who: Identity | undefined,
+    permission: Permission,
+    lock: string,
+    freshness?: Freshness,
+  ): Promise<boolean>;
 }
 
 const forbidden = (who: Identity | undefined, permission: Permission, lock: string) =>
@@ -97,7 +111,10 @@ export function headerAuthorizer(config: Pick<Config, 'USERNAME_HEADER' | 'ADMIN
  * one key. Failed lookups are not kept. At most `max` keys: the oldest go first.
  */
 export class AnswerCache<V> {
-  private readonly entries = new Map<string, { value: Promise<V>; expires: number }>();
+  private readonly entries = new Map<
+    string,
+    { value: Promise<V>; loaded: number; expires: number }
+  >();
 
   constructor(
     private readonly ttlMs: number,
@@ -109,15 +126,16 @@ export class AnswerCache<V> {
     return this.entries.size;
   }
 
-  /** The cached answer, if there is one that has not expired. */
-  peek(key: string): Promise<V> | undefined {
+  /** The cached answer, if there is one that has not expired and is at most `maxAgeMs` old. */
+  peek(key: string, maxAgeMs = Infinity): Promise<V> | undefined {
     const hit = this.entries.get(key);
-    if (hit && hit.expires > this.now()) return hit.value;
+    const now = this.now();
+    if (hit && hit.expires > now && now - hit.loaded < maxAgeMs) return hit.value;
     return undefined;
   }
 
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const hit = this.peek(key);
+  get(key: string, load: () => Promise<V>, maxAgeMs?: number): Promise<V> {
+    const hit = this.peek(key, maxAgeMs);
     if (hit) return hit;
     const value = load();
     this.set(key, value);
@@ -131,7 +149,8 @@ export class AnswerCache<V> {
     this.entries.delete(key);
     const oldest = this.entries.keys().next();
     if (this.entries.size >= this.max && !oldest.done) this.entries.delete(oldest.value);
-    this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+    const now = this.now();
+    this.entries.set(key, { value, loaded: now, expires: now + this.ttlMs });
   }
 }
 
@@ -150,9 +169,13 @@ class TokenCache {
     this.refused = new AnswerCache<undefined>(Math.min(ttlMs, 10_000), 1_000, now);
   }
 
-  /** The cached or in-flight answer for `key`, if any. */
-  known(key: string): Promise<Identity | undefined> | undefined {
-    return this.accepted.peek(key) ?? this.refused.peek(key) ?? this.inFlight.get(key);
+  /** The cached or in-flight answer for `key`, if any (at most `maxAgeMs` old). */
+  known(key: string, maxAgeMs?: number): Promise<Identity | undefined> | undefined {
+    return (
+      this.accepted.peek(key, maxAgeMs) ??
+      this.refused.peek(key, maxAgeMs) ??
+      this.inFlight.get(key)
+    );
   }
 
   review(key: string, load: () => Promise<Identity | undefined>): Promise<Identity | undefined> {
@@ -230,23 +253,28 @@ export function kubernetesAuthorizer(
     new HttpError(401, 'unauthenticated', message, {
       'WWW-Authenticate': 'Bearer realm="retrospective"',
     });
-  const allowed = async (who: Identity | undefined, permission: Permission, lock: string) => {
+  const allowed = async (
+    who: Identity | undefined,
+    permission: Permission,
+    lock: string,
+    freshness: Freshness = {},
+  ) => {
     if (!who) return false;
     const verb = leaseVerbs[permission];
     const key = JSON.stringify([who.user, who.groups, who.uid, who.extra, verb, lock]);
     return access
-      .get(key, () => reviewer.mayAccess(who, verb, lock))
+      .get(key, () => reviewer.mayAccess(who, verb, lock), freshness.maxAgeMs)
       .catch(unavailable('SubjectAccessReview'));
   };
   return {
     mode: 'kubernetes',
-    identify: async (req) => {
+    identify: async (req, _permission, freshness = {}) => {
       const token = bearerToken(req);
       if (!token) throw unauthenticated('Send Authorization: Bearer <token>.');
       if (Buffer.byteLength(token) > maxTokenBytes)
         throw unauthenticated('The bearer token is too long.');
       const key = sha256(token);
-      let answer = tokens.known(key);
+      let answer = tokens.known(key, freshness.maxAgeMs);
       if (!answer) {
         const wait = reviews.take(clientAddress(req, config.TRUSTED_PROXY_HOPS));
         if (wait > 0)

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSocket, startTestApp } from '../testing/harness.js';
+import { FaultyStore } from '../testing/stores.js';
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 let t: TestApp;
@@ -102,5 +103,147 @@ describe('avail?wait=', () => {
     expect(await anonymous.next('reply')).toMatchObject({ ok: false });
     zoe.close();
     anonymous.close();
+  });
+});
+
+describe('the line under faults', () => {
+  let f: Awaited<ReturnType<typeof startTestApp<FaultyStore>>>;
+  let store: FaultyStore;
+  beforeEach(async () => {
+    store = new FaultyStore();
+    f = await startTestApp({ WAIT_MAX_SECONDS: '30' }, undefined, { store });
+  });
+  afterEach(async () => f.close());
+
+  const ask = (path: string, user: string, signal?: AbortSignal) =>
+    fetch(`${f.url}${path}`, {
+      method: 'POST',
+      headers: { Username: user, Accept: 'application/json' },
+      ...(signal ? { signal } : {}),
+    });
+  const line = () => (f.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
+  const holder = () => f.store.cached('retrospective')?.state.holder;
+
+  it('answers a waiter whose time runs out while the Lease is missing (503), and one who leaves then', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = ask('/retrospective/avail?wait=1', 'bob');
+    const gone = new AbortController();
+    const carol = ask('/retrospective/avail?wait=10', 'carol', gone.signal).catch(() => 'left');
+    await until(() => line().length === 2);
+    store.hide('retrospective'); // kubectl delete lease, the controller not there yet
+    gone.abort();
+    expect(await carol).toBe('left');
+    const answer = await bob;
+    expect(answer.status).toBe(503);
+    expect(await answer.json()).toMatchObject({ error: 'not_provisioned' });
+    await store.restore('retrospective');
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+  });
+
+  it('puts back a waiter whose entry was dropped, and serves it when the lock is free', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    // Another replica judged the entry lapsed (an outage, a stalled event loop) and dropped it.
+    await store.rewrite('retrospective', (s) => ({ ...s, queue: undefined }));
+    await until(() => line().join() === 'bob');
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect(await (await bob).json()).toMatchObject({ status: 'granted', holder: 'bob' });
+  });
+
+  it('serves a waiter after its Lease was deleted and made again (empty, with a higher token)', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    store.hide('retrospective');
+    await store.restore('retrospective', (s) => ({
+      name: s.name,
+      token: s.token + 1,
+      content: '',
+    }));
+    const answer = await bob;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ holder: 'bob', token: 3 });
+  });
+
+  it('hands back, retrying until it succeeds, a grant that landed as its caller left', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const gone = new AbortController();
+    const bob = ask('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
+    await until(() => line().length === 1);
+    // Bob's grant is slow to be answered; he leaves meanwhile; the first hand-backs fail.
+    store.latencyMs = 150;
+    let failures = 0;
+    store.failWrite = (next) => next.releasedBy === 'bob' && failures++ < 3;
+    const released = ask('/retrospective/release', 'ana');
+    await until(() => holder() === undefined || holder() === 'bob');
+    gone.abort();
+    expect(await bob).toBe('left');
+    expect((await released).status).toBe(200);
+    await expect.poll(() => failures, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
+    await until(() => holder() === undefined);
+    expect(f.store.cached('retrospective')?.state).toMatchObject({ releasedBy: 'bob' });
+  });
+
+  it('answers a waiter whose grant landed though its answer was lost', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    store.loseAnswer = (next) => next.holder === 'bob';
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    const answer = await bob;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ holder: 'bob', token: 2 });
+  });
+
+  it('gives one user one place in a line (429), whichever route they wait on', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const first = ask('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    const again = await ask('/locks/retrospective/avail?wait=20', 'bob');
+    expect(again.status).toBe(429);
+    expect(await again.json()).toMatchObject({ error: 'waiting_limit' });
+    expect(line()).toEqual(['bob']);
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await first).status).toBe(200);
+  });
+
+  it('joins a burst of 40 waiters in a number of writes linear in them, and the holder still releases', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    store.latencyMs = 3; // writers overlap and conflict, as against an API server
+    store.writes = 0;
+    const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    const waits = users.map((u) => ask('/retrospective/avail?wait=20', u));
+    await until(() => line().length === 40);
+    const joinWrites = store.writes;
+    console.info(`40 waiters joined in ${joinWrites} writes`);
+    expect(joinWrites).toBeLessThan(40);
+    const release = await ask('/retrospective/release', 'ana');
+    expect(release.status).toBe(200);
+    // Each hands it on at once; every waiter is served exactly once, in line order.
+    const order: string[] = [];
+    await Promise.all(
+      waits.map(async (w, i) => {
+        const answer = await w;
+        expect(answer.status).toBe(200);
+        order.push(users[i]!);
+        expect((await ask('/retrospective/release', users[i]!)).status).toBe(200);
+      }),
+    );
+    expect(order).toHaveLength(40);
+  }, 30_000);
+
+  it('refuses waits once the room has stopped (the replica is shutting down)', async () => {
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    await f.app.room.stop();
+    const started = performance.now();
+    const bob = await ask('/retrospective/avail?wait=10', 'bob');
+    expect(bob.status).toBe(503);
+    expect(await bob.json()).toMatchObject({ error: 'shutting_down' });
+    expect(performance.now() - started).toBeLessThan(2000);
+    const zoe = await openSocket(f.url, { user: 'zoe' });
+    zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 10, id: 'z' }));
+    expect(await zoe.next('reply')).toMatchObject({ id: 'z', ok: false, error: 'shutting_down' });
+    zoe.close();
   });
 });

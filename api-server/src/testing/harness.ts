@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { LockService, MemoryStore } from '@retrospective/lock';
+import { LockService, MemoryStore, type LockStore } from '@retrospective/lock';
 import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
 import { buildApp } from '../app.js';
 import {
@@ -18,9 +18,13 @@ import { createMetrics } from '../metrics.js';
  * The api-server built in-process over a MemoryStore, listening on an ephemeral loopback port.
  * With AUTH_MODE=kubernetes, `reviewer` stands in for TokenReview and SubjectAccessReview.
  */
-export async function startTestApp(env: Record<string, string> = {}, reviewer?: Reviewer) {
+export async function startTestApp<S extends LockStore = MemoryStore>(
+  env: Record<string, string> = {},
+  reviewer?: Reviewer,
+  options: { store?: S } = {},
+) {
   const config = loadConfig({ NAMESPACE: 'test', ...env });
-  const store = new MemoryStore();
+  const store = options.store ?? (new MemoryStore() as LockStore as S);
   await store.ensure(config.LOCKS);
   const metrics = createMetrics({ locks: config.LOCKS });
   const service = new LockService({ store, locks: config.LOCKS });

@@ -101,8 +101,10 @@ export class Broadcaster {
       this.timers.push(timer);
     };
     every(config.WS_HEARTBEAT_SECONDS, 'websocket heartbeat', () => this.ping());
+    // Checked every half period on answers at most half a period old: a revoked client is closed
+    // within AUTH_CACHE_SECONDS of the revocation, like an HTTP request would be refused.
     if (auth.mode === 'kubernetes')
-      every(config.AUTH_CACHE_SECONDS, 'websocket re-authorization', () => this.reauthorize());
+      every(config.AUTH_CACHE_SECONDS / 2, 'websocket re-authorization', () => this.reauthorize());
   }
 
   /** Closes every client with 1001 (going away) and stops listening to the store. */
@@ -249,13 +251,14 @@ export class Broadcaster {
 
   /** Checks every client's credentials again; closes those refused, narrows what others see. */
   private async reauthorize(): Promise<void> {
-    const { auth, service, logger } = this.deps;
+    const { auth, service, logger, config } = this.deps;
+    const fresh = { maxAgeMs: (config.AUTH_CACHE_SECONDS * 1000) / 2 };
     await Promise.all(
       [...this.clientsBySocket].map(async ([ws, client]) => {
         try {
-          const who = await auth.identify(client.req, 'view');
+          const who = await auth.identify(client.req, 'view', fresh);
           const allowed = await Promise.all(
-            service.locks.map((lock) => auth.allowed(who, 'view', lock)),
+            service.locks.map((lock) => auth.allowed(who, 'view', lock, fresh)),
           );
           const locks = new Set(service.locks.filter((_, i) => allowed[i]));
           if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { V1Lease } from '@kubernetes/client-node';
-import { LockService } from '@retrospective/lock';
+import { LockService, LockTooLargeError } from '@retrospective/lock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { LeaseStore } from './lease-store.js';
@@ -13,11 +13,20 @@ import { LeaseStore } from './lease-store.js';
 function apiserver(initial: V1Lease) {
   let current = initial;
   const writes: V1Lease[] = [];
+  /** Open watch streams: events pushed to them reach the store's informer. */
+  const watches: ServerResponse[] = [];
+  /** While set, an accepted write is answered only once it resolves. */
+  let hold: Promise<void> | undefined;
+  /** Answers the next write with this status instead (e.g. 422 Invalid). */
+  let refuseWith: number | undefined;
   const json = (res: ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.searchParams.get('watch')) return void res.writeHead(200).write(''); // silent
+    if (url.searchParams.get('watch')) {
+      watches.push(res);
+      return void res.writeHead(200, { 'Content-Type': 'application/json' }).write('');
+    }
     if (req.method === 'GET' && url.pathname.endsWith('/leases'))
       return json(res, 200, {
         kind: 'LeaseList',
@@ -30,6 +39,11 @@ function apiserver(initial: V1Lease) {
     req.on('end', () => {
       const lease = JSON.parse(body) as V1Lease;
       writes.push(lease);
+      if (refuseWith) {
+        const code = refuseWith;
+        refuseWith = undefined;
+        return json(res, code, { kind: 'Status', status: 'Failure', reason: 'Invalid', code });
+      }
       if (lease.metadata?.resourceVersion !== current.metadata?.resourceVersion)
         return json(res, 409, {
           kind: 'Status',
@@ -45,18 +59,42 @@ function apiserver(initial: V1Lease) {
           resourceVersion: String(Number(current.metadata?.resourceVersion) + 1),
         },
       };
-      json(res, 200, current);
+      const answer = current;
+      void (hold ?? Promise.resolve()).then(() => json(res, 200, answer));
     });
   });
   return {
     server,
     writes,
+    holdWrites(until: Promise<void>) {
+      hold = until;
+    },
+    refuseNextWrite(status: number) {
+      refuseWith = status;
+    },
+    /** Tells every watch that the Lease is now `lease` (as the apiserver would, in its order). */
+    announce(lease: V1Lease) {
+      for (const w of watches) w.write(JSON.stringify({ type: 'MODIFIED', object: lease }) + '\n');
+    },
+    current: () => current,
     /** Someone else updates the Lease (the store's watch does not tell it). */
     changeBehindItsBack(update: (lease: V1Lease) => V1Lease) {
       current = update(current);
     },
   };
 }
+
+const initialLease = (): V1Lease => ({
+  apiVersion: 'coordination.k8s.io/v1',
+  kind: 'Lease',
+  metadata: {
+    name: 'retrospective',
+    namespace: 'default',
+    resourceVersion: '1',
+    labels: { 'retrospective.dev/lock': 'true' },
+  },
+  spec: { leaseTransitions: 0 },
+});
 
 let server: Server | undefined;
 let store: LeaseStore | undefined;
@@ -113,5 +151,60 @@ describe('the Lease store', () => {
       { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' },
     ]);
     expect(written.spec?.holderIdentity).toBe('ana');
+  });
+});
+
+describe('the Lease store under a racing watch', () => {
+  it('never lets its own write, answered late, hide a newer state the watch already delivered', async () => {
+    const api = apiserver(initialLease());
+    server = api.server;
+    store = new LeaseStore({
+      kubeConfig: await loopbackKubeConfig(api.server),
+      namespace: 'default',
+      locks: ['retrospective'],
+    });
+    await store.start();
+    let answer: () => void = () => undefined;
+    api.holdWrites(new Promise<void>((resolve) => (answer = resolve)));
+    const service = new LockService({ store, locks: ['retrospective'] });
+    const granted = service.execute('retrospective', { kind: 'avail', user: 'ana' });
+    await expect.poll(() => api.writes.length).toBe(1);
+    // Our write landed as version 2; bob's release and grant (version 3) followed at once, and
+    // the watch delivers both before the answer to our write arrives.
+    const ours = api.current();
+    api.announce(ours);
+    const newer: V1Lease = {
+      ...ours,
+      metadata: { ...ours.metadata, resourceVersion: '3' },
+      spec: { ...ours.spec, holderIdentity: 'bob', leaseTransitions: 2 },
+    };
+    api.announce(newer);
+    await expect.poll(() => store?.cached('retrospective')?.version).toBe('3');
+    answer();
+    expect(await granted).toMatchObject({ ok: true, state: { holder: 'ana', token: 1 } });
+    expect(store.cached('retrospective')?.version).toBe('3');
+    expect(store.cached('retrospective')?.state.holder).toBe('bob');
+  });
+
+  it('refuses a write its Lease could not hold before sending it, and names a 422 as such', async () => {
+    const api = apiserver(initialLease());
+    server = api.server;
+    store = new LeaseStore({
+      kubeConfig: await loopbackKubeConfig(api.server),
+      namespace: 'default',
+      locks: ['retrospective'],
+    });
+    await store.start();
+    const service = new LockService({ store, locks: ['retrospective'] });
+    await service.execute('retrospective', { kind: 'avail', user: 'ana' });
+    const huge = 'x'.repeat(257 * 1024);
+    await expect(
+      service.execute('retrospective', { kind: 'change', user: 'ana', content: huge }),
+    ).rejects.toBeInstanceOf(LockTooLargeError);
+    expect(api.writes).toHaveLength(1);
+    api.refuseNextWrite(422);
+    await expect(
+      service.execute('retrospective', { kind: 'change', user: 'ana', content: 'fine' }),
+    ).rejects.toThrow(/refused the Lease as invalid/);
   });
 });

@@ -1,0 +1,325 @@
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Identity, Reviewer } from './auth/authorizer.js';
+import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
+
+/**
+ * What one anonymous or hostile client could do to a replica before (header injection, unbounded
+ * metric series, cross-site avail, hanging up mid-review, sockets that outlive their credentials),
+ * each through real sockets against the app built in-process.
+ */
+
+type TestApp = Awaited<ReturnType<typeof startTestApp>>;
+let t: TestApp;
+afterEach(async () => t.close());
+
+const upgrade = (path: string, headers: Record<string, string> = {}) =>
+  [
+    `GET ${path} HTTP/1.1`,
+    'Host: localhost',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    '',
+    '',
+  ].join('\r\n');
+
+/** The header names of a raw answer, lower-cased. */
+const headerNames = (raw: string) =>
+  raw
+    .split('\r\n\r\n')[0]!
+    .split('\r\n')
+    .slice(1)
+    .map((line) => line.split(':')[0]!.toLowerCase());
+
+describe('raw answers on the upgrade path', () => {
+  it('never echo a decoded query value into the status line or a header', async () => {
+    t = await startTestApp();
+    for (const since of [
+      '%0d%0aSet-Cookie:%20x=1',
+      '%0aSet-Cookie:x=1',
+      'a%0d%0a%0d%0a<h1>',
+      '%00',
+    ]) {
+      const raw = await rawRequest(t.port, upgrade(`/ws?since=${since}`));
+      expect(raw).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+      expect(headerNames(raw)).not.toContain('set-cookie');
+      expect(headerNames(raw).sort()).toEqual(['connection', 'content-length', 'content-type']);
+    }
+  });
+
+  it('check the Origin before reading the query', async () => {
+    t = await startTestApp();
+    const raw = await rawRequest(
+      t.port,
+      upgrade('/ws?since=%0d%0aSet-Cookie:%20x=1', { Origin: 'https://evil.example' }),
+    );
+    expect(raw).toMatch(/^HTTP\/1.1 403 Forbidden\r\n/);
+    expect(raw).not.toMatch(/since/);
+  });
+});
+
+describe('metric series', () => {
+  it('are made only for configured locks: unknown names share one label value', async () => {
+    t = await startTestApp();
+    await fetch(`${t.url}/retrospective/check`);
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) => fetch(`${t.url}/locks/no-such-lock-${i}/check`)),
+    );
+    await fetch(`${t.url}/locks/another/avail`, { headers: { Username: 'ana' } });
+    const text = await t.metricsText();
+    const locks = new Set(
+      [...text.matchAll(/retrospective_lock_requests_total\{lock="([^"]*)"/g)].map((m) => m[1]),
+    );
+    expect([...locks].sort()).toEqual(['_unknown', 'retrospective']);
+    expect(text).toMatch(
+      /retrospective_lock_requests_total\{lock="_unknown",action="check",outcome="unknown_lock"\} 300/,
+    );
+  });
+});
+
+describe('Fetch Metadata', () => {
+  it('refuses a cross-site navigation to avail, and lets curl and the own page through', async () => {
+    t = await startTestApp();
+    const navigate = await fetch(`${t.url}/retrospective/avail`, {
+      headers: {
+        Username: 'victim',
+        'Sec-Fetch-Site': 'cross-site',
+        'Sec-Fetch-Mode': 'navigate',
+        Accept: 'application/json',
+      },
+    });
+    expect(navigate.status).toBe(403);
+    expect(await navigate.json()).toMatchObject({ error: 'forbidden_cross_site' });
+    expect(t.service.state('retrospective').holder).toBeUndefined();
+    const ownPage = await fetch(`${t.url}/retrospective/avail`, {
+      headers: { Username: 'ana', 'Sec-Fetch-Site': 'same-origin' },
+    });
+    expect(ownPage.status).toBe(200);
+    // The seed's curl line: no Fetch Metadata at all.
+    const curl = await fetch(`${t.url}/retrospective/release`, {
+      method: 'POST',
+      headers: { Username: 'ana' },
+    });
+    expect(curl.status).toBe(200);
+    // Reading stays open to any page (it is what the view and dashboards do).
+    const read = await fetch(`${t.url}/retrospective/check`, {
+      headers: { 'Sec-Fetch-Site': 'cross-site' },
+    });
+    expect(read.status).toBe(200);
+  });
+
+  it('lets a page of an explicitly allowed origin change locks', async () => {
+    t = await startTestApp({ ALLOWED_ORIGINS: 'https://ops.example.com' });
+    const res = await fetch(`${t.url}/retrospective/avail`, {
+      method: 'POST',
+      headers: {
+        Username: 'ana',
+        Origin: 'https://ops.example.com',
+        'Sec-Fetch-Site': 'cross-site',
+      },
+    });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('force release', () => {
+  it('is pinned to the hold the admin saw when it carries If-Match', async () => {
+    t = await startTestApp({ ADMIN_USERS: 'root' });
+    const post = (path: string, user: string, headers: Record<string, string> = {}) =>
+      fetch(`${t.url}${path}`, {
+        method: 'POST',
+        headers: { Username: user, Accept: 'application/json', ...headers },
+      });
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'bob')).status).toBe(200);
+    // The admin saw ana's hold (token 1); bob's (token 2) is not the one they meant to end.
+    const stale = await post('/retrospective/release?force=true', 'root', { 'If-Match': '1' });
+    expect(stale.status).toBe(412);
+    expect(t.service.state('retrospective').holder).toBe('bob');
+    const pinned = await post('/retrospective/release?force=true', 'root', { 'If-Match': '2' });
+    expect(pinned.status).toBe(200);
+    expect(t.service.state('retrospective').holder).toBeUndefined();
+  });
+});
+
+describe('serialisation', () => {
+  it('serialises a broadcast frame once, however many clients receive it', async () => {
+    t = await startTestApp();
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => openSocket(t.url)));
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      await fetch(`${t.url}/retrospective/avail`, { headers: { Username: 'ana' } });
+      await Promise.all(sockets.map((s) => s.next('acquired')));
+      const frames = stringify.mock.calls.filter(
+        ([value]) => (value as { type?: unknown } | null)?.type === 'acquired',
+      );
+      expect(frames).toHaveLength(1);
+    } finally {
+      stringify.mockRestore();
+      for (const s of sockets) s.close();
+    }
+  });
+});
+
+/** TokenReview and SubjectAccessReview as tables the test changes, with an optional delay. */
+class TableReviewer implements Reviewer {
+  reviews = 0;
+  delayMs = 0;
+  constructor(
+    readonly tokens: Record<string, string>,
+    readonly grants: Record<string, string[]>,
+  ) {}
+  async reviewToken(token: string): Promise<Identity | undefined> {
+    this.reviews++;
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    const user = this.tokens[token];
+    return user ? { user, groups: ['system:authenticated'] } : undefined;
+  }
+  async mayAccess(who: Identity, verb: string): Promise<boolean> {
+    return this.grants[who.user]?.includes(verb) ?? false;
+  }
+}
+
+describe('kubernetes auth mode', () => {
+  const reviewerFor = () =>
+    new TableReviewer(
+      { a: 'ana', b: 'bob', v: 'viewer' },
+      { ana: ['get', 'hold'], bob: ['get', 'hold'], viewer: ['get'] },
+    );
+  const call = (path: string, token: string, init: RequestInit = {}) =>
+    fetch(t.url + path, {
+      ...init,
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+    });
+
+  it('never puts in line a caller who hung up while its token was being reviewed', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', WAIT_MAX_SECONDS: '30' }, reviewer);
+    expect((await call('/retrospective/avail', 'a')).status).toBe(200);
+    reviewer.delayMs = 300;
+    const gone = new AbortController();
+    const bob = call('/retrospective/avail?wait=20', 'b', { signal: gone.signal }).catch(
+      () => 'left',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    gone.abort();
+    expect(await bob).toBe('left');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(t.service.state('retrospective').queue).toBeUndefined();
+    reviewer.delayMs = 0;
+    expect((await call('/retrospective/release', 'a', { method: 'POST' })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.service.state('retrospective').holder).toBeUndefined();
+  });
+
+  it('counts handshakes under review against the connection limit', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', WS_MAX_CONNECTIONS: '2' }, reviewer);
+    reviewer.delayMs = 300;
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        rawRequest(
+          t.port,
+          upgrade('/ws', { 'Sec-WebSocket-Protocol': `retrospective.v1, ${bearerProtocol('v')}` }),
+          { until: '\r\n\r\n' },
+        ),
+      ),
+    );
+    const statuses = answers.map((a) => a.split(' ')[1]).sort();
+    expect(statuses).toEqual(['101', '101', '503', '503', '503', '503']);
+  });
+
+  it('closes an open socket (1008) once its user may no longer view, within AUTH_CACHE_SECONDS', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', AUTH_CACHE_SECONDS: '2' }, reviewer);
+    const viewer = await openSocket(t.url, { token: 'v' });
+    const closed = new Promise<number>((resolve) => viewer.ws.once('close', resolve));
+    reviewer.grants.viewer = []; // the RoleBinding is deleted
+    const started = performance.now();
+    expect(await closed).toBe(1008);
+    // Within AUTH_CACHE_SECONDS (2 s; a check on answers a full period old would take up to 4 s),
+    // with room for a slow machine.
+    console.info(`revoked viewer closed after ${Math.round(performance.now() - started)} ms`);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
+  it('closes an open socket (1008) once its token is no longer valid', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', AUTH_CACHE_SECONDS: '1' }, reviewer);
+    const viewer = await openSocket(t.url, { token: 'v' });
+    const closed = new Promise<number>((resolve) => viewer.ws.once('close', resolve));
+    delete reviewer.tokens.v; // the ServiceAccount is deleted
+    expect(await closed).toBe(1008);
+  });
+
+  it('reviews at most AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE unknown tokens per address, keeping good ones cached', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp(
+      { AUTH_MODE: 'kubernetes', AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: '20' },
+      reviewer,
+    );
+    expect((await call('/retrospective/check', 'a')).status).toBe(200);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => call('/retrospective/check', `forged-${i}`)),
+    );
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(19);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(81);
+    expect(reviewer.reviews).toBe(20);
+    // A forged token tried again is answered from the cache of refusals, not reviewed again.
+    expect((await call('/retrospective/check', 'forged-0')).status).toBe(401);
+    // The good token is still known: no review, no limit.
+    expect((await call('/retrospective/check', 'a')).status).toBe(200);
+    expect(reviewer.reviews).toBe(20);
+  });
+
+  it('keeps good tokens cached however many bad ones arrive from many addresses', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp(
+      {
+        AUTH_MODE: 'kubernetes',
+        TRUSTED_PROXY_HOPS: '1',
+        AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: '1',
+      },
+      reviewer,
+    );
+    expect((await call('/retrospective/check', 'a')).status).toBe(200);
+    for (let batch = 0; batch < 11; batch++)
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, i) =>
+          fetch(`${t.url}/retrospective/check`, {
+            headers: {
+              Authorization: `Bearer forged-${batch}-${i}`,
+              'X-Forwarded-For': `10.${batch}.${i >> 8}.${i & 255}`,
+            },
+          }).then((r) => r.arrayBuffer()),
+        ),
+      );
+    const before = reviewer.reviews;
+    expect((await call('/retrospective/check', 'a')).status).toBe(200);
+    expect(reviewer.reviews).toBe(before);
+  }, 60_000);
+});
+
+describe('sockets the server owns', () => {
+  it('survive a client that resets them while its upgrade is under review', async () => {
+    const reviewer = new TableReviewer({ v: 'viewer' }, { viewer: ['get'] });
+    reviewer.delayMs = 200;
+    t = await startTestApp({ AUTH_MODE: 'kubernetes' }, reviewer);
+    for (let i = 0; i < 5; i++) {
+      const socket = connect(t.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(
+        upgrade('/ws', { 'Sec-WebSocket-Protocol': `retrospective.v1, ${bearerProtocol('v')}` }),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      socket.resetAndDestroy();
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  });
+});
