@@ -1,7 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cluster, createNamespace, kubectl, proxiedKubeconfig } from '../support/kube.ts';
 import { waitFor } from '../../hack/cluster/process.ts';
 import { metric, startApiServer, startController, type Service } from '../support/processes.ts';
 import { SlowApiserver } from '../support/slow-apiserver.ts';
@@ -28,14 +26,7 @@ describe('a leader whose renewals the API server answers slowly', () => {
   beforeAll(async () => {
     namespace = await createNamespace('handover');
     proxy = new SlowApiserver(new URL(cluster().server));
-    const url = await proxy.listen();
-    const dir = join(inject('scratchDir'), 'handover');
-    mkdirSync(dir, { recursive: true });
-    const kubeconfig = join(dir, 'slow.kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters:\n- name: slow\n  cluster: {server: "${url}", insecure-skip-tls-verify: true}\nusers:\n- name: admin\n  user: {token: ${cluster().token}}\ncontexts:\n- name: slow\n  context: {cluster: slow, user: admin, namespace: ${namespace}}\ncurrent-context: slow\n`,
-    );
+    const kubeconfig = proxiedKubeconfig('handover', await proxy.listen(), namespace);
     slowLeader = await startController(kubeconfig, namespace, { LOG_LEVEL: 'info' });
     await waitFor(
       'the first controller to lead',

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
@@ -42,6 +43,21 @@ export async function kubectl(
     const e = error as { code?: number; stdout?: string; stderr?: string };
     return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/**
+ * Writes a kubeconfig file that reaches the test control plane through `server` (a loopback proxy
+ * of the test's) with admin credentials; returns its path.
+ */
+export function proxiedKubeconfig(file: string, server: string, namespace: string): string {
+  const dir = join(inject('scratchDir'), 'kubeconfigs');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, file);
+  writeFileSync(
+    path,
+    `apiVersion: v1\nkind: Config\nclusters:\n- name: proxied\n  cluster: {server: "${server}", insecure-skip-tls-verify: true}\nusers:\n- name: admin\n  user: {token: ${cluster().token}}\ncontexts:\n- name: proxied\n  context: {cluster: proxied, user: admin, namespace: ${namespace}}\ncurrent-context: proxied\n`,
+  );
+  return path;
 }
 
 /** A kubeconfig for `serviceAccount` carrying a token from the TokenRequest API. */
