@@ -11,3 +11,4 @@ export * from './kube/lease-codec.js';
 export * from './kube/lease-store.js';
 export * from './kube/metrics.js';
 export * from './safely.js';
+export * from './sampled-log.js';

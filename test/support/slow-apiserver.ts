@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A plain-HTTP loopback proxy in front of the test kube-apiserver that can hold back chosen
- * requests: what a process sees when the API server answers it slowly. Everything else passes
- * straight through, watches included.
+ * requests (what a process sees when the API server answers it slowly) or cut the process off
+ * altogether. Everything else passes straight through, watches included.
  */
 export class SlowApiserver {
   private readonly server: Server;
@@ -13,9 +13,12 @@ export class SlowApiserver {
   slow: ((req: IncomingMessage) => boolean) | undefined;
   delayMs = 0;
   held = 0;
+  private unreachable = false;
 
   constructor(private readonly upstream: URL) {
     this.server = createServer((req, res) => {
+      // Cut off: every request is reset, as when the API server cannot be reached at all.
+      if (this.unreachable) return void req.socket.destroy();
       const forward = () => {
         const out = request(
           {
@@ -40,6 +43,17 @@ export class SlowApiserver {
         setTimeout(forward, this.delayMs);
       } else forward();
     });
+  }
+
+  /** Cuts every connection through the proxy, open watches included, and refuses new ones. */
+  cut(): void {
+    this.unreachable = true;
+    this.server.closeAllConnections();
+  }
+
+  /** Lets requests through again. */
+  restore(): void {
+    this.unreachable = false;
   }
 
   async listen(): Promise<string> {

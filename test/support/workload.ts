@@ -23,6 +23,45 @@ export interface Workload {
 }
 
 /**
+ * Sends one lock command to `base` and records it in `ops` as its client saw it (status -1 when no
+ * answer came); returns the status and, for avail, the token.
+ */
+export async function recorded(
+  ops: Op[],
+  base: string,
+  client: string,
+  kind: Op['kind'],
+  options: {
+    headers?: Record<string, string>;
+    extra?: Partial<Op>;
+    wait?: number;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  } = {},
+): Promise<{ status: number; token: number | undefined }> {
+  const { headers = {}, extra = {}, wait = 0, timeoutMs = 10_000 } = options;
+  const start = performance.now();
+  let status = -1;
+  let body: { token?: number; status?: string } = {};
+  try {
+    const timeout = AbortSignal.timeout(timeoutMs + wait * 1000);
+    const res = await fetch(`${base}/retrospective/${kind}${wait ? `?wait=${wait}` : ''}`, {
+      method: kind === 'avail' ? 'GET' : 'POST',
+      headers: { Username: client, Accept: 'application/json', ...headers },
+      signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout,
+    });
+    status = res.status;
+    const text = await res.text();
+    body = text.startsWith('{') ? (JSON.parse(text) as typeof body) : {};
+  } catch {
+    // No answer (refused, reset, timed out): recorded with status -1.
+  }
+  const op: Op = { client, kind, start, end: performance.now(), status, ...extra };
+  ops.push(kind === 'avail' ? { ...op, token: body.token, outcome: body.status } : op);
+  return { status, token: body.token };
+}
+
+/**
  * `clients` users racing for the seed lock until the deadline: avail, then (when granted) one to
  * three changes with If-Match and a release; a Wait is retried after a short pause. Every
  * request is recorded for checkHistory.
@@ -31,32 +70,19 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
   const { clients, durationMs, url, headers = {}, timeoutMs = 10_000, waitSeconds } = options;
   const ops: Op[] = [];
   const deadline = Date.now() + durationMs;
-  const request = async (
+  const request = (
     client: string,
     kind: Op['kind'],
     extraHeaders: Record<string, string>,
     extra: Partial<Op> = {},
     wait = 0,
-  ) => {
-    const start = performance.now();
-    let status = -1;
-    let body: { token?: number; status?: string } = {};
-    try {
-      const res = await fetch(`${url()}/retrospective/${kind}${wait ? `?wait=${wait}` : ''}`, {
-        method: kind === 'avail' ? 'GET' : 'POST',
-        headers: { Username: client, Accept: 'application/json', ...headers, ...extraHeaders },
-        signal: AbortSignal.timeout(timeoutMs + wait * 1000),
-      });
-      status = res.status;
-      const text = await res.text();
-      body = text.startsWith('{') ? (JSON.parse(text) as typeof body) : {};
-    } catch {
-      // No answer (refused, reset, timed out): recorded with status -1.
-    }
-    const op: Op = { client, kind, start, end: performance.now(), status, ...extra };
-    ops.push(kind === 'avail' ? { ...op, token: body.token, outcome: body.status } : op);
-    return { status, token: body.token };
-  };
+  ) =>
+    recorded(ops, url(), client, kind, {
+      headers: { ...headers, ...extraHeaders },
+      extra,
+      wait,
+      timeoutMs,
+    });
 
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {

@@ -6,7 +6,7 @@ import { HttpError } from '../errors.js';
 import { readUsername } from '../validate.js';
 import { clientAddress } from './origin.js';
 import { RateLimiter } from './rate-limit.js';
-import { SampledLog } from './sampled-log.js';
+import { SampledLog } from '@retrospective/runtime';
 
 /** What a caller may do to one lock. */
 export type Permission = 'view' | 'hold' | 'force-release';

@@ -9,6 +9,8 @@ export interface LineWriterOptions {
   readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly max: number;
   readonly perUser: number;
+  /** A line write failed (the API server unreachable): entries lapse meanwhile, then rejoin. */
+  readonly onError: (error: unknown) => void;
 }
 
 interface Join {
@@ -90,6 +92,7 @@ export class LineWriter {
     } catch (error) {
       for (const j of joins) j.reject(error);
       for (const id of leave) this.unwritten.add(id);
+      this.options.onError(error);
     }
   }
 }

@@ -9,8 +9,9 @@ import {
   type StoreChange,
   type Waiter,
 } from '@retrospective/lock';
-import { KeyedSerial, safely } from '@retrospective/runtime';
+import { KeyedSerial, SampledLog, safely } from '@retrospective/runtime';
 import type { Metrics } from '../metrics.js';
+
 import { LineWriter } from './line-writer.js';
 import { refused, refusedBy, type Refused } from './refused.js';
 
@@ -69,11 +70,15 @@ export class WaitingRoom {
   /** Waiters of this replica that left, by id: a grant to one of them is handed back. */
   private readonly left = new Map<string, { lock: string; user: string; at: number }>();
   private readonly handBacks = new Set<Promise<void>>();
+  /** Failing line writes (an outage) are logged once a minute, with a count. */
+  private readonly failures: SampledLog;
   private heartbeat: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
 
-  constructor(private readonly options: WaitingRoomOptions) {}
+  constructor(private readonly options: WaitingRoomOptions) {
+    this.failures = new SampledLog(options.logger);
+  }
 
   /** Callers of this replica waiting now. */
   get size(): number {
@@ -190,6 +195,8 @@ export class WaitingRoom {
         perUser: maxPerUser,
         serial: (fn) => this.serial.run(lock, fn),
         renewals: () => this.renewals(lock),
+        onError: (error) =>
+          this.failures.warn('could not write the waiting line', { err: error, lock }),
       });
       this.writers.set(lock, writer);
     }
