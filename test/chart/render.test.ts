@@ -447,6 +447,33 @@ describe('chart options', () => {
       /shutdownTimeoutSeconds must be less than apiServer.terminationGracePeriodSeconds/,
     );
   });
+
+  it('the waiting line and token reviews reach the api-server, bounded so a full lock fits its Lease', async () => {
+    const ms = await render({
+      'apiServer.waiting.maxWaiters': '50',
+      'apiServer.waiting.maxPerUser': '2',
+      'auth.reviewsPerAddressPerMinute': '30',
+    });
+    const api = one(ms, 'Deployment', 'rel-retrospective-api-server');
+    expect(env(api, 'WAIT_QUEUE_MAX')).toBe('50');
+    expect(env(api, 'WAIT_QUEUE_MAX_PER_USER')).toBe('2');
+    expect(env(api, 'AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE')).toBe('30');
+    const tooBig = await renderRaw({
+      'lock.maxContentBytes': '204800',
+      'apiServer.waiting.maxWaiters': '100',
+    });
+    expect(tooBig.stderr).toMatch(
+      /lock.maxContentBytes \+ apiServer.waiting.maxWaiters x 400 must stay under 243712 bytes \(it is 244800\)/,
+    );
+    const fits = await renderRaw({
+      'lock.maxContentBytes': '204800',
+      'apiServer.waiting.maxWaiters': '90',
+    });
+    expect(fits.code).toBe(0);
+    expect((await renderRaw({ 'apiServer.waiting.maxPerUser': '200' })).stderr).toMatch(
+      /at '\/apiServer\/waiting\/maxPerUser'/,
+    );
+  });
 });
 
 describe('values.schema.json', () => {
