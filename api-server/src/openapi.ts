@@ -26,11 +26,19 @@ const lock = { name: 'lock', in: 'path', required: true, schema: { type: 'string
 const common = {
   '400': refusal('Missing or invalid input'),
   '401': refusal('AUTH_MODE=kubernetes: no valid bearer token'),
-  '403': refusal('Not allowed: RBAC, ADMIN_USERS, or a foreign browser Origin'),
+  '403': refusal(
+    'Not allowed: RBAC, ADMIN_USERS, a foreign browser Origin, or a mutation from another site (Sec-Fetch-Site: cross-site)',
+  ),
   '404': refusal('Unknown lock'),
-  '503': refusal('Kubernetes API unreachable or lock not provisioned; see Retry-After'),
+  '503': refusal(
+    'Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After',
+  ),
 };
-const limited = { '429': refusal('Over the rate limit; see Retry-After') };
+const limited = {
+  '429': refusal(
+    'Over the rate limit, or already waiting in line (waiting_limit); see Retry-After',
+  ),
+};
 const wait = {
   name: 'wait',
   in: 'query',
@@ -109,6 +117,15 @@ const verbs = {
   history: {
     get: {
       summary: 'The last releases, newest last',
+      parameters: [
+        {
+          name: 'limit',
+          in: 'query',
+          required: false,
+          schema: { type: 'integer', minimum: 1, maximum: 500 },
+          description: 'Only the newest n releases.',
+        },
+      ],
       responses: { '200': ok('History', 'History'), ...common },
     },
   },
