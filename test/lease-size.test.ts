@@ -53,6 +53,7 @@ describe("a full lock in its Lease, on the real API server's limits", () => {
       since: new Date(now),
       expires: new Date(now + 3_600_000),
       ttlSeconds: 3600,
+      beat: 9_999_999,
     }));
     const joined = await service.execute(lock, {
       kind: 'line',

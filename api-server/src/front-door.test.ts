@@ -111,6 +111,19 @@ describe('Fetch Metadata', () => {
     expect(read.status).toBe(200);
   });
 
+  it('refuses a navigation from a sibling host too (same-site), and lets a typed address through', async () => {
+    t = await startTestApp();
+    const sibling = await fetch(`${t.url}/retrospective/avail`, {
+      headers: { Username: 'victim', 'Sec-Fetch-Site': 'same-site', 'Sec-Fetch-Mode': 'navigate' },
+    });
+    expect(sibling.status).toBe(403);
+    expect(t.service.state('retrospective').holder).toBeUndefined();
+    const typed = await fetch(`${t.url}/retrospective/avail`, {
+      headers: { Username: 'ana', 'Sec-Fetch-Site': 'none', 'Sec-Fetch-Mode': 'navigate' },
+    });
+    expect(typed.status).toBe(200);
+  });
+
   it('lets a page of an explicitly allowed origin change locks', async () => {
     t = await startTestApp({ ALLOWED_ORIGINS: 'https://ops.example.com' });
     const res = await fetch(`${t.url}/retrospective/avail`, {
@@ -245,6 +258,48 @@ describe('kubernetes auth mode', () => {
     // with room for a slow machine.
     console.info(`revoked viewer closed after ${Math.round(performance.now() - started)} ms`);
     expect(performance.now() - started).toBeLessThan(3000);
+  });
+
+  it('checks an open socket again even when its address used up its token reviews', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp(
+      {
+        AUTH_MODE: 'kubernetes',
+        AUTH_CACHE_SECONDS: '2',
+        AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: '1',
+      },
+      reviewer,
+    );
+    const viewer = await openSocket(t.url, { token: 'v' });
+    const closed = new Promise<number>((resolve) => viewer.ws.once('close', resolve));
+    // The same address sends made-up tokens: its review budget is gone.
+    expect((await call('/retrospective/check', 'forged')).status).toBe(429);
+    delete reviewer.tokens.v;
+    expect(await closed).toBe(1008);
+  });
+
+  it('closes an open socket (1013) whose credentials cannot be checked for two periods', async () => {
+    const reviewer = reviewerFor();
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', AUTH_CACHE_SECONDS: '1' }, reviewer);
+    const viewer = await openSocket(t.url, { token: 'v' });
+    const closed = new Promise<number>((resolve) => viewer.ws.once('close', resolve));
+    reviewer.reviewToken = () => Promise.reject(new Error('the API server is unreachable'));
+    expect(await closed).toBe(1013);
+  });
+
+  it('has at most 64 token reviews waiting on the API server, whatever the number of addresses', async () => {
+    const reviewer = reviewerFor();
+    reviewer.delayMs = 500;
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', TRUSTED_PROXY_HOPS: '1' }, reviewer);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        fetch(`${t.url}/retrospective/check`, {
+          headers: { Authorization: `Bearer forged-${i}`, 'X-Forwarded-For': `10.0.0.${i}` },
+        }),
+      ),
+    );
+    expect(reviewer.reviews).toBe(64);
+    expect(answers.filter((a) => a.status === 503)).toHaveLength(36);
   });
 
   it('closes an open socket (1008) once its token is no longer valid', async () => {

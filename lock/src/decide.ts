@@ -113,7 +113,10 @@ function checkHolder(state: LockState, user: string, ifMatch: number | undefined
 
 const sameLine = (a: readonly Waiter[], b: readonly Waiter[]) =>
   a.length === b.length &&
-  a.every((w, i) => w.id === b[i]?.id && w.expires.getTime() === b[i].expires.getTime());
+  a.every(
+    (w, i) =>
+      w.id === b[i]?.id && w.expires.getTime() === b[i].expires.getTime() && w.beat === b[i].beat,
+  );
 
 /** The line after one replica's joins and leaves (see the `line` command). */
 function changeLine(
@@ -128,7 +131,12 @@ function changeLine(
     const at = next.findIndex((w) => w.id === waiter.id);
     const present = next[at];
     if (present) {
-      next[at] = { ...present, expires: waiter.expires, ttlSeconds: waiter.ttlSeconds };
+      next[at] = {
+        ...present,
+        expires: waiter.expires,
+        ttlSeconds: waiter.ttlSeconds,
+        beat: waiter.beat,
+      };
       continue;
     }
     const places = next.filter((w) => w.user === waiter.user).length;

@@ -17,6 +17,11 @@ export interface Waiter {
    * disagree between replicas do not matter); entries written before this field count 15 s.
    */
   readonly ttlSeconds?: number | undefined;
+  /**
+   * Counts the entry's renewals (its replica adds one each time): a higher count is a renewal
+   * whatever the wall clock did, even stepped back. Entries written before it existed have none.
+   */
+  readonly beat?: number | undefined;
 }
 
 /** Whether a waiter's entry still counts; see LineSightings for the rule replicas use. */

@@ -56,3 +56,21 @@ describe('when a waiter still counts', () => {
     expect(sightings.liveness(state(old))(old)).toBe(true);
   });
 });
+
+describe('renewal counts', () => {
+  it('take a higher count for a renewal even when the wall clock was stepped back', () => {
+    let now = 0;
+    const sightings = new LineSightings(() => now);
+    const before = { ...waiter('w1', wall + 60_000), beat: 4 };
+    sightings.observe(state(before));
+    now = 2_500;
+    // Renewed by a replica whose clock was set back a minute: `expires` went down, the count up.
+    const after = { ...waiter('w1', wall), beat: 5 };
+    now = 4_000;
+    expect(sightings.liveness(state(after))(after)).toBe(true);
+    now = 6_900;
+    expect(sightings.liveness(state(after))(after)).toBe(true);
+    now = 7_100;
+    expect(sightings.liveness(state(after))(after)).toBe(false);
+  });
+});

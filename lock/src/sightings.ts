@@ -5,29 +5,32 @@ export const defaultWaiterTtlSeconds = 15;
 
 const ttlMs = (waiter: Waiter) => (waiter.ttlSeconds ?? defaultWaiterTtlSeconds) * 1000;
 
+/** Orders an entry's renewals: by its renewal count, or by `expires` for entries without one. */
+const renewalOf = (waiter: Waiter) => waiter.beat ?? waiter.expires.getTime();
+
 /**
  * When this process last saw each waiter's entry renewed, by its own monotonic clock. An entry
  * counts until `ttlSeconds` after that sighting: client-go's rule for Leases, so replicas whose
- * clocks disagree (by more than the TTL, even) still agree on who waits. `expires` is only
- * compared with earlier values written by the same replica, never with this process's clock.
+ * clocks disagree (by more than the TTL, even) still agree on who waits. A renewal is a higher
+ * renewal count (`beat`) from the entry's own replica, never a comparison with this clock.
  */
 export class LineSightings {
-  /** Per lock, per waiter id: the latest `expires` seen and when it was first seen. */
-  private readonly seen = new Map<string, Map<string, { expires: number; at: number }>>();
+  /** Per lock, per waiter id: the latest renewal seen and when it was first seen. */
+  private readonly seen = new Map<string, Map<string, { renewal: number; at: number }>>();
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Records the entries of `state`; an older state seen late changes nothing. */
   observe(state: LockState): void {
     const at = this.now();
-    const lock = this.seen.get(state.name) ?? new Map<string, { expires: number; at: number }>();
+    const lock = this.seen.get(state.name) ?? new Map<string, { renewal: number; at: number }>();
     this.seen.set(state.name, lock);
     const present = new Set<string>();
     for (const waiter of state.queue ?? []) {
       present.add(waiter.id);
-      const expires = waiter.expires.getTime();
+      const renewal = renewalOf(waiter);
       const known = lock.get(waiter.id);
-      if (!known || expires > known.expires) lock.set(waiter.id, { expires, at });
+      if (!known || renewal > known.renewal) lock.set(waiter.id, { renewal, at });
     }
     // Entries gone from the line are forgotten once they could no longer count anyway.
     for (const [id, known] of lock)

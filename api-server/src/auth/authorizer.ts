@@ -45,9 +45,14 @@ export const bearerProtocolPrefix = 'base64url.bearer.authorization.k8s.io.';
 /** Longer than any service account or OIDC token, short enough to bound the work per request. */
 const maxTokenBytes = 16 * 1024;
 
-/** How old a cached answer may be for this check (an open socket is checked on fresher ones). */
+/** How a check may use cached answers (an open socket is checked again on fresher ones). */
 export interface Freshness {
   readonly maxAgeMs?: number | undefined;
+  /**
+   * The token was accepted before (an open socket's): reviewing it again is not charged to the
+   * client address's limit on reviews of unknown tokens.
+   */
+  readonly known?: boolean | undefined;
 }
 
 export interface Authorizer {
@@ -163,6 +168,11 @@ class TokenCache {
   private readonly refused: AnswerCache<undefined>;
   private readonly inFlight = new Map<string, Promise<Identity | undefined>>();
 
+  /** Reviews waiting for the API server's answer. */
+  get reviewing(): number {
+    return this.inFlight.size;
+  }
+
   constructor(ttlMs: number, now?: () => number) {
     this.accepted = new AnswerCache<Identity>(ttlMs, 10_000, now);
     // Refusals are kept briefly: long enough to absorb a retry loop, short enough to forget a typo.
@@ -192,6 +202,9 @@ class TokenCache {
     return answer;
   }
 }
+
+/** TokenReviews one replica has waiting on the API server at most; more callers get 503. */
+const maxReviewsInFlight = 64;
 
 /** The longest user name a line entry or an annotation may carry (bytes, JSON-encoded). */
 export const maxUserNameBytes = 256;
@@ -276,13 +289,23 @@ export function kubernetesAuthorizer(
       const key = sha256(token);
       let answer = tokens.known(key, freshness.maxAgeMs);
       if (!answer) {
-        const wait = reviews.take(clientAddress(req, config.TRUSTED_PROXY_HOPS));
+        const wait = freshness.known
+          ? 0
+          : reviews.take(clientAddress(req, config.TRUSTED_PROXY_HOPS));
         if (wait > 0)
           throw new HttpError(
             429,
             'rate_limited',
             `Too many unknown tokens from this address; try again in ${wait} s.`,
             { 'Retry-After': String(wait) },
+          );
+        // However many addresses a flood comes from, only so many reviews wait on the API server.
+        if (tokens.reviewing >= maxReviewsInFlight)
+          throw new HttpError(
+            503,
+            'auth_unavailable',
+            'Too many credentials are being checked right now; try again shortly.',
+            { 'Retry-After': '1' },
           );
         answer = tokens.review(key, () => reviewer.reviewToken(token));
       }

@@ -48,19 +48,25 @@ export function originAllowed(
 /** Whether a browser may change locks from where this request comes (see `originVerdict`). */
 export type OriginVerdict = 'allowed' | 'forbidden_origin' | 'cross_site';
 
+/** Fetch Metadata values of requests a page of the service itself, or its user, sends. */
+const ownSites: readonly (string | undefined)[] = [undefined, 'same-origin', 'none'];
+
 /**
  * The origin rule for mutations. Besides `originAllowed`, Fetch Metadata: a browser navigation
- * from another site (a link, a form, a redirect) carries no Origin on GET but says
- * `Sec-Fetch-Site: cross-site`, and the seed's `avail` is a GET that takes the lock; behind a proxy
- * that authenticates by cookie it would take the lock for the victim. Such requests are refused
- * unless their Origin is one of ALLOWED_ORIGINS. curl and scripts send no Fetch Metadata.
+ * from another site (a link, a form, a redirect) carries no Origin on GET but says where it comes
+ * from in `Sec-Fetch-Site` (`cross-site`, or `same-site` from a sibling host, whose cookies a
+ * proxy may accept), and the seed's `avail` is a GET that takes the lock: behind a proxy that
+ * authenticates by cookie it would take the lock for the victim. Anything but `same-origin` or
+ * `none` (the user typed the address) is refused unless its Origin is one of ALLOWED_ORIGINS.
+ * curl and scripts send no Fetch Metadata.
  */
 export function originVerdict(
   req: IncomingMessage,
   config: Pick<Config, 'ALLOWED_ORIGINS' | 'ALLOWED_HOSTS'>,
 ): OriginVerdict {
   if (!originAllowed(req, config)) return 'forbidden_origin';
-  if (req.headers['sec-fetch-site'] !== 'cross-site') return 'allowed';
+  const site = req.headers['sec-fetch-site'];
+  if (ownSites.includes(typeof site === 'string' ? site : undefined)) return 'allowed';
   const origin = req.headers.origin;
   const listed = config.ALLOWED_ORIGINS.some((allowed) => new URL(allowed).origin === origin);
   return origin !== undefined && listed ? 'allowed' : 'cross_site';

@@ -3,12 +3,17 @@ import type { LockService, LockState, Waiter } from '@retrospective/lock';
 export interface LineWriterOptions {
   readonly lock: string;
   readonly service: LockService;
-  /** This replica's waiters to keep in line (renewed, or put back when something dropped them). */
+  /**
+   * Fresh entries for this replica's waiters in line (renewed, or put back when something dropped
+   * them); read when the write runs, so a waiter granted meanwhile is not among them.
+   */
   readonly renewals: () => readonly Waiter[];
   /** Runs a write of this lock after this replica's other writes of it (see WaitingRoom). */
   readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly max: number;
   readonly perUser: number;
+  /** Waiters of this replica that were renewed but could not be put back (no place left). */
+  readonly onLeftOut: (ids: readonly string[], line: LockState) => void;
   /** A line write failed (the API server unreachable): entries lapse meanwhile, then rejoin. */
   readonly onError: (error: unknown) => void;
 }
@@ -19,6 +24,9 @@ interface Join {
   reject(error: unknown): void;
 }
 
+/** How long leaves whose write failed wait before they are tried again on their own. */
+const retryLeavesMs = 1000;
+
 /**
  * One replica's writes to one lock's line, batched: every join, leave and renewal waiting when a
  * write starts goes into that one write. However many callers join at once, a replica has one
@@ -28,8 +36,9 @@ interface Join {
 export class LineWriter {
   private readonly joins = new Map<string, Join>();
   private readonly leaves = new Set<string>();
-  /** Leaves whose write failed: they go with the next write (the entries lapse meanwhile anyway). */
+  /** Leaves whose write failed: tried again with the next write, or on their own a little later. */
   private readonly unwritten = new Set<string>();
+  private retry: NodeJS.Timeout | undefined;
   private renew = false;
   private running: Promise<void> | undefined;
 
@@ -61,6 +70,7 @@ export class LineWriter {
 
   /** Resolves once nothing is left to write (the replica is stopping). */
   async idle(): Promise<void> {
+    clearTimeout(this.retry);
     while (this.running) await this.running;
   }
 
@@ -68,6 +78,13 @@ export class LineWriter {
     this.running ??= this.run().finally(() => {
       this.running = undefined;
       if (this.joins.size || this.leaves.size || this.renew) this.flush();
+      else if (this.unwritten.size && !this.retry) {
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.flush();
+        }, retryLeavesMs);
+        this.retry.unref();
+      }
     });
   }
 
@@ -75,20 +92,24 @@ export class LineWriter {
     const { lock, service, serial, max, perUser } = this.options;
     const joins = [...this.joins.values()];
     const leave = [...this.leaves, ...this.unwritten];
-    const renewals = this.renew ? this.options.renewals() : [];
+    const renew = this.renew;
     this.joins.clear();
     this.leaves.clear();
     this.unwritten.clear();
     this.renew = false;
-    const join = [...joins.map((j) => j.waiter), ...renewals];
-    if (!join.length && !leave.length) return;
+    if (!joins.length && !leave.length && !renew) return;
+    let renewed: readonly Waiter[] = [];
     try {
-      const result = await serial(() =>
-        service.execute(lock, { kind: 'line', join, leave, max, perUser }),
-      );
+      const result = await serial(() => {
+        renewed = renew ? this.options.renewals() : [];
+        const join = [...joins.map((j) => j.waiter), ...renewed];
+        return service.execute(lock, { kind: 'line', join, leave, max, perUser });
+      });
       const state = result.ok ? result.state : undefined;
-      for (const j of joins)
-        j.resolve(state?.queue?.some((w) => w.id === j.waiter.id) ? state : undefined);
+      const inLine = (id: string) => state?.queue?.some((w) => w.id === id) ?? false;
+      for (const j of joins) j.resolve(inLine(j.waiter.id) ? state : undefined);
+      const leftOut = renewed.filter((w) => !inLine(w.id)).map((w) => w.id);
+      if (state && leftOut.length) this.options.onLeftOut(leftOut, state);
     } catch (error) {
       for (const j of joins) j.reject(error);
       for (const id of leave) this.unwritten.add(id);

@@ -159,9 +159,7 @@ export class CommandPipeline {
     if (verb === 'avail') {
       const holdTimeoutSeconds = config.HOLD_TIMEOUT_SECONDS;
       const wait = Math.min(input.wait ?? 0, config.WAIT_MAX_SECONDS);
-      const result = wait
-        ? await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal)
-        : await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds });
+      const result = await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal);
       if (isRefused(result)) return result;
       return this.answer(lock, 'avail', result, undefined, (state, outcome) => {
         const status = outcome === 'renewed' ? 'renewed' : 'granted';

@@ -247,3 +247,102 @@ describe('the line under faults', () => {
     zoe.close();
   });
 });
+
+describe('the line under faults, as a reviewer tried it', () => {
+  let f: Awaited<ReturnType<typeof startTestApp<FaultyStore>>>;
+  let store: FaultyStore;
+  const start = async (env: Record<string, string> = {}) => {
+    store = new FaultyStore();
+    f = await startTestApp({ WAIT_MAX_SECONDS: '30', ...env }, undefined, { store });
+  };
+  afterEach(async () => f.close());
+  const ask = (path: string, user: string, signal?: AbortSignal) =>
+    fetch(`${f.url}${path}`, {
+      method: 'POST',
+      headers: { Username: user, Accept: 'application/json' },
+      ...(signal ? { signal } : {}),
+    });
+  const line = () => (f.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
+
+  it('answers a dropped waiter that finds no place to come back to, without rewriting the line again and again', async () => {
+    await start({ WAIT_QUEUE_MAX: '2' });
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    const carol = ask('/retrospective/avail?wait=20', 'carol');
+    await until(() => line().length === 2);
+    // Bob's entry lapsed (another replica dropped it) and eve, waiting on another replica, took
+    // the last place meanwhile.
+    const now = Date.now();
+    const eve = {
+      id: 'eve-elsewhere',
+      user: 'eve',
+      since: new Date(now),
+      expires: new Date(now + 60_000),
+      ttlSeconds: 60,
+      beat: 1,
+    };
+    await store.rewrite('retrospective', (s) => ({
+      ...s,
+      queue: [...(s.queue ?? []).filter((w) => w.user !== 'bob'), eve],
+    }));
+    store.writes = 0;
+    const answer = await bob;
+    expect(answer.status).toBe(503);
+    expect(await answer.json()).toMatchObject({ error: 'queue_full' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.writes).toBeLessThan(5);
+    expect(line()).toEqual(['carol', 'eve']);
+    await store.rewrite('retrospective', (s) => ({ ...s, queue: s.queue?.slice(0, 1) }));
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await carol).status).toBe(200);
+  });
+
+  it('hands back a grant whose caller hung up while it was being written (no wait)', async () => {
+    await start();
+    store.latencyMs = 200;
+    const gone = new AbortController();
+    const bob = ask('/retrospective/avail', 'bob', gone.signal).catch(() => 'left');
+    await new Promise((r) => setTimeout(r, 50));
+    gone.abort();
+    expect(await bob).toBe('left');
+    await until(() => f.store.cached('retrospective')?.state.releasedBy === 'bob');
+    expect(f.store.cached('retrospective')?.state.holder).toBeUndefined();
+  });
+
+  it('takes out an entry whose join was written though its answer was lost', async () => {
+    await start();
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    store.loseAnswer = (next) => (next.queue ?? []).some((w) => w.user === 'bob');
+    const bob = await ask('/retrospective/avail?wait=20', 'bob');
+    expect(bob.status).toBe(503);
+    store.loseAnswer = undefined;
+    await until(() => line().length === 0);
+  });
+
+  it('writes a leave that failed during an outage once the API server answers again', async () => {
+    await start();
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const gone = new AbortController();
+    const bob = ask('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
+    await until(() => line().join() === 'bob');
+    store.failWrite = (next) => next.holder === 'ana' && !(next.queue ?? []).length;
+    gone.abort();
+    expect(await bob).toBe('left');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(line()).toEqual(['bob']);
+    store.failWrite = undefined;
+    // Nothing else writes the line: the leave is retried on its own.
+    await expect.poll(line, { timeout: 4000 }).toEqual([]);
+  });
+
+  it('cuts a WebSocket wait to WAIT_MAX_SECONDS rather than closing the socket', async () => {
+    await start();
+    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    const zoe = await openSocket(f.url, { user: 'zoe' });
+    zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 86_400, id: 'z' }));
+    expect(await zoe.next('queue')).toMatchObject({ waiting: [{ user: 'zoe' }] });
+    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect(await zoe.next('reply')).toMatchObject({ id: 'z', ok: true, status: 'granted' });
+    zoe.close();
+  });
+});

@@ -39,11 +39,17 @@ interface Pending {
   readonly started: number;
   /** joining: its entry is being written; taking: this replica is granting it the lock. */
   phase: 'joining' | 'waiting' | 'taking' | 'done';
+  /** Renewals of its entry so far: every replica takes a higher count for a renewal. */
+  beat: number;
+  /** A grant for it was attempted and its outcome never came back: it may hold the lock. */
+  uncertain: boolean;
   settle(result: MutationResult | Refused): void;
 }
 
 /** How long a replica remembers the waiters that left, to hand back a grant that raced them. */
 const rememberLeftMs = 10 * 60 * 1000;
+/** At most this many of those (only waiters whose grant may have been in flight are kept). */
+const rememberLeftMax = 10_000;
 /** Hand-backs are retried until they succeed or the hold is no longer theirs; at most this apart. */
 const maxHandBackDelayMs = 5000;
 
@@ -97,9 +103,10 @@ export class WaitingRoom {
   }
 
   /**
-   * `avail`, waiting in line up to `seconds` when someone else holds the lock (or others wait
-   * before us). Resolves with the grant, or with a refusal when the time runs out, `signal`
-   * aborts (the client went away) or the line has no place.
+   * `avail`, waiting in line up to `seconds` (0: not at all) when someone else holds the lock (or
+   * others wait before us). Resolves with the grant, or with a refusal when the time runs out,
+   * `signal` aborts (the client went away) or the line has no place. A grant that lands after its
+   * caller went away is handed back.
    */
   async avail(
     lock: string,
@@ -111,6 +118,11 @@ export class WaitingRoom {
     if (this.stopped) return shuttingDown();
     const { service, clock, ttlMs } = this.options;
     const first = await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds });
+    if (first.ok && first.outcome === 'granted' && signal.aborted) {
+      // The caller hung up while its grant was being written: nobody is there to hold it.
+      this.handBack(lock, user, first.state.token);
+      return first;
+    }
     if (first.ok || seconds <= 0 || !['locked', 'queued'].includes(first.refusal.code))
       return first;
     if (signal.aborted) return first;
@@ -123,6 +135,7 @@ export class WaitingRoom {
       since: now,
       expires: new Date(now.getTime() + ttlMs),
       ttlSeconds: ttlMs / 1000,
+      beat: 0,
     };
     return new Promise((resolve) => {
       const entry: Pending = {
@@ -133,6 +146,8 @@ export class WaitingRoom {
         holdTimeoutSeconds,
         started: performance.now(),
         phase: 'joining',
+        beat: 0,
+        uncertain: false,
         settle: (result) => {
           if (entry.phase === 'done') return;
           entry.phase = 'done';
@@ -161,7 +176,11 @@ export class WaitingRoom {
             entry.phase = 'waiting';
             this.kick(lock);
           },
-          (error: unknown) => entry.settle(refusedBy(error)),
+          (error: unknown) => {
+            // The join may have landed though its answer was lost: take the entry out again.
+            this.writer(lock).leave([entry.id]);
+            entry.settle(refusedBy(error));
+          },
         );
     });
   }
@@ -195,6 +214,7 @@ export class WaitingRoom {
         perUser: maxPerUser,
         serial: (fn) => this.serial.run(lock, fn),
         renewals: () => this.renewals(lock),
+        onLeftOut: (ids) => this.leftOut(ids),
         onError: (error) =>
           this.failures.warn('could not write the waiting line', { err: error, lock }),
       });
@@ -215,15 +235,34 @@ export class WaitingRoom {
         since: p.since,
         expires: new Date(now + ttlMs),
         ttlSeconds: ttlMs / 1000,
+        beat: ++p.beat,
       }));
+  }
+
+  /**
+   * Waiters whose entry was dropped and could not be put back (the line filled up meanwhile, or
+   * their user took a place elsewhere): answered now, rather than left waiting for nothing.
+   */
+  private leftOut(ids: readonly string[]): void {
+    for (const id of ids) {
+      const entry = this.pending.get(id);
+      if (!entry || entry.phase !== 'waiting') continue;
+      this.observeWait(entry, 'timeout');
+      entry.settle(this.noPlace(entry.lock));
+    }
   }
 
   private giveUp(entry: Pending, outcome: 'timeout' | 'abandoned'): void {
     if (entry.phase === 'done') return;
+    // Remembered only when a grant for it may be in flight or may have landed unheard of.
+    const mayHold = entry.phase === 'taking' || entry.uncertain;
     this.observeWait(entry, outcome);
     entry.settle(this.waitRefusal(entry.lock));
-    this.left.set(entry.id, { lock: entry.lock, user: entry.user, at: performance.now() });
     this.writer(entry.lock).leave([entry.id]);
+    if (!mayHold) return;
+    const oldest = this.left.keys().next();
+    if (this.left.size >= rememberLeftMax && !oldest.done) this.left.delete(oldest.value);
+    this.left.set(entry.id, { lock: entry.lock, user: entry.user, at: performance.now() });
     // A grant of ours may have landed without us hearing back: hand it on.
     this.kick(entry.lock);
   }
@@ -340,8 +379,11 @@ export class WaitingRoom {
         holdTimeoutSeconds: entry.holdTimeoutSeconds,
         waiter: entry.id,
       });
-    } finally {
+    } catch (error) {
       // An unknown outcome: the watch shows whether the grant landed (grantedTo is ours).
+      entry.uncertain = true;
+      throw error;
+    } finally {
       if (phaseOf(entry) === 'taking') entry.phase = 'waiting';
     }
     if (!result.ok) return;

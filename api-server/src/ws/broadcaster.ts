@@ -10,7 +10,7 @@ import {
   type LockStore,
   type StoreChange,
 } from '@retrospective/lock';
-import { safely } from '@retrospective/runtime';
+import { SampledLog, safely } from '@retrospective/runtime';
 import { wsProtocol, type Authorizer, type Identity } from '../auth/authorizer.js';
 import type { OriginVerdict } from '../auth/origin.js';
 import type { Config } from '../config.js';
@@ -55,6 +55,8 @@ export interface SocketClient {
   /** Aborted when the socket closes: a wait in line it started ends. */
   readonly gone: AbortController;
   alive: boolean;
+  /** When its credentials were last found good (performance.now()). */
+  checked: number;
   /** One command in flight at a time. */
   busy: boolean;
   /** Live frames held back while its missed releases are sent. */
@@ -84,8 +86,12 @@ export class Broadcaster {
   private readonly recent = new RecentReleases();
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
+  /** Failing re-checks (an API server outage) are logged once a minute, with a count. */
+  private readonly failures: SampledLog;
 
-  constructor(private readonly deps: BroadcasterDeps) {}
+  constructor(private readonly deps: BroadcasterDeps) {
+    this.failures = new SampledLog(deps.logger);
+  }
 
   get clients(): number {
     return this.wss.clients.size;
@@ -135,6 +141,7 @@ export class Broadcaster {
         req,
         gone: new AbortController(),
         alive: true,
+        checked: performance.now(),
         busy: false,
         held: undefined,
       };
@@ -249,10 +256,15 @@ export class Broadcaster {
       .finally(() => (client.busy = false));
   }
 
-  /** Checks every client's credentials again; closes those refused, narrows what others see. */
+  /**
+   * Checks every client's credentials again; closes those refused (1008), narrows what others
+   * see. A client whose credentials could not be checked for two periods (the API server is
+   * unreachable) is closed too (1013, try again later): it reconnects and is checked then.
+   */
   private async reauthorize(): Promise<void> {
-    const { auth, service, logger, config } = this.deps;
-    const fresh = { maxAgeMs: (config.AUTH_CACHE_SECONDS * 1000) / 2 };
+    const { auth, service, config } = this.deps;
+    const periodMs = config.AUTH_CACHE_SECONDS * 1000;
+    const fresh = { maxAgeMs: periodMs / 2, known: true };
     await Promise.all(
       [...this.clientsBySocket].map(async ([ws, client]) => {
         try {
@@ -264,12 +276,14 @@ export class Broadcaster {
           if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
           client.who = who;
           client.locks = locks;
+          client.checked = performance.now();
         } catch (error) {
           const http = toHttpError(error);
-          // Refused now: closed. Not checkable now (the API server is slow): checked next round.
           if (http.status === 401 || http.status === 403)
             return this.drop(ws, 'unauthorized', 1008, 'credentials no longer valid');
-          logger.warn({ err: error }, 'could not check a websocket client again');
+          this.failures.warn('could not check a websocket client again', { err: error });
+          if (performance.now() - client.checked > 2 * periodMs)
+            this.drop(ws, 'unauthorized', 1013, 'credentials cannot be checked');
         }
       }),
     );

@@ -11,7 +11,8 @@ const command = z
   .object({
     type: z.enum(['avail', 'release']),
     lock: z.string().max(63),
-    wait: z.number().int().min(0).max(3600).optional(),
+    /** Cut to WAIT_MAX_SECONDS, as on HTTP. */
+    wait: z.number().int().min(0).max(999_999).optional(),
     /** Echoed in the reply, to match replies to commands. */
     id: z.string().max(64).optional(),
   })

@@ -46,12 +46,24 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
   }
   if (!Array.isArray(raw)) return undefined;
   const line = raw.flatMap((entry: unknown) => {
-    const e = entry as Partial<Record<'id' | 'user' | 'since' | 'expires' | 'ttl', unknown>>;
+    const e = entry as Partial<
+      Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat', unknown>
+    >;
     const since = date(typeof e.since === 'string' ? e.since : undefined);
     const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
     if (typeof e.id !== 'string' || typeof e.user !== 'string' || !since || !expires) return [];
     const ttl = typeof e.ttl === 'number' && e.ttl > 0 && e.ttl <= 3600 ? e.ttl : undefined;
-    return [{ id: e.id, user: e.user, since, expires, ...(ttl ? { ttlSeconds: ttl } : {}) }];
+    const beat = Number.isSafeInteger(e.beat) ? (e.beat as number) : undefined;
+    return [
+      {
+        id: e.id,
+        user: e.user,
+        since,
+        expires,
+        ...(ttl ? { ttlSeconds: ttl } : {}),
+        ...(beat !== undefined ? { beat } : {}),
+      },
+    ];
   });
   return line.length ? line : undefined;
 }
@@ -103,6 +115,7 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             since: w.since.toISOString(),
             expires: w.expires.toISOString(),
             ...(w.ttlSeconds ? { ttl: w.ttlSeconds } : {}),
+            ...(w.beat !== undefined ? { beat: w.beat } : {}),
           })),
         )
       : undefined,
