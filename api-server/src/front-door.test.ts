@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Identity, Reviewer } from './auth/authorizer.js';
+import { MemoryHistory } from '@retrospective/lock';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
+import { TableReviewer } from './testing/reviewer.js';
 
 /**
  * What one anonymous or hostile client could do to a replica before (header injection, unbounded
@@ -160,6 +161,39 @@ describe('force release', () => {
 });
 
 describe('serialisation', () => {
+  it('serialises a history once per version of it, however many read it', async () => {
+    const history = new MemoryHistory(50);
+    for (let token = 1; token <= 50; token++)
+      await history.append('retrospective', {
+        token,
+        releasedBy: 'ana',
+        releasedAt: new Date(token * 1000).toISOString(),
+        reason: 'released',
+        content: 'x'.repeat(1000),
+      });
+    t = await startTestApp({}, undefined, { history });
+    const stringify = vi.spyOn(JSON, 'stringify');
+    const read = () =>
+      fetch(`${t.url}/locks/retrospective/history`, { headers: { Accept: 'application/json' } });
+    try {
+      for (let i = 0; i < 10; i++) expect((await read()).status).toBe(200);
+      const wholeHistory = (value: unknown) => Array.isArray(value) && value.length === 50;
+      expect(stringify.mock.calls.filter(([value]) => wholeHistory(value))).toHaveLength(1);
+      const body = (await (await read()).json()) as { lock: string; releases: unknown[] };
+      expect(body.lock).toBe('retrospective');
+      expect(body.releases).toHaveLength(50);
+      const newest = (await (
+        await fetch(`${t.url}/locks/retrospective/history?limit=2`, {
+          headers: { Accept: 'application/json' },
+        })
+      ).json()) as { releases: { token: number }[] };
+      expect(newest.releases.map((r) => r.token)).toEqual([49, 50]);
+      expect((await fetch(`${t.url}/locks/retrospective/history?limit=0`)).status).toBe(400);
+    } finally {
+      stringify.mockRestore();
+    }
+  });
+
   it('serialises a broadcast frame once, however many clients receive it', async () => {
     t = await startTestApp();
     const sockets = await Promise.all(Array.from({ length: 20 }, () => openSocket(t.url)));
@@ -177,25 +211,6 @@ describe('serialisation', () => {
     }
   });
 });
-
-/** TokenReview and SubjectAccessReview as tables the test changes, with an optional delay. */
-class TableReviewer implements Reviewer {
-  reviews = 0;
-  delayMs = 0;
-  constructor(
-    readonly tokens: Record<string, string>,
-    readonly grants: Record<string, string[]>,
-  ) {}
-  async reviewToken(token: string): Promise<Identity | undefined> {
-    this.reviews++;
-    await new Promise((r) => setTimeout(r, this.delayMs));
-    const user = this.tokens[token];
-    return user ? { user, groups: ['system:authenticated'] } : undefined;
-  }
-  async mayAccess(who: Identity, verb: string): Promise<boolean> {
-    return this.grants[who.user]?.includes(verb) ?? false;
-  }
-}
 
 describe('kubernetes auth mode', () => {
   const reviewerFor = () =>

@@ -225,6 +225,24 @@ describe('decide: the waiting line', () => {
     ).toMatchObject({ ok: true, next: { holder: 'user-w1', grantedTo: 'w1' } });
   });
 
+  it('records the request a hold is granted to; another request of the holder claims it', () => {
+    const granted = decide(free, { kind: 'avail', user: 'ana', claim: 'r1' }, t0);
+    expect(granted).toMatchObject({ ok: true, next: { holder: 'ana', grantedTo: 'r1' } });
+    const hold = granted.ok ? granted.next : free;
+    // The same request renewing soon after: nothing to write.
+    const same = decide(hold, { kind: 'avail', user: 'ana', claim: 'r1' }, later(10));
+    expect(same.ok && same.next).toBe(hold);
+    // Another request of ana's: a write, even that soon, so the hold is now that request's.
+    const claimed = decide(hold, { kind: 'avail', user: 'ana', claim: 'r2' }, later(10));
+    expect(claimed).toMatchObject({ ok: true, outcome: 'renewed', next: { grantedTo: 'r2' } });
+    const now = claimed.ok ? claimed.next : hold;
+    // A hand-back pinned to the request that left no longer applies; one for the claimant does.
+    const release = { kind: 'release', user: 'ana', ifMatch: 5 } as const;
+    expect(outcome(now, { ...release, claim: 'r1' })).toBe('superseded');
+    expect(outcome(now, { ...release, claim: 'r2' })).toBe('released');
+    expect(outcome(now, release)).toBe('released');
+  });
+
   it('lets the holder renew while others wait', () => {
     expect(outcome({ ...held(), ...line('w1') }, { kind: 'avail', user: 'ana' })).toBe('renewed');
   });

@@ -15,6 +15,12 @@ export type Command =
       readonly holdTimeoutSeconds?: number;
       /** Set when a waiter at the head of the line takes the lock it waited for. */
       readonly waiter?: string | undefined;
+      /**
+       * The request asking (a waiter's id, or one of its own): the hold is recorded as granted to
+       * it, and a renewal by another request of the same user claims the hold for that one. A
+       * hand-back pinned to a request that left then finds the hold claimed and leaves it alone.
+       */
+      readonly claim?: string | undefined;
     }
   | {
       readonly kind: 'change';
@@ -22,7 +28,13 @@ export type Command =
       readonly content: string;
       readonly ifMatch?: number | undefined;
     }
-  | { readonly kind: 'release'; readonly user: string; readonly ifMatch?: number | undefined }
+  | {
+      readonly kind: 'release';
+      readonly user: string;
+      readonly ifMatch?: number | undefined;
+      /** Only while the hold is still the one granted to (or last claimed by) this request. */
+      readonly claim?: string | undefined;
+    }
   /** Issued by the controller once it judged a hold expired; the other fields pin the hold it judged. */
   | {
       readonly kind: 'expire';
@@ -170,13 +182,20 @@ export function decide(
           renewedAt: now,
           holdTimeoutSeconds: command.holdTimeoutSeconds || undefined,
           token: state.token + 1,
-          grantedTo: head ? head.id : undefined,
+          grantedTo: command.claim ?? head?.id,
         });
       }
       if (state.holder !== command.user) return refuse('locked', state);
-      // Returning `state` itself tells the store there is nothing to write.
+      // Another request of the holder's renews: it claims the hold, whatever the time.
+      const claims = command.claim !== undefined && command.claim !== state.grantedTo;
       const recent = state.renewedAt && now.getTime() - state.renewedAt.getTime() < renewCoalesceMs;
-      return apply('renewed', recent ? state : { ...state, renewedAt: now });
+      // Returning `state` itself tells the store there is nothing to write.
+      if (recent && !claims) return apply('renewed', state);
+      return apply('renewed', {
+        ...state,
+        renewedAt: now,
+        grantedTo: claims ? command.claim : state.grantedTo,
+      });
     }
     case 'change': {
       const refusal = checkHolder(state, command.user, command.ifMatch);
@@ -192,6 +211,8 @@ export function decide(
     case 'release': {
       const refusal = checkHolder(state, command.user, command.ifMatch);
       if (refusal) return refusal;
+      if (command.claim !== undefined && command.claim !== state.grantedTo)
+        return refuse('superseded', state);
       return apply('released', released(state, command.user, 'released', now));
     }
     case 'expire': {

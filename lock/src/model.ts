@@ -51,7 +51,10 @@ export interface LockState {
   readonly releaseReason?: ReleaseReason | undefined;
   /** Callers waiting for the lock, oldest first (entries past `expires` no longer count). */
   readonly queue?: readonly Waiter[] | undefined;
-  /** The waiter whose place in line the current hold was granted to (undefined: a direct grant). */
+  /**
+   * The request the current hold was granted to, or last claimed by (a waiter's id, or the id a
+   * request of its own carried; undefined for holds granted before this was recorded).
+   */
   readonly grantedTo?: string | undefined;
 }
 

@@ -7,7 +7,7 @@ import { raceForTheLock, summary } from '../support/workload.ts';
 
 /** A waiter's entry stops counting this long after its replica last renewed it. */
 const ttlSeconds = 3;
-const env = { WAIT_QUEUE_TTL_SECONDS: String(ttlSeconds) };
+const env = { WAIT_QUEUE_TTL_SECONDS: String(ttlSeconds), LOG_LEVEL: 'info' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('waiting in line (avail?wait=) across two api-server replicas', () => {
@@ -123,6 +123,15 @@ describe('waiting in line (avail?wait=) across two api-server replicas', () => {
       const unexplained = workload.failed.filter(
         (o) => o.status !== -1 || o.end < killed || o.start > restarted,
       );
+      if (unexplained.length)
+        console.info(
+          replicas
+            .map((r) => r.output())
+            .join('\n')
+            .split('\n')
+            .filter((l) => unexplained.some((o) => l.includes(`"${o.client}"`) || l.includes(`"token":${o.token}`)) || /handed back|could not/.test(l))
+            .join('\n'),
+        );
       expect(unexplained).toEqual([]);
       expect(blockingGrants).toBeGreaterThan(10);
       expect(checkHistory(workload.ops, [])).toEqual([]);

@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnswerCache, bearerToken, type Identity, type Reviewer } from './authorizer.js';
+import { AnswerCache, bearerToken } from './authorizer.js';
 import { originAllowed } from './origin.js';
 import { RateLimiter } from './rate-limit.js';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from '../testing/harness.js';
+import { TableReviewer } from '../testing/reviewer.js';
 
 const request = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
 
@@ -109,23 +110,6 @@ describe('bearerToken', () => {
     expect(() => bearerToken(request({ authorization: 'Basic YTpi' }))).toThrow(/Bearer/);
   });
 });
-
-/** TokenReview and SubjectAccessReview as a table: token -> user, and user -> lease verbs. */
-class TableReviewer implements Reviewer {
-  reviews = 0;
-  constructor(
-    readonly tokens: Record<string, string>,
-    readonly grants: Record<string, string[]>,
-  ) {}
-  async reviewToken(token: string): Promise<Identity | undefined> {
-    this.reviews++;
-    const user = this.tokens[token];
-    return user ? { user, groups: ['system:authenticated'] } : undefined;
-  }
-  async mayAccess(who: Identity, verb: string): Promise<boolean> {
-    return this.grants[who.user]?.includes(verb) ?? false;
-  }
-}
 
 describe('AUTH_MODE=kubernetes', () => {
   type TestApp = Awaited<ReturnType<typeof startTestApp>>;

@@ -170,48 +170,36 @@ export class CommandPipeline {
         return { outcome: status, body: grantBody(state, status), text };
       });
     }
+    /** Runs a holder's command (change, release, force) and presents its success. */
+    const run = async (command: Command, present: Parameters<typeof this.answer>[4]) =>
+      this.answer(
+        lock,
+        command.kind === 'change' ? 'change' : 'release',
+        await service.execute(lock, command),
+        input.ifMatch,
+        present,
+      );
     if (verb === 'change') {
       const content = input.content ?? '';
-      const command: Command = { kind: 'change', user, content, ifMatch: input.ifMatch };
       const bytes = Buffer.byteLength(content);
-      return this.answer(
-        lock,
-        'change',
-        await service.execute(lock, command),
-        input.ifMatch,
-        (s) => ({
-          outcome: 'updated',
-          body: { lock, status: 'updated', token: s.token, bytes },
-          text: `${title(lock)} Updated (${bytes} bytes).`,
-        }),
-      );
+      const command: Command = { kind: 'change', user, content, ifMatch: input.ifMatch };
+      return run(command, (s) => ({
+        outcome: 'updated',
+        body: { lock, status: 'updated', token: s.token, bytes },
+        text: `${title(lock)} Updated (${bytes} bytes).`,
+      }));
     }
-    if (request.force()) {
-      const command: Command = { kind: 'force', by: user, ifMatch: input.ifMatch };
-      return this.answer(
-        lock,
-        'release',
-        await service.execute(lock, command),
-        input.ifMatch,
-        (s) => ({
-          outcome: 'forced',
-          body: { lock, status: 'released', reason: 'forced', token: s.token },
-          text: `${title(lock)} Released (forced by ${user}).`,
-        }),
-      );
-    }
-    const command: Command = { kind: 'release', user, ifMatch: input.ifMatch };
-    return this.answer(
-      lock,
-      'release',
-      await service.execute(lock, command),
-      input.ifMatch,
-      (s) => ({
-        outcome: 'released',
-        body: { lock, status: 'released', token: s.token },
-        text: `${title(lock)} Released.`,
-      }),
-    );
+    if (request.force())
+      return run({ kind: 'force', by: user, ifMatch: input.ifMatch }, (s) => ({
+        outcome: 'forced',
+        body: { lock, status: 'released', reason: 'forced', token: s.token },
+        text: `${title(lock)} Released (forced by ${user}).`,
+      }));
+    return run({ kind: 'release', user, ifMatch: input.ifMatch }, (s) => ({
+      outcome: 'released',
+      body: { lock, status: 'released', token: s.token },
+      text: `${title(lock)} Released.`,
+    }));
   }
 
   /** A store result as an answer: `present` for success, the refusal's status and sentence otherwise. */

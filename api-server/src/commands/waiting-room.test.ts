@@ -2,12 +2,22 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSocket, startTestApp } from '../testing/harness.js';
 import { FaultyStore } from '../testing/stores.js';
 
-type TestApp = Awaited<ReturnType<typeof startTestApp>>;
-let t: TestApp;
-beforeEach(async () => {
-  t = await startTestApp({ WAIT_MAX_SECONDS: '30' });
+/** The app over a store whose faults each test turns on (none by default: a MemoryStore). */
+let t: Awaited<ReturnType<typeof startTestApp<FaultyStore>>>;
+let store: FaultyStore;
+let stop: (() => Promise<void>) | undefined;
+/** Starts the app (again, with `env`: a test may replace the one beforeEach started). */
+const start = async (env: Record<string, string> = {}) => {
+  await stop?.();
+  store = new FaultyStore();
+  t = await startTestApp({ WAIT_MAX_SECONDS: '30', ...env }, undefined, { store });
+  stop = t.close;
+};
+beforeEach(() => start());
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
 });
-afterEach(async () => t.close());
 
 const post = (path: string, user: string, signal?: AbortSignal) =>
   fetch(`${t.url}${path}`, {
@@ -16,6 +26,8 @@ const post = (path: string, user: string, signal?: AbortSignal) =>
     ...(signal ? { signal } : {}),
   });
 const state = () => t.service.state('retrospective');
+const line = () => (t.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
+const holder = () => t.store.cached('retrospective')?.state.holder;
 const until = async (done: () => boolean) => {
   await expect.poll(done, { timeout: 5000, interval: 10 }).toBe(true);
 };
@@ -107,28 +119,11 @@ describe('avail?wait=', () => {
 });
 
 describe('the line under faults', () => {
-  let f: Awaited<ReturnType<typeof startTestApp<FaultyStore>>>;
-  let store: FaultyStore;
-  beforeEach(async () => {
-    store = new FaultyStore();
-    f = await startTestApp({ WAIT_MAX_SECONDS: '30' }, undefined, { store });
-  });
-  afterEach(async () => f.close());
-
-  const ask = (path: string, user: string, signal?: AbortSignal) =>
-    fetch(`${f.url}${path}`, {
-      method: 'POST',
-      headers: { Username: user, Accept: 'application/json' },
-      ...(signal ? { signal } : {}),
-    });
-  const line = () => (f.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
-  const holder = () => f.store.cached('retrospective')?.state.holder;
-
   it('answers a waiter whose time runs out while the Lease is missing (503), and one who leaves then', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const bob = ask('/retrospective/avail?wait=1', 'bob');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=1', 'bob');
     const gone = new AbortController();
-    const carol = ask('/retrospective/avail?wait=10', 'carol', gone.signal).catch(() => 'left');
+    const carol = post('/retrospective/avail?wait=10', 'carol', gone.signal).catch(() => 'left');
     await until(() => line().length === 2);
     store.hide('retrospective'); // kubectl delete lease, the controller not there yet
     gone.abort();
@@ -137,23 +132,23 @@ describe('the line under faults', () => {
     expect(answer.status).toBe(503);
     expect(await answer.json()).toMatchObject({ error: 'not_provisioned' });
     await store.restore('retrospective');
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
   });
 
   it('puts back a waiter whose entry was dropped, and serves it when the lock is free', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
     await until(() => line().length === 1);
     // Another replica judged the entry lapsed (an outage, a stalled event loop) and dropped it.
     await store.rewrite('retrospective', (s) => ({ ...s, queue: undefined }));
     await until(() => line().join() === 'bob');
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
     expect(await (await bob).json()).toMatchObject({ status: 'granted', holder: 'bob' });
   });
 
   it('serves a waiter after its Lease was deleted and made again (empty, with a higher token)', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
     await until(() => line().length === 1);
     store.hide('retrospective');
     await store.restore('retrospective', (s) => ({
@@ -167,58 +162,58 @@ describe('the line under faults', () => {
   });
 
   it('hands back, retrying until it succeeds, a grant that landed as its caller left', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     const gone = new AbortController();
-    const bob = ask('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
+    const bob = post('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
     await until(() => line().length === 1);
     // Bob's grant is slow to be answered; he leaves meanwhile; the first hand-backs fail.
     store.latencyMs = 150;
     let failures = 0;
     store.failWrite = (next) => next.releasedBy === 'bob' && failures++ < 3;
-    const released = ask('/retrospective/release', 'ana');
+    const released = post('/retrospective/release', 'ana');
     await until(() => holder() === undefined || holder() === 'bob');
     gone.abort();
     expect(await bob).toBe('left');
     expect((await released).status).toBe(200);
     await expect.poll(() => failures, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
     await until(() => holder() === undefined);
-    expect(f.store.cached('retrospective')?.state).toMatchObject({ releasedBy: 'bob' });
+    expect(t.store.cached('retrospective')?.state).toMatchObject({ releasedBy: 'bob' });
   });
 
   it('answers a waiter whose grant landed though its answer was lost', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const bob = ask('/retrospective/avail?wait=20', 'bob');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
     await until(() => line().length === 1);
     store.loseAnswer = (next) => next.holder === 'bob';
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
     const answer = await bob;
     expect(answer.status).toBe(200);
     expect(await answer.json()).toMatchObject({ holder: 'bob', token: 2 });
   });
 
   it('gives one user one place in a line (429), whichever route they wait on', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const first = ask('/retrospective/avail?wait=20', 'bob');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const first = post('/retrospective/avail?wait=20', 'bob');
     await until(() => line().length === 1);
-    const again = await ask('/locks/retrospective/avail?wait=20', 'bob');
+    const again = await post('/locks/retrospective/avail?wait=20', 'bob');
     expect(again.status).toBe(429);
     expect(await again.json()).toMatchObject({ error: 'waiting_limit' });
     expect(line()).toEqual(['bob']);
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
     expect((await first).status).toBe(200);
   });
 
   it('joins a burst of 40 waiters in a number of writes linear in them, and the holder still releases', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     store.latencyMs = 3; // writers overlap and conflict, as against an API server
     store.writes = 0;
     const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
-    const waits = users.map((u) => ask('/retrospective/avail?wait=20', u));
+    const waits = users.map((u) => post('/retrospective/avail?wait=20', u));
     await until(() => line().length === 40);
     const joinWrites = store.writes;
     console.info(`40 waiters joined in ${joinWrites} writes`);
     expect(joinWrites).toBeLessThan(40);
-    const release = await ask('/retrospective/release', 'ana');
+    const release = await post('/retrospective/release', 'ana');
     expect(release.status).toBe(200);
     // Each hands it on at once; every waiter is served exactly once, in line order.
     const order: string[] = [];
@@ -227,21 +222,21 @@ describe('the line under faults', () => {
         const answer = await w;
         expect(answer.status).toBe(200);
         order.push(users[i]!);
-        expect((await ask('/retrospective/release', users[i]!)).status).toBe(200);
+        expect((await post('/retrospective/release', users[i]!)).status).toBe(200);
       }),
     );
     expect(order).toHaveLength(40);
   }, 30_000);
 
   it('refuses waits once the room has stopped (the replica is shutting down)', async () => {
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    await f.app.room.stop();
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    await t.app.room.stop();
     const started = performance.now();
-    const bob = await ask('/retrospective/avail?wait=10', 'bob');
+    const bob = await post('/retrospective/avail?wait=10', 'bob');
     expect(bob.status).toBe(503);
     expect(await bob.json()).toMatchObject({ error: 'shutting_down' });
     expect(performance.now() - started).toBeLessThan(2000);
-    const zoe = await openSocket(f.url, { user: 'zoe' });
+    const zoe = await openSocket(t.url, { user: 'zoe' });
     zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 10, id: 'z' }));
     expect(await zoe.next('reply')).toMatchObject({ id: 'z', ok: false, error: 'shutting_down' });
     zoe.close();
@@ -249,26 +244,11 @@ describe('the line under faults', () => {
 });
 
 describe('the line under faults, as a reviewer tried it', () => {
-  let f: Awaited<ReturnType<typeof startTestApp<FaultyStore>>>;
-  let store: FaultyStore;
-  const start = async (env: Record<string, string> = {}) => {
-    store = new FaultyStore();
-    f = await startTestApp({ WAIT_MAX_SECONDS: '30', ...env }, undefined, { store });
-  };
-  afterEach(async () => f.close());
-  const ask = (path: string, user: string, signal?: AbortSignal) =>
-    fetch(`${f.url}${path}`, {
-      method: 'POST',
-      headers: { Username: user, Accept: 'application/json' },
-      ...(signal ? { signal } : {}),
-    });
-  const line = () => (f.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
-
   it('answers a dropped waiter that finds no place to come back to, without rewriting the line again and again', async () => {
     await start({ WAIT_QUEUE_MAX: '2' });
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const bob = ask('/retrospective/avail?wait=20', 'bob');
-    const carol = ask('/retrospective/avail?wait=20', 'carol');
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
+    const carol = post('/retrospective/avail?wait=20', 'carol');
     await until(() => line().length === 2);
     // Bob's entry lapsed (another replica dropped it) and eve, waiting on another replica, took
     // the last place meanwhile.
@@ -293,37 +273,34 @@ describe('the line under faults, as a reviewer tried it', () => {
     expect(store.writes).toBeLessThan(5);
     expect(line()).toEqual(['carol', 'eve']);
     await store.rewrite('retrospective', (s) => ({ ...s, queue: s.queue?.slice(0, 1) }));
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
     expect((await carol).status).toBe(200);
   });
 
   it('hands back a grant whose caller hung up while it was being written (no wait)', async () => {
-    await start();
     store.latencyMs = 200;
     const gone = new AbortController();
-    const bob = ask('/retrospective/avail', 'bob', gone.signal).catch(() => 'left');
+    const bob = post('/retrospective/avail', 'bob', gone.signal).catch(() => 'left');
     await new Promise((r) => setTimeout(r, 50));
     gone.abort();
     expect(await bob).toBe('left');
-    await until(() => f.store.cached('retrospective')?.state.releasedBy === 'bob');
-    expect(f.store.cached('retrospective')?.state.holder).toBeUndefined();
+    await until(() => t.store.cached('retrospective')?.state.releasedBy === 'bob');
+    expect(t.store.cached('retrospective')?.state.holder).toBeUndefined();
   });
 
   it('takes out an entry whose join was written though its answer was lost', async () => {
-    await start();
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     store.loseAnswer = (next) => (next.queue ?? []).some((w) => w.user === 'bob');
-    const bob = await ask('/retrospective/avail?wait=20', 'bob');
+    const bob = await post('/retrospective/avail?wait=20', 'bob');
     expect(bob.status).toBe(503);
     store.loseAnswer = undefined;
     await until(() => line().length === 0);
   });
 
   it('writes a leave that failed during an outage once the API server answers again', async () => {
-    await start();
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     const gone = new AbortController();
-    const bob = ask('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
+    const bob = post('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
     await until(() => line().join() === 'bob');
     store.failWrite = (next) => next.holder === 'ana' && !(next.queue ?? []).length;
     gone.abort();
@@ -336,13 +313,62 @@ describe('the line under faults, as a reviewer tried it', () => {
   });
 
   it('cuts a WebSocket wait to WAIT_MAX_SECONDS rather than closing the socket', async () => {
-    await start();
-    expect((await ask('/retrospective/avail', 'ana')).status).toBe(200);
-    const zoe = await openSocket(f.url, { user: 'zoe' });
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const zoe = await openSocket(t.url, { user: 'zoe' });
     zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 86_400, id: 'z' }));
     expect(await zoe.next('queue')).toMatchObject({ waiting: [{ user: 'zoe' }] });
-    expect((await ask('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
     expect(await zoe.next('reply')).toMatchObject({ id: 'z', ok: true, status: 'granted' });
     zoe.close();
+  });
+});
+
+describe('a hand-back and a new request of the same user', () => {
+  it("leaves the hold to the user's new request when it claimed the hold first", async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const first = new AbortController();
+    const bob = post('/retrospective/avail?wait=20', 'bob', first.signal).catch(() => 'left');
+    await until(() => line().join() === 'bob');
+    const [waiter] = t.store.cached('retrospective')?.state.queue ?? [];
+    // Bob's grant is slow to land; he gives up meanwhile and asks again at once.
+    const grant = store.gate((next) => next.holder === 'bob' && next.grantedTo === waiter?.id);
+    const handBack = store.gate((next) => next.releasedBy === 'bob');
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    await until(() => store.held === 1);
+    first.abort();
+    expect(await bob).toBe('left');
+    // Once the replica has seen him go (before that, it would answer him the grant).
+    await until(() => t.app.room.size === 0);
+    grant();
+    await until(() => holder() === 'bob');
+    // His new request is told he holds the lock: the hold is his again...
+    const again = await post('/retrospective/avail', 'bob');
+    expect(await again.json()).toMatchObject({ status: 'renewed', holder: 'bob', token: 2 });
+    // ...so the hand-back of the grant to the request he left finds it claimed, and leaves it.
+    handBack();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(holder()).toBe('bob');
+    const change = await fetch(`${t.url}/retrospective/change`, {
+      method: 'POST',
+      headers: { Username: 'bob', 'If-Match': '2', Retrospective: 'mine' },
+    });
+    expect(change.status).toBe(200);
+  });
+
+  it('hands back the grant when no new request claimed it', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const first = new AbortController();
+    const bob = post('/retrospective/avail?wait=20', 'bob', first.signal).catch(() => 'left');
+    await until(() => line().join() === 'bob');
+    const grant = store.gate((next) => next.holder === 'bob');
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    await until(() => store.held === 1);
+    first.abort();
+    expect(await bob).toBe('left');
+    // Once the replica has seen him go (before that, it would answer him the grant).
+    await until(() => t.app.room.size === 0);
+    grant();
+    await until(() => t.store.cached('retrospective')?.state.releasedBy === 'bob');
+    expect(holder()).toBeUndefined();
   });
 });

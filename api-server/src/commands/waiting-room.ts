@@ -117,10 +117,17 @@ export class WaitingRoom {
   ): Promise<MutationResult | Refused> {
     if (this.stopped) return shuttingDown();
     const { service, clock, ttlMs } = this.options;
-    const first = await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds });
+    // The request's own id: the hold is recorded as granted to it, and its place in line has it.
+    const id = randomUUID();
+    const first = await service.execute(lock, {
+      kind: 'avail',
+      user,
+      holdTimeoutSeconds,
+      claim: id,
+    });
     if (first.ok && first.outcome === 'granted' && signal.aborted) {
       // The caller hung up while its grant was being written: nobody is there to hold it.
-      this.handBack(lock, user, first.state.token);
+      this.handBack(lock, user, first.state.token, id);
       return first;
     }
     if (first.ok || seconds <= 0 || !['locked', 'queued'].includes(first.refusal.code))
@@ -130,7 +137,7 @@ export class WaitingRoom {
     if (this.isStopped()) return shuttingDown();
     const now = clock();
     const waiter: Waiter = {
-      id: randomUUID(),
+      id,
       user,
       since: now,
       expires: new Date(now.getTime() + ttlMs),
@@ -378,6 +385,7 @@ export class WaitingRoom {
         user: entry.user,
         holdTimeoutSeconds: entry.holdTimeoutSeconds,
         waiter: entry.id,
+        claim: entry.id,
       });
     } catch (error) {
       // An unknown outcome: the watch shows whether the grant landed (grantedTo is ours).
@@ -391,7 +399,7 @@ export class WaitingRoom {
     if (phaseOf(entry) === 'done') {
       // The caller left while we took it: they never get it.
       this.left.delete(entry.id);
-      return this.handBack(lock, entry.user, result.state.token);
+      return this.handBack(lock, entry.user, result.state.token, entry.id);
     }
     this.granted(entry, state, result);
   }
@@ -406,7 +414,7 @@ export class WaitingRoom {
     const gone = this.left.get(id);
     if (gone && gone.user === state.holder) {
       this.left.delete(id);
-      this.handBack(lock, gone.user, state.token);
+      this.handBack(lock, gone.user, state.token, id);
     }
   }
 
@@ -422,17 +430,20 @@ export class WaitingRoom {
   }
 
   /**
-   * Releases a hold granted to a caller who left, pinned to its token; retried (backing off) until
-   * it succeeds or the hold is no longer that caller's, so nobody gone keeps the lock.
+   * Releases a hold granted to a request whose caller left, pinned to its token and to the
+   * request (`claim`): if another request of the same user claimed the hold meanwhile (it asked
+   * again and was told it holds it), the hold is theirs and stays. Retried (backing off) until it
+   * succeeds or the hold is no longer that request's, so nobody gone keeps the lock.
    */
-  private handBack(lock: string, user: string, token: number): void {
+  private handBack(lock: string, user: string, token: number, claim: string): void {
     const { service, logger } = this.options;
     const attempt = async (delay: number): Promise<void> => {
       try {
         // Released, or refused because the hold is no longer that caller's: either way, done.
-        await this.serial.run(lock, () =>
-          service.execute(lock, { kind: 'release', user, ifMatch: token }),
+        const result = await this.serial.run(lock, () =>
+          service.execute(lock, { kind: 'release', user, ifMatch: token, claim }),
         );
+        if (result.ok) logger.info({ lock, user, token }, 'handed back a grant its caller left');
         return;
       } catch (error) {
         logger.warn({ err: error, lock, user, token }, 'could not hand back a grant; retrying');

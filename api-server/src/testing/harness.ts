@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { LockService, MemoryStore, type LockStore } from '@retrospective/lock';
+import { LockService, MemoryStore, type HistoryStore, type LockStore } from '@retrospective/lock';
 import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
 import { buildApp } from '../app.js';
 import {
@@ -21,9 +21,10 @@ import { createMetrics } from '../metrics.js';
 export async function startTestApp<S extends LockStore = MemoryStore>(
   env: Record<string, string> = {},
   reviewer?: Reviewer,
-  options: { store?: S } = {},
+  options: { store?: S; history?: HistoryStore } = {},
 ) {
   const config = loadConfig({ NAMESPACE: 'test', ...env });
+  const history = options.history;
   const store = options.store ?? (new MemoryStore() as LockStore as S);
   await store.ensure(config.LOCKS);
   const metrics = createMetrics({ locks: config.LOCKS });
@@ -47,6 +48,7 @@ export async function startTestApp<S extends LockStore = MemoryStore>(
     logger,
     lifecycle,
     ...(auth ? { auth } : {}),
+    ...(history ? { history: (lock: string) => history.list(lock) } : {}),
   });
   app.start();
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });

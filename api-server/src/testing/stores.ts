@@ -17,10 +17,13 @@ export class FaultyStore implements LockStore {
   latencyMs = 0;
   reads = 0;
   writes = 0;
+  /** Writes waiting at a gate now. */
+  held = 0;
   /** Writes this returns true for fail as if the API server were unreachable (nothing written). */
   failWrite: ((next: LockState) => boolean) | undefined;
   /** Writes this returns true for are made, but their answer is lost (a timeout after the write). */
   loseAnswer: ((next: LockState) => boolean) | undefined;
+  private readonly gates: { match: (next: LockState) => boolean; open: Promise<void> }[] = [];
   private readonly hidden = new Set<string>();
   private readonly listeners = new Set<ChangeListener>();
 
@@ -47,9 +50,22 @@ export class FaultyStore implements LockStore {
     return this.cached(name);
   }
 
+  /** Holds back the writes `match` picks until the returned function is called. */
+  gate(match: (next: LockState) => boolean): () => void {
+    let open = () => undefined as unknown;
+    this.gates.push({ match, open: new Promise<void>((resolve) => (open = resolve)) });
+    return () => void open();
+  }
+
   async replace(next: LockState, base: Versioned): Promise<Versioned | 'conflict'> {
     this.writes++;
     await this.pause();
+    for (const gate of this.gates) {
+      if (!gate.match(next)) continue;
+      this.held++;
+      await gate.open;
+      this.held--;
+    }
     if (this.hidden.has(next.name)) return 'conflict';
     if (this.failWrite?.(next)) throw new StoreUnavailableError('the API server is unreachable');
     const written = await this.inner.replace(next, base);

@@ -10,7 +10,7 @@ export const annotations = {
   releasedAt: `${prefix}released-at`,
   releaseReason: `${prefix}release-reason`,
   queue: `${prefix}queue`,
-  grantedTo: `${prefix}granted-waiter`,
+  grantedTo: `${prefix}granted-to`,
 } as const;
 
 /** Kubernetes' limit on an object's annotations, keys and values together (apimachinery). */

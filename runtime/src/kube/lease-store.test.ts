@@ -154,16 +154,22 @@ describe('the Lease store', () => {
   });
 });
 
+/** A started LeaseStore of the lock `retrospective` on the scripted API server `on`. */
+async function storeOn(on: Server): Promise<LeaseStore> {
+  server = on;
+  const started = new LeaseStore({
+    kubeConfig: await loopbackKubeConfig(on),
+    namespace: 'default',
+    locks: ['retrospective'],
+  });
+  await started.start();
+  return started;
+}
+
 describe('the Lease store under a racing watch', () => {
   it('never lets its own write, answered late, hide a newer state the watch already delivered', async () => {
     const api = apiserver(initialLease());
-    server = api.server;
-    store = new LeaseStore({
-      kubeConfig: await loopbackKubeConfig(api.server),
-      namespace: 'default',
-      locks: ['retrospective'],
-    });
-    await store.start();
+    store = await storeOn(api.server);
     let answer: () => void = () => undefined;
     api.holdWrites(new Promise<void>((resolve) => (answer = resolve)));
     const service = new LockService({ store, locks: ['retrospective'] });
@@ -188,13 +194,7 @@ describe('the Lease store under a racing watch', () => {
 
   it('refuses a write its Lease could not hold before sending it, and names a 422 as such', async () => {
     const api = apiserver(initialLease());
-    server = api.server;
-    store = new LeaseStore({
-      kubeConfig: await loopbackKubeConfig(api.server),
-      namespace: 'default',
-      locks: ['retrospective'],
-    });
-    await store.start();
+    store = await storeOn(api.server);
     const service = new LockService({ store, locks: ['retrospective'] });
     await service.execute('retrospective', { kind: 'avail', user: 'ana' });
     const huge = 'x'.repeat(257 * 1024);
