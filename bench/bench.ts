@@ -55,8 +55,7 @@ async function main() {
   try {
     await step(1, () => w.checkThroughput(ctx));
     await step(2, () => w.cycleLatency(ctx));
-    if ([3, 4, 6].some(wanted))
-      pair = await w.replicas(ctx, await w.namespace(ctx, 'pair'), 2);
+    if ([3, 4, 6].some(wanted)) pair = await w.replicas(ctx, await w.namespace(ctx, 'pair'), 2);
     await step(3, () => w.handoverGap(ctx, pair));
     await step(4, () => w.fairness(ctx, pair));
     await step(5, () => w.fanOut(ctx));

@@ -129,7 +129,12 @@ describe('waiting in line (avail?wait=) across two api-server replicas', () => {
             .map((r) => r.output())
             .join('\n')
             .split('\n')
-            .filter((l) => unexplained.some((o) => l.includes(`"${o.client}"`) || l.includes(`"token":${o.token}`)) || /handed back|could not/.test(l))
+            .filter(
+              (l) =>
+                unexplained.some(
+                  (o) => l.includes(`"${o.client}"`) || l.includes(`"token":${o.token}`),
+                ) || /handed back|could not/.test(l),
+            )
             .join('\n'),
         );
       expect(unexplained).toEqual([]);
