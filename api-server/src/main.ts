@@ -32,7 +32,13 @@ function main(): void {
     ? leaseStoreFor(kubeConfig, config, metrics)
     : new MemoryStore();
   const history = kubeConfig
-    ? new WatchedHistory({ kubeConfig, namespace, locks, observe })
+    ? new WatchedHistory({
+        kubeConfig,
+        namespace,
+        locks,
+        observe,
+        watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
+      })
     : undefined;
   if (!kubeConfig)
     logger.warn(

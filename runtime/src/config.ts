@@ -66,6 +66,11 @@ export const commonShape = {
   HELD_TOO_LONG_SECONDS: int(1, 30 * 24 * 3600).default(900),
   HISTORY_SIZE: int(1, 500).default(50),
   KUBE_REQUEST_TIMEOUT_SECONDS: int(1, 120).default(5),
+  /**
+   * How long the API server keeps each watch open before ending it; the watch then resumes from
+   * where it was. Below client-node's 30 s idle cut-off, so idle watches end cleanly.
+   */
+  KUBE_WATCH_TIMEOUT_SECONDS: int(1, 29).default(25),
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 300).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { checkHistory, type ReleaseFrame } from '../support/history.ts';
-import { raceForTheLock, summary } from '../support/workload.ts';
+import { raceForTheLock, raceGrants, summary } from '../support/workload.ts';
 import { cluster, createNamespace, kubectl } from '../support/kube.ts';
 import { startApiServer, type Service } from '../support/processes.ts';
 
 const clients = 50;
-const durationMs = 20_000;
 
 describe('two api-server replicas on the Lease backend', () => {
   let namespace: string;
@@ -49,7 +48,12 @@ describe('two api-server replicas on the Lease backend', () => {
     async () => {
       const sockets = await Promise.all(replicas.map((r) => openSocket(r.url)));
       const pick = () => replicas[Math.floor(Math.random() * replicas.length)]!.url;
-      const workload = await raceForTheLock({ clients, durationMs, url: pick });
+      const workload = await raceForTheLock({
+        clients,
+        durationMs: 60_000,
+        grants: raceGrants,
+        url: pick,
+      });
       const { ops } = workload;
       console.info(summary(workload));
 

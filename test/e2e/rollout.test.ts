@@ -8,10 +8,13 @@ import { raceForTheLock, summary } from '../support/workload.ts';
 
 const clients = 50;
 const viewers = 100;
-/** The balancer drops a terminating backend this long after it was told (an endpoint update). */
-const endpointLagMs = 2000;
-/** And the api-server keeps serving this long after SIGTERM. */
-const drain = { DRAIN_DELAY_SECONDS: '5', SHUTDOWN_TIMEOUT_SECONDS: '15' };
+/**
+ * The balancer drops a terminating backend this long after it was told (an endpoint update), and
+ * the api-server keeps serving longer than that after SIGTERM. The chart's 5 s drain delay against
+ * a proxy's second or two is the same race, scaled down so a rollout of two replicas takes seconds.
+ */
+const endpointLagMs = 1000;
+const drain = { DRAIN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '15' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a rolling restart of both api-servers behind a load balancer', () => {
@@ -39,9 +42,16 @@ describe('a rolling restart of both api-servers behind a load balancer', () => {
       const watchers = Array.from({ length: viewers }, () => new ResumingClient(url));
       await Promise.all(watchers.map((w) => w.start()));
 
-      const racing = raceForTheLock({ clients, durationMs: 40_000, url: () => url });
+      // The load lasts as long as the rollout, and two seconds after it.
+      const rolledOut = Promise.withResolvers<undefined>();
+      const racing = raceForTheLock({
+        clients,
+        durationMs: 120_000,
+        until: rolledOut.promise,
+        url: () => url,
+      });
       for (let i = 0; i < replicas.length; i++) {
-        await sleep(4000);
+        await sleep(2000);
         const old = replicas[i]!;
         // As a pod's deletion does: SIGTERM now, the endpoint removed a little later.
         balancer.remove(i, endpointLagMs);
@@ -54,6 +64,8 @@ describe('a rolling restart of both api-servers behind a load balancer', () => {
         });
         balancer.add(i);
       }
+      await sleep(2000);
+      rolledOut.resolve(undefined);
       const workload = await racing;
       await sleep(2000); // the last releases reach every viewer
       for (const w of watchers) w.stop();

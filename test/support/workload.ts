@@ -2,9 +2,23 @@ import type { Op } from './history.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Grants a race workload runs to: enough for 50 clients on two replicas to collide many times, so
+ * a check-then-act gap shows at once (test/e2e/race-checker.test.ts proves it on a broken build).
+ */
+export const raceGrants = 100;
+
 export interface WorkloadOptions {
   readonly clients: number;
+  /** The workload stops at this deadline, or earlier (see `grants`, `until`). */
   readonly durationMs: number;
+  /**
+   * Stops once this many grants were answered: a bound by operations rather than by time, so the
+   * same workload proves the same thing on a fast or a slow machine.
+   */
+  readonly grants?: number;
+  /** Stops once this resolves (say, when the faults a test injects are over). */
+  readonly until?: Promise<unknown>;
   /** The base URL for each request (a replica, or the Ingress). */
   readonly url: () => string;
   /** Extra headers on every request (e.g. a Host for an Ingress rule). */
@@ -70,6 +84,11 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
   const { clients, durationMs, url, headers = {}, timeoutMs = 10_000, waitSeconds } = options;
   const ops: Op[] = [];
   const deadline = Date.now() + durationMs;
+  let stopped = false;
+  void options.until?.then(() => (stopped = true));
+  let granted = 0;
+  const going = () =>
+    !stopped && Date.now() < deadline && (options.grants === undefined || granted < options.grants);
   const request = (
     client: string,
     kind: Op['kind'],
@@ -88,7 +107,7 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
     Array.from({ length: clients }, async (_, i) => {
       const client = `client-${i}`;
       const wait = waitSeconds?.(i) ?? 0;
-      while (Date.now() < deadline) {
+      while (going()) {
         const grant = await request(client, 'avail', {}, {}, wait);
         if (grant.status !== 200 || grant.token === undefined) {
           // 429: over the per-user rate limit; back off as Retry-After (at least 1 s) asks.
@@ -96,6 +115,7 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
           continue;
         }
         const token = grant.token;
+        granted++;
         const ifMatch = { 'If-Match': String(token) };
         for (let j = 0; j < 1 + Math.floor(Math.random() * 3); j++) {
           const content = `${client} token ${token} edit ${j}`;

@@ -165,6 +165,7 @@ export interface WatchedHistoryOptions {
   readonly namespace: string;
   readonly locks: readonly string[];
   readonly observe?: KubeObserver | undefined;
+  readonly watchTimeoutSeconds?: number | undefined;
 }
 
 /**
@@ -191,6 +192,7 @@ export class WatchedHistory {
         list: (o) => api.listNamespacedConfigMap({ namespace, fieldSelector }, o),
         fieldSelector,
         observe: options.observe ?? ignoreCalls,
+        watchTimeoutSeconds: options.watchTimeoutSeconds,
       });
       this.informers.set(lock, informer);
     }

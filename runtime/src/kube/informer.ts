@@ -24,6 +24,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly onRestart?: ((reason: 'gone' | 'error') => void) | undefined;
   /** Longest wait between attempts while the API server is unreachable. */
   readonly maxBackoffMs?: number | undefined;
+  /** How long the API server keeps one watch open before it ends it (the watch then resumes). */
+  readonly watchTimeoutSeconds?: number | undefined;
   readonly requestTimeoutMs?: number | undefined;
 }
 
@@ -200,7 +202,7 @@ export class Informer<T extends KubernetesObject> {
       const query = {
         resourceVersion,
         allowWatchBookmarks: true,
-        timeoutSeconds: 25,
+        timeoutSeconds: this.options.watchTimeoutSeconds ?? 25,
         ...(labelSelector ? { labelSelector } : {}),
         ...(fieldSelector ? { fieldSelector } : {}),
       };

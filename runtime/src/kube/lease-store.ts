@@ -23,6 +23,7 @@ export interface LeaseStoreOptions {
   readonly observe?: KubeObserver | undefined;
   readonly onWatchRestart?: ((reason: string) => void) | undefined;
   readonly requestTimeoutMs?: number | undefined;
+  readonly watchTimeoutSeconds?: number | undefined;
 }
 
 /**
@@ -58,6 +59,7 @@ export class LeaseStore implements LockStore {
         observe: this.observe,
         onRestart: options.onWatchRestart,
         requestTimeoutMs: options.requestTimeoutMs,
+        watchTimeoutSeconds: options.watchTimeoutSeconds,
       });
       informer.on((event) => this.changed(event));
       return informer;
@@ -204,7 +206,12 @@ function olderThan(a: string | undefined, b: string): boolean {
 /** The Lease store of a process: its configured namespace and locks, reporting to `metrics`. */
 export function leaseStoreFor(
   kubeConfig: KubeConfig,
-  config: { NAMESPACE: string; LOCKS: readonly string[]; KUBE_REQUEST_TIMEOUT_SECONDS: number },
+  config: {
+    NAMESPACE: string;
+    LOCKS: readonly string[];
+    KUBE_REQUEST_TIMEOUT_SECONDS: number;
+    KUBE_WATCH_TIMEOUT_SECONDS: number;
+  },
   metrics: KubeMetrics,
 ): LeaseStore {
   return new LeaseStore({
@@ -214,5 +221,6 @@ export function leaseStoreFor(
     observe: kubeObserver(metrics),
     onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
     requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+    watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
   });
 }
