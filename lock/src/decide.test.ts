@@ -232,15 +232,21 @@ describe('decide: the waiting line', () => {
     // The same request renewing soon after: nothing to write.
     const same = decide(hold, { kind: 'avail', user: 'ana', claim: 'r1' }, later(10));
     expect(same.ok && same.next).toBe(hold);
-    // Another request of ana's: a write, even that soon, so the hold is now that request's.
+    // Another request of ana's: a write, even that soon, so the hold is no longer r1's alone.
     const claimed = decide(hold, { kind: 'avail', user: 'ana', claim: 'r2' }, later(10));
-    expect(claimed).toMatchObject({ ok: true, outcome: 'renewed', next: { grantedTo: 'r2' } });
+    expect(claimed).toMatchObject({ ok: true, outcome: 'renewed', next: { grantedTo: undefined } });
     const now = claimed.ok ? claimed.next : hold;
-    // A hand-back pinned to the request that left no longer applies; one for the claimant does.
+    // Claimed once: later renewals by yet other requests coalesce again.
+    const third = decide(now, { kind: 'avail', user: 'ana', claim: 'r3' }, later(20));
+    expect(third.ok && third.next).toBe(now);
+    // A hand-back pinned to the request that left no longer applies; ana's own release does.
     const release = { kind: 'release', user: 'ana', ifMatch: 5 } as const;
     expect(outcome(now, { ...release, claim: 'r1' })).toBe('superseded');
-    expect(outcome(now, { ...release, claim: 'r2' })).toBe('released');
     expect(outcome(now, release)).toBe('released');
+    // A waiter of ana's taking the lock she already holds only renews: it claims nothing.
+    const take = decide(hold, { kind: 'avail', user: 'ana', waiter: 'w', claim: 'w' }, later(10));
+    expect(take.ok && take.outcome).toBe('renewed');
+    expect(take.ok && take.next).toBe(hold);
   });
 
   it('lets the holder renew while others wait', () => {

@@ -16,9 +16,10 @@ export type Command =
       /** Set when a waiter at the head of the line takes the lock it waited for. */
       readonly waiter?: string | undefined;
       /**
-       * The request asking (a waiter's id, or one of its own): the hold is recorded as granted to
-       * it, and a renewal by another request of the same user claims the hold for that one. A
-       * hand-back pinned to a request that left then finds the hold claimed and leaves it alone.
+       * The request asking (a waiter's id, or one of its own): a grant is recorded as granted to
+       * it, and a renewal by another request of the same user claims the hold (the record is
+       * cleared, once). A hand-back pinned to a request that left then finds the hold claimed and
+       * leaves it alone.
        */
       readonly claim?: string | undefined;
     }
@@ -186,15 +187,22 @@ export function decide(
         });
       }
       if (state.holder !== command.user) return refuse('locked', state);
-      // Another request of the holder's renews: it claims the hold, whatever the time.
-      const claims = command.claim !== undefined && command.claim !== state.grantedTo;
+      // Another request of the holder's renews a hold still recorded as granted to one request:
+      // it claims the hold for whichever request of theirs is still there, whatever the time, so
+      // a hand-back pinned to the request that was granted it (and left) leaves it alone. Only a
+      // plain avail claims: a waiter's take of a lock its user already holds is only a renewal.
+      const claims =
+        command.claim !== undefined &&
+        command.waiter === undefined &&
+        state.grantedTo !== undefined &&
+        command.claim !== state.grantedTo;
       const recent = state.renewedAt && now.getTime() - state.renewedAt.getTime() < renewCoalesceMs;
       // Returning `state` itself tells the store there is nothing to write.
       if (recent && !claims) return apply('renewed', state);
       return apply('renewed', {
         ...state,
         renewedAt: now,
-        grantedTo: claims ? command.claim : state.grantedTo,
+        grantedTo: claims ? undefined : state.grantedTo,
       });
     }
     case 'change': {

@@ -52,8 +52,9 @@ export interface LockState {
   /** Callers waiting for the lock, oldest first (entries past `expires` no longer count). */
   readonly queue?: readonly Waiter[] | undefined;
   /**
-   * The request the current hold was granted to, or last claimed by (a waiter's id, or the id a
-   * request of its own carried; undefined for holds granted before this was recorded).
+   * The request the current hold was granted to (a waiter's id, or the id a request of its own
+   * carried), until another request of the holder claims it by renewing; undefined then, and for
+   * holds granted before this was recorded.
    */
   readonly grantedTo?: string | undefined;
 }

@@ -74,3 +74,23 @@ describe('renewal counts', () => {
     expect(sightings.liveness(state(after))(after)).toBe(false);
   });
 });
+
+describe('entries of replicas of two versions', () => {
+  it('take an entry rewritten without its renewal count (or given one again) for renewed', () => {
+    let now = 0;
+    const sightings = new LineSightings(() => now);
+    sightings.observe(state({ ...waiter('w1', wall), beat: 7 }));
+    now = 2_000;
+    // A replica that keeps no count rewrote the line: the entry lost its count.
+    const stripped = { ...waiter('w1', wall), beat: undefined };
+    sightings.observe(state(stripped));
+    now = 4_500;
+    expect(sightings.liveness(state(stripped))(stripped)).toBe(true);
+    // Its own replica renews it again, with a count.
+    const renewed = { ...waiter('w1', wall), beat: 8 };
+    now = 4_600;
+    sightings.observe(state(renewed));
+    now = 7_000;
+    expect(sightings.liveness(state(renewed))(renewed)).toBe(true);
+  });
+});

@@ -5,8 +5,15 @@ export const defaultWaiterTtlSeconds = 15;
 
 const ttlMs = (waiter: Waiter) => (waiter.ttlSeconds ?? defaultWaiterTtlSeconds) * 1000;
 
-/** Orders an entry's renewals: by its renewal count, or by `expires` for entries without one. */
-const renewalOf = (waiter: Waiter) => waiter.beat ?? waiter.expires.getTime();
+/**
+ * An entry's renewal, to compare with the last one seen: its renewal count, or `expires` for
+ * entries written by replicas that keep no count (a rolling upgrade can mix the two: a change from
+ * one kind to the other counts as a renewal).
+ */
+const renewalOf = (waiter: Waiter) =>
+  waiter.beat !== undefined
+    ? { kind: 'beat' as const, value: waiter.beat }
+    : { kind: 'expires' as const, value: waiter.expires.getTime() };
 
 /**
  * When this process last saw each waiter's entry renewed, by its own monotonic clock. An entry
@@ -16,21 +23,27 @@ const renewalOf = (waiter: Waiter) => waiter.beat ?? waiter.expires.getTime();
  */
 export class LineSightings {
   /** Per lock, per waiter id: the latest renewal seen and when it was first seen. */
-  private readonly seen = new Map<string, Map<string, { renewal: number; at: number }>>();
+  private readonly seen = new Map<
+    string,
+    Map<string, { renewal: ReturnType<typeof renewalOf>; at: number }>
+  >();
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Records the entries of `state`; an older state seen late changes nothing. */
   observe(state: LockState): void {
     const at = this.now();
-    const lock = this.seen.get(state.name) ?? new Map<string, { renewal: number; at: number }>();
+    const lock =
+      this.seen.get(state.name) ??
+      new Map<string, { renewal: ReturnType<typeof renewalOf>; at: number }>();
     this.seen.set(state.name, lock);
     const present = new Set<string>();
     for (const waiter of state.queue ?? []) {
       present.add(waiter.id);
       const renewal = renewalOf(waiter);
-      const known = lock.get(waiter.id);
-      if (!known || renewal > known.renewal) lock.set(waiter.id, { renewal, at });
+      const known = lock.get(waiter.id)?.renewal;
+      const renewed = !known || known.kind !== renewal.kind || renewal.value > known.value;
+      if (renewed) lock.set(waiter.id, { renewal, at });
     }
     // Entries gone from the line are forgotten once they could no longer count anyway.
     for (const [id, known] of lock)

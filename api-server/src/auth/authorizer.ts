@@ -299,8 +299,9 @@ export function kubernetesAuthorizer(
             `Too many unknown tokens from this address; try again in ${wait} s.`,
             { 'Retry-After': String(wait) },
           );
-        // However many addresses a flood comes from, only so many reviews wait on the API server.
-        if (tokens.reviewing >= maxReviewsInFlight)
+        // However many addresses a flood comes from, only so many reviews wait on the API server
+        // (re-checks of open sockets, paced by their own schedule, are not refused for it).
+        if (!freshness.known && tokens.reviewing >= maxReviewsInFlight)
           throw new HttpError(
             503,
             'auth_unavailable',

@@ -240,6 +240,9 @@ describe('the line under faults', () => {
     zoe.ws.send(JSON.stringify({ type: 'avail', lock: 'retrospective', wait: 10, id: 'z' }));
     expect(await zoe.next('reply')).toMatchObject({ id: 'z', ok: false, error: 'shutting_down' });
     zoe.close();
+    // While it drains, what needs no waiting is still served.
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await post('/retrospective/avail', 'bob')).status).toBe(200);
   });
 });
 
@@ -286,6 +289,15 @@ describe('the line under faults, as a reviewer tried it', () => {
     expect(await bob).toBe('left');
     await until(() => t.store.cached('retrospective')?.state.releasedBy === 'bob');
     expect(t.store.cached('retrospective')?.state.holder).toBeUndefined();
+  });
+
+  it('hands back a plain grant whose answer was lost, once the watch shows it landed', async () => {
+    store.loseAnswer = (next) => next.holder === 'bob';
+    const bob = await post('/retrospective/avail', 'bob');
+    expect(bob.status).toBe(503);
+    store.loseAnswer = undefined;
+    await until(() => t.store.cached('retrospective')?.state.releasedBy === 'bob');
+    expect(holder()).toBeUndefined();
   });
 
   it('takes out an entry whose join was written though its answer was lost', async () => {

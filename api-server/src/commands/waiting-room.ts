@@ -115,16 +115,20 @@ export class WaitingRoom {
     seconds: number,
     signal: AbortSignal,
   ): Promise<MutationResult | Refused> {
-    if (this.stopped) return shuttingDown();
+    // A stopping replica takes no one in line; a plain avail is served while it drains.
+    if (this.stopped && seconds > 0) return shuttingDown();
     const { service, clock, ttlMs } = this.options;
     // The request's own id: the hold is recorded as granted to it, and its place in line has it.
     const id = randomUUID();
-    const first = await service.execute(lock, {
-      kind: 'avail',
-      user,
-      holdTimeoutSeconds,
-      claim: id,
-    });
+    let first: MutationResult;
+    try {
+      first = await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds, claim: id });
+    } catch (error) {
+      // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
+      this.remember(id, lock, user);
+      this.kick(lock);
+      throw error;
+    }
     if (first.ok && first.outcome === 'granted' && signal.aborted) {
       // The caller hung up while its grant was being written: nobody is there to hold it.
       this.handBack(lock, user, first.state.token, id);
@@ -203,7 +207,8 @@ export class WaitingRoom {
     this.unsubscribe?.();
     for (const entry of [...this.pending.values()]) this.giveUp(entry, 'abandoned');
     await Promise.all([...this.writers.values()].map((w) => w.idle()));
-    await Promise.all(this.handBacks);
+    // Hand-backs may start while the writes above finish: wait until none is left.
+    while (this.handBacks.size) await Promise.all(this.handBacks);
   }
 
   private isStopped(): boolean {
@@ -221,7 +226,7 @@ export class WaitingRoom {
         perUser: maxPerUser,
         serial: (fn) => this.serial.run(lock, fn),
         renewals: () => this.renewals(lock),
-        onLeftOut: (ids) => this.leftOut(ids),
+        onLeftOut: (ids, line) => this.leftOut(ids, line),
         onError: (error) =>
           this.failures.warn('could not write the waiting line', { err: error, lock }),
       });
@@ -234,8 +239,10 @@ export class WaitingRoom {
   private renewals(lock: string): Waiter[] {
     const now = this.options.clock().getTime();
     const ttlMs = this.options.ttlMs;
+    // A waiter the lock was granted to (its answer lost) is served, not put back in line.
+    const served = this.options.service.peek(lock)?.grantedTo;
     return [...this.pending.values()]
-      .filter((p) => p.lock === lock && p.phase === 'waiting')
+      .filter((p) => p.lock === lock && p.phase === 'waiting' && p.id !== served)
       .map((p) => ({
         id: p.id,
         user: p.user,
@@ -250,13 +257,25 @@ export class WaitingRoom {
    * Waiters whose entry was dropped and could not be put back (the line filled up meanwhile, or
    * their user took a place elsewhere): answered now, rather than left waiting for nothing.
    */
-  private leftOut(ids: readonly string[]): void {
+  private leftOut(ids: readonly string[], line: LockState): void {
     for (const id of ids) {
       const entry = this.pending.get(id);
       if (!entry || entry.phase !== 'waiting') continue;
-      this.observeWait(entry, 'timeout');
-      entry.settle(this.noPlace(entry.lock));
+      // Out of line because the lock was granted to it (the answer of the take got lost).
+      if (isHeld(line) && line.grantedTo === id && line.holder === entry.user)
+        this.granted(entry, line, { ok: true, outcome: 'granted', state: line });
+      else {
+        this.observeWait(entry, 'timeout');
+        entry.settle(this.noPlace(entry.lock));
+      }
     }
+  }
+
+  /** Remembers a request that left while a grant for it may be in flight or landed unheard of. */
+  private remember(id: string, lock: string, user: string): void {
+    const oldest = this.left.keys().next();
+    if (this.left.size >= rememberLeftMax && !oldest.done) this.left.delete(oldest.value);
+    this.left.set(id, { lock, user, at: performance.now() });
   }
 
   private giveUp(entry: Pending, outcome: 'timeout' | 'abandoned'): void {
@@ -267,9 +286,7 @@ export class WaitingRoom {
     entry.settle(this.waitRefusal(entry.lock));
     this.writer(entry.lock).leave([entry.id]);
     if (!mayHold) return;
-    const oldest = this.left.keys().next();
-    if (this.left.size >= rememberLeftMax && !oldest.done) this.left.delete(oldest.value);
-    this.left.set(entry.id, { lock: entry.lock, user: entry.user, at: performance.now() });
+    this.remember(entry.id, entry.lock, entry.user);
     // A grant of ours may have landed without us hearing back: hand it on.
     this.kick(entry.lock);
   }
@@ -397,9 +414,12 @@ export class WaitingRoom {
     if (!result.ok) return;
     // Read again: the caller may have left (phase 'done') while the grant was in flight.
     if (phaseOf(entry) === 'done') {
-      // The caller left while we took it: they never get it.
       this.left.delete(entry.id);
-      return this.handBack(lock, entry.user, result.state.token, entry.id);
+      // The caller left while we took it: they never get it. (A renewal means their user held
+      // it already, through another request: that hold is not this one's to hand back.)
+      if (result.outcome === 'granted')
+        this.handBack(lock, entry.user, result.state.token, entry.id);
+      return;
     }
     this.granted(entry, state, result);
   }

@@ -11,7 +11,7 @@ import {
   type StoreChange,
 } from '@retrospective/lock';
 import { SampledLog, safely } from '@retrospective/runtime';
-import { wsProtocol, type Authorizer, type Identity } from '../auth/authorizer.js';
+import { wsProtocol, type Authorizer, type Freshness, type Identity } from '../auth/authorizer.js';
 import type { OriginVerdict } from '../auth/origin.js';
 import type { Config } from '../config.js';
 import { toHttpError } from '../errors.js';
@@ -65,6 +65,9 @@ export interface SocketClient {
 
 /** How long a peer we close gets to complete the close handshake. */
 const closeGraceMs = 1000;
+
+/** Open sockets whose credentials are checked again at the same time. */
+const reauthorizeAtOnce = 16;
 
 /** Clients send short commands; anything bigger than this closes the connection. */
 const maxPayload = 1024;
@@ -262,31 +265,46 @@ export class Broadcaster {
    * unreachable) is closed too (1013, try again later): it reconnects and is checked then.
    */
   private async reauthorize(): Promise<void> {
-    const { auth, service, config } = this.deps;
+    const { config } = this.deps;
     const periodMs = config.AUTH_CACHE_SECONDS * 1000;
-    const fresh = { maxAgeMs: periodMs / 2, known: true };
-    await Promise.all(
-      [...this.clientsBySocket].map(async ([ws, client]) => {
-        try {
-          const who = await auth.identify(client.req, 'view', fresh);
-          const allowed = await Promise.all(
-            service.locks.map((lock) => auth.allowed(who, 'view', lock, fresh)),
-          );
-          const locks = new Set(service.locks.filter((_, i) => allowed[i]));
-          if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
-          client.who = who;
-          client.locks = locks;
-          client.checked = performance.now();
-        } catch (error) {
-          const http = toHttpError(error);
-          if (http.status === 401 || http.status === 403)
-            return this.drop(ws, 'unauthorized', 1008, 'credentials no longer valid');
-          this.failures.warn('could not check a websocket client again', { err: error });
-          if (performance.now() - client.checked > 2 * periodMs)
-            this.drop(ws, 'unauthorized', 1013, 'credentials cannot be checked');
-        }
-      }),
-    );
+    const fresh = { maxAgeMs: periodMs / 2, known: true } as const;
+    // A few at a time: thousands of sockets with tokens of their own must not flood the API
+    // server (or crowd out new callers) every period.
+    const clients = [...this.clientsBySocket];
+    for (let i = 0; i < clients.length; i += reauthorizeAtOnce)
+      await Promise.all(
+        clients
+          .slice(i, i + reauthorizeAtOnce)
+          .map(([ws, client]) => this.recheck(ws, client, fresh, periodMs)),
+      );
+  }
+
+  private async recheck(
+    ws: WebSocket,
+    client: SocketClient,
+    fresh: Freshness,
+    periodMs: number,
+  ): Promise<void> {
+    const { auth, service } = this.deps;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    try {
+      const who = await auth.identify(client.req, 'view', fresh);
+      const allowed = await Promise.all(
+        service.locks.map((lock) => auth.allowed(who, 'view', lock, fresh)),
+      );
+      const locks = new Set(service.locks.filter((_, i) => allowed[i]));
+      if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
+      client.who = who;
+      client.locks = locks;
+      client.checked = performance.now();
+    } catch (error) {
+      const http = toHttpError(error);
+      if (http.status === 401 || http.status === 403)
+        return this.drop(ws, 'unauthorized', 1008, 'credentials no longer valid');
+      this.failures.warn('could not check a websocket client again', { err: error });
+      if (performance.now() - client.checked > 2 * periodMs)
+        this.drop(ws, 'unauthorized', 1013, 'credentials cannot be checked');
+    }
   }
 
   private send(ws: WebSocket, frame: Frame): void {
