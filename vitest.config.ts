@@ -7,6 +7,9 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
     reporters: ['default', './test/summary-reporter.ts'],
+    // Most cluster tests wait (on timers, watches, processes) rather than compute, so more files
+    // run side by side than there are cores; TEST_WORKERS overrides it.
+    maxWorkers: Number(process.env.TEST_WORKERS ?? 4),
     projects: [
       {
         extends: true,

@@ -346,35 +346,6 @@ describe('kubernetes auth mode', () => {
     expect((await call('/retrospective/check', 'a')).status).toBe(200);
     expect(reviewer.reviews).toBe(20);
   });
-
-  it('keeps good tokens cached however many bad ones arrive from many addresses', async () => {
-    const reviewer = reviewerFor();
-    t = await startTestApp(
-      {
-        AUTH_MODE: 'kubernetes',
-        TRUSTED_PROXY_HOPS: '1',
-        AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: '1',
-        // Longer than the flood takes on a slow machine: the good answer must not just expire.
-        AUTH_CACHE_SECONDS: '300',
-      },
-      reviewer,
-    );
-    expect((await call('/retrospective/check', 'a')).status).toBe(200);
-    for (let batch = 0; batch < 11; batch++)
-      await Promise.all(
-        Array.from({ length: 1000 }, (_, i) =>
-          fetch(`${t.url}/retrospective/check`, {
-            headers: {
-              Authorization: `Bearer forged-${batch}-${i}`,
-              'X-Forwarded-For': `10.${batch}.${i >> 8}.${i & 255}`,
-            },
-          }).then((r) => r.arrayBuffer()),
-        ),
-      );
-    const before = reviewer.reviews;
-    expect((await call('/retrospective/check', 'a')).status).toBe(200);
-    expect(reviewer.reviews).toBe(before);
-  }, 60_000);
 });
 
 describe('sockets the server owns', () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnswerCache, bearerToken } from './authorizer.js';
+import { pino } from 'pino';
+import { AnswerCache, bearerToken, kubernetesAuthorizer } from './authorizer.js';
 import { originAllowed } from './origin.js';
 import { RateLimiter } from './rate-limit.js';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from '../testing/harness.js';
@@ -223,5 +224,30 @@ describe('AUTH_MODE=header', () => {
       );
     expect(await upgrade('evil.example:9090')).toMatch(/^HTTP\/1\.1 403/);
     expect(await upgrade('localhost:9090')).toMatch(/^HTTP\/1\.1 101/);
+  });
+});
+
+describe('the kubernetes authorizer under a flood of made-up tokens', () => {
+  it('keeps good tokens cached however many bad ones arrive, from however many addresses', async () => {
+    const reviewer = new TableReviewer({ good: 'ana' }, { ana: ['get'] });
+    const auth = kubernetesAuthorizer(
+      { AUTH_CACHE_SECONDS: 300, AUTH_REVIEWS_PER_ADDRESS_PER_MINUTE: 1, TRUSTED_PROXY_HOPS: 1 },
+      reviewer,
+      pino({ level: 'silent' }),
+    );
+    const from = (token: string, address: string) =>
+      ({
+        headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': address },
+        socket: { remoteAddress: '127.0.0.1' },
+      }) as unknown as IncomingMessage;
+    expect(await auth.identify(from('good', '192.168.0.1'), 'view')).toMatchObject({ user: 'ana' });
+    // More made-up tokens than the cache of good answers holds, each from an address of its own.
+    for (let i = 0; i < 11_000; i++)
+      await expect(
+        auth.identify(from(`forged-${i}`, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), 'view'),
+      ).rejects.toMatchObject({ status: 401 });
+    expect(reviewer.reviews).toBe(11_001);
+    expect(await auth.identify(from('good', '192.168.0.1'), 'view')).toMatchObject({ user: 'ana' });
+    expect(reviewer.reviews).toBe(11_001);
   });
 });
