@@ -139,6 +139,22 @@ describe('Fetch Metadata', () => {
   });
 });
 
+describe('connections', () => {
+  it('stay open after a refusal of a request without a body', async () => {
+    t = await startTestApp();
+    await fetch(`${t.url}/retrospective/avail`, { headers: { Username: 'ana' } });
+    for (let i = 0; i < 20; i++) {
+      const raw = await rawRequest(
+        t.port,
+        'GET /retrospective/avail HTTP/1.1\r\nHost: localhost\r\nUsername: bob\r\n\r\n',
+        { until: '\r\n\r\n' },
+      );
+      expect(raw).toMatch(/^HTTP\/1.1 423 Locked\r\n/);
+      expect(raw).toMatch(/\r\nConnection: keep-alive\r\n/);
+    }
+  });
+});
+
 describe('force release', () => {
   it('is pinned to the hold the admin saw when it carries If-Match', async () => {
     t = await startTestApp({ ADMIN_USERS: 'root' });

@@ -8,7 +8,7 @@ import type { CommandPipeline } from '../commands/pipeline.js';
 import { HttpError, toHttpError } from '../errors.js';
 import { openapi } from '../openapi.js';
 import type { AppDeps } from '../app.js';
-import { reply, requestIdOf } from './respond.js';
+import { closeIfUnread, reply, requestIdOf } from './respond.js';
 import { lockRoutes } from './routes.js';
 
 const publicDir = resolve(import.meta.dirname, '../../public');
@@ -140,7 +140,7 @@ export function expressApp(deps: ExpressAppDeps) {
     const body = { lock, error: http.code, message: http.message, ...http.extra };
     // Answering before the request body was read (too large, unsupported): close the
     // connection rather than read the rest just to keep it alive.
-    const unread: Record<string, string> = req.complete ? {} : { Connection: 'close' };
+    const unread = closeIfUnread(req);
     reply(req, res, http.status, body, http.message, { ...http.headers, ...unread });
   });
   return app;

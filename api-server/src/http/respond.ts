@@ -25,3 +25,15 @@ export function reply(
   if (wantsJson(req)) res.json(json);
   else res.type('text/plain; charset=utf-8').send(text.endsWith('\n') ? text : `${text}\n`);
 }
+
+/**
+ * `Connection: close` when answering before the request's body was read (too large, refused
+ * early): the rest is not worth reading just to keep the connection. Nothing for a request without
+ * a body, whatever the parser's progress.
+ */
+export function closeIfUnread(req: Request): Record<string, string> {
+  const length = req.headers['content-length'];
+  const hasBody =
+    (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  return hasBody && !req.complete ? { Connection: 'close' } : {};
+}

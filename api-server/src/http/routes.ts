@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
 import { readContent, readIfMatch } from '../validate.js';
 import { readBody } from './body.js';
-import { reply } from './respond.js';
+import { closeIfUnread, reply } from './respond.js';
 
 export interface LockRoutesDeps {
   readonly config: Config;
@@ -69,7 +69,7 @@ export function lockRoutes({ config, auth, pipeline }: LockRoutesDeps): Router {
       if (answer.ok) return reply(req, res, 200, answer.body, answer.text);
       const body = { lock, error: answer.code, message: answer.message, ...answer.extra };
       // Answering before the request body was read: close rather than read the rest.
-      const unread: Record<string, string> = req.complete ? {} : { Connection: 'close' };
+      const unread = closeIfUnread(req);
       reply(req, res, answer.status, body, answer.message, { ...answer.headers, ...unread });
     };
     const chain = verb === 'change' ? [...parsers, handle] : [handle];
