@@ -6,6 +6,8 @@ import { describe, expect, inject, it } from 'vitest';
 import { repoRoot } from './support/kube.ts';
 
 /** `make bench` in seconds: every workload runs end to end against its floor or peer. */
+// About 25 s: all six benchmark workloads once, each against its floor or peer (etcd's Mutex,
+// client-go's leader election, bare node:http and ws) built and started for it.
 describe('make bench --smoke', () => {
   it(
     'runs all six workloads and reports each figure with its floor or peer',

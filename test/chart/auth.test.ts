@@ -23,6 +23,8 @@ const accounts = {
 } as const;
 type Account = keyof typeof accounts;
 
+// About 21 s alone: proving a deleted account's token is refused means waiting out
+// kube-apiserver's own 10 s cache of successful token authentications (and ours).
 describe('auth.mode=kubernetes: bearer tokens, the chart Roles, force release', () => {
   let namespace: string;
   let p: ChartProcesses;

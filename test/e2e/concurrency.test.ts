@@ -7,6 +7,8 @@ import { startApiServer, type Service } from '../support/processes.ts';
 
 const clients = 50;
 
+// About 15 s alone, up to 40 s beside other files: 100 grants among 50 racing clients is the
+// bound that still catches a check-then-act gap (test/e2e/race-checker.test.ts).
 describe('two api-server replicas on the Lease backend', () => {
   let namespace: string;
   let replicas: Service[];

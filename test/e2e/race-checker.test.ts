@@ -33,6 +33,8 @@ class BlindStore implements LockStore {
  * of grants), run against two in-process replicas on a build with a check-then-act gap. The
  * history checker must report violations; if it did not, the shortened run would prove nothing.
  */
+// Up to 35 s beside other files: the same 100 grants as the concurrency test, so that what is
+// proven is the bound that test uses.
 describe('the history checker, on a build with a check-then-act gap', () => {
   let namespace: string;
   const apps: Awaited<ReturnType<typeof startTestApp<BlindStore>>>[] = [];

@@ -17,6 +17,7 @@ const endpointLagMs = 1000;
 const drain = { DRAIN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '15' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// About 20 s alone: two replicas drained and restarted one after the other under load.
 describe('a rolling restart of both api-servers behind a load balancer', () => {
   let namespace: string;
   let controller: Service;

@@ -21,6 +21,8 @@ const holdMs = 1000;
  * controller) while they wait, then B's clock jumps 20 s ahead. Every caller still connected is
  * served exactly once, nobody who left ever holds the lock, and the history is consistent.
  */
+// About 45 s: the outage lasts 30 s, ten times the waiters' TTL and as long as a control-plane
+// upgrade can keep a replica cut off, and 24 callers then hold the lock one second each.
 describe('the waiting line through an outage, a deleted Lease and a skewed clock', () => {
   let namespace: string;
   let proxy: SlowApiserver;

@@ -10,6 +10,8 @@ const ttlSeconds = 3;
 const env = { WAIT_QUEUE_TTL_SECONDS: String(ttlSeconds), LOG_LEVEL: 'info' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// About 20 s alone: a killed replica's waiters must lapse (a TTL of 3 s), and the history test
+// runs its load through a kill and restart.
 describe('waiting in line (avail?wait=) across two api-server replicas', () => {
   let namespace: string;
   const replicas: Service[] = [];

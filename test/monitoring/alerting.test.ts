@@ -29,6 +29,8 @@ interface Notification {
 const heldTooLong = 'RetrospectiveLockHeldTooLong';
 const repeatedly = 'RetrospectiveLockRepeatedlyHeldTooLong';
 
+// About 25 s alone, more beside other files: two holds past the 3 s threshold, then Prometheus's
+// evaluation interval and the alerts' `for:` before each fires, resolves and is notified.
 describe('Prometheus and Alertmanager on the chart rules, with a webhook receiver', () => {
   const dir = join(inject('scratchDir'), `monitoring-${process.pid}`);
   const notifications: Notification[] = [];
