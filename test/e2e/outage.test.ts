@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   clusterDown,
@@ -8,8 +9,11 @@ import {
 } from '../../hack/cluster/cluster.ts';
 import { startApiServer, type Service } from '../support/processes.ts';
 
-/** This test stops kube-apiserver, so it runs on a control plane of its own. */
-const dir = inject('scratchDir');
+/**
+ * This test stops kube-apiserver, so it runs on a control plane of its own, in a folder of its own
+ * within the run's scratch folder (other files write there at the same time).
+ */
+const dir = join(inject('scratchDir'), 'outage-control-plane');
 const user = (name: string) => ({ headers: { Username: name, Accept: 'application/json' } });
 const watchConnected = async (api: Service) =>
   /^retrospective_watch_connected (\d)$/m.exec(
