@@ -64,7 +64,7 @@ const shape = {
  */
 export const leaseBudgetBytes = 256 * 1024 - 16 * 1024;
 /** The most one line entry takes once encoded: a user name of maxUserNameBytes, id, times, TTL. */
-export const waiterEntryBytes = 420;
+export const waiterEntryBytes = 440;
 /** Everything else the service keeps on a Lease: names of the last editor and releaser, times. */
 export const leaseFixedBytes = 2048;
 

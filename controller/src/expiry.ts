@@ -26,10 +26,17 @@ export function sight(
   return prev?.key === key ? prev : { key, seenAt: now.getTime() };
 }
 
-/** When the hold expires on the local clock, or undefined if it never does. */
+/**
+ * When the hold expires on the local clock, or undefined if it never does: its idle timeout, or
+ * sooner the time a release's hand-over has to be taken up by its waiter's replica.
+ */
 export function expiresAt(state: LockState, sighting: Sighting | undefined): Date | undefined {
-  if (!isHeld(state) || !state.holdTimeoutSeconds || !sighting) return undefined;
-  return new Date(sighting.seenAt + state.holdTimeoutSeconds * 1000);
+  if (!isHeld(state) || !sighting) return undefined;
+  const limits = [state.holdTimeoutSeconds, state.unclaimedSeconds].filter(
+    (s): s is number => s !== undefined && s > 0,
+  );
+  if (!limits.length) return undefined;
+  return new Date(sighting.seenAt + Math.min(...limits) * 1000);
 }
 
 export function isExpired(state: LockState, sighting: Sighting | undefined, now: Date): boolean {

@@ -65,6 +65,9 @@ function main(): void {
       logger.fatal({ err: error, port: config.METRICS_PORT }, 'cannot listen');
       void lifecycle.shutdown('listen failed', 1);
     });
+  // The service times waiters' renewals as the watch brings them: an expiry hands the lock to the
+  // head of the line only if that waiter still counts.
+  service.start();
   controller.start();
   void store.start().then(() => {
     if (lifecycle.draining) return;

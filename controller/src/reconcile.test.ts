@@ -116,6 +116,51 @@ describe('reconciling a lock', () => {
     expect(f.service.state('retrospective').content).toBe('v1');
   });
 
+  it('hands on a hand-over its waiter never took up (its api-server died), to the next in line', async () => {
+    const f = await fixture();
+    await f.service.execute('retrospective', { kind: 'avail', user: 'ana' });
+    const waiter = (id: string, user: string) => ({
+      id,
+      user,
+      since: new Date(t0),
+      expires: new Date(t0 + 60_000),
+      ttlSeconds: 60,
+      beat: 1,
+    });
+    await f.service.execute('retrospective', {
+      kind: 'line',
+      join: [waiter('w1', 'bob'), waiter('w2', 'carol')],
+      leave: [],
+      max: 10,
+      perUser: 1,
+    });
+    await f.service.execute('retrospective', { kind: 'release', user: 'ana' });
+    await f.advance(1);
+    expect(f.service.state('retrospective')).toMatchObject({
+      holder: 'bob',
+      grantedTo: 'w1',
+      unclaimedSeconds: 60,
+      token: 2,
+    });
+    // Nobody takes it up: bob's api-server is gone.
+    await f.advance(58);
+    await f.reconcile();
+    expect(f.service.state('retrospective').holder).toBe('bob');
+    await f.advance(2);
+    await f.reconcile();
+    await f.advance(0);
+    expect(f.service.state('retrospective')).toMatchObject({
+      holder: 'carol',
+      grantedTo: 'w2',
+      token: 3,
+      releaseReason: 'expired',
+      releasedBy: 'retrospective-controller',
+    });
+    expect(f.events.events.map((e) => e.message)).toContain(
+      'the hand-over of retrospective to bob was not taken up within 60 s (its api-server is gone)',
+    );
+  });
+
   it('applies the configured timeout to holds that carry none', async () => {
     const f = await fixture({ holdTimeoutSeconds: 10 });
     await f.service.execute('retrospective', { kind: 'avail', user: 'ana' });

@@ -73,12 +73,15 @@ export async function recordChange(
     if (seconds !== undefined) deps.metrics.holdDuration.observe({ lock: event.lock }, seconds);
     const held = seconds === undefined ? '' : ` after ${Math.round(seconds)} s`;
     const holder = change.prev?.holder ?? 'its holder';
+    const untaken = change.prev?.unclaimedSeconds;
     const message =
-      event.reason === 'expired'
-        ? `the hold of ${holder} on ${event.lock} expired${held}`
-        : event.reason === 'forced'
-          ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
-          : `${event.releasedBy} released ${event.lock}${held}`;
+      event.reason === 'expired' && untaken !== undefined
+        ? `the hand-over of ${event.lock} to ${holder} was not taken up within ${untaken} s (its api-server is gone)`
+        : event.reason === 'expired'
+          ? `the hold of ${holder} on ${event.lock} expired${held}`
+          : event.reason === 'forced'
+            ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
+            : `${event.releasedBy} released ${event.lock}${held}`;
     await recordEvent(
       deps,
       event.lock,

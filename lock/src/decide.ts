@@ -1,3 +1,4 @@
+import { defaultWaiterTtlSeconds } from './sightings.js';
 import {
   byExpiry,
   isHeld,
@@ -52,6 +53,11 @@ export type Command =
    * joins again at the back), `leave` takes waiters out. Joins over `max` live entries, or over
    * `perUser` entries of one user, are left out: the caller sees it in the line it gets back.
    */
+  /**
+   * The waiter's replica took up a hold handed over to it (its client was answered): the
+   * controller no longer hands it on. Nothing happens unless that hold is still in place.
+   */
+  | { readonly kind: 'confirm'; readonly waiter: string; readonly token: number }
   | {
       readonly kind: 'line';
       readonly join: readonly Waiter[];
@@ -96,17 +102,42 @@ const refuse = (code: RefusalCode, state: LockState): Decision => ({
 
 const apply = (outcome: Outcome, next: LockState): Decision => ({ ok: true, outcome, next });
 
-function released(state: LockState, by: string, reason: ReleaseReason, now: Date): LockState {
-  return {
+/**
+ * The lock released by `by`, and in the same write handed to the head of the line, if anyone
+ * waits: the head becomes the holder (token + 1), the hold is recorded as granted to its request
+ * and unclaimed until its replica takes it up (see `confirm`).
+ */
+function released(
+  state: LockState,
+  by: string,
+  reason: ReleaseReason,
+  now: Date,
+  live: Liveness,
+): LockState {
+  const free: LockState = {
     ...state,
     holder: undefined,
     acquiredAt: undefined,
     renewedAt: undefined,
     holdTimeoutSeconds: undefined,
     grantedTo: undefined,
+    unclaimedSeconds: undefined,
     releasedBy: by,
     releasedAt: now,
     releaseReason: reason,
+  };
+  const line = liveQueue(state, live);
+  const head = line[0];
+  if (!head) return withQueue(free, line);
+  return {
+    ...withQueue(free, line.slice(1)),
+    holder: head.user,
+    acquiredAt: now,
+    renewedAt: now,
+    holdTimeoutSeconds: head.holdTimeoutSeconds || undefined,
+    token: state.token + 1,
+    grantedTo: head.id,
+    unclaimedSeconds: head.ttlSeconds ?? defaultWaiterTtlSeconds,
   };
 }
 
@@ -197,12 +228,15 @@ export function decide(
         state.grantedTo !== undefined &&
         command.claim !== state.grantedTo;
       const recent = state.renewedAt && now.getTime() - state.renewedAt.getTime() < renewCoalesceMs;
+      // A hand-over the holder's own request asks about is taken up by that request.
+      const takesUp = state.unclaimedSeconds !== undefined;
       // Returning `state` itself tells the store there is nothing to write.
-      if (recent && !claims) return apply('renewed', state);
+      if (recent && !claims && !takesUp) return apply('renewed', state);
       return apply('renewed', {
         ...state,
         renewedAt: now,
         grantedTo: claims ? undefined : state.grantedTo,
+        unclaimedSeconds: undefined,
       });
     }
     case 'change': {
@@ -214,6 +248,7 @@ export function decide(
         lastEditor: command.user,
         lastEditedAt: now,
         renewedAt: now,
+        unclaimedSeconds: undefined,
       });
     }
     case 'release': {
@@ -221,7 +256,7 @@ export function decide(
       if (refusal) return refusal;
       if (command.claim !== undefined && command.claim !== state.grantedTo)
         return refuse('superseded', state);
-      return apply('released', released(state, command.user, 'released', now));
+      return apply('released', released(state, command.user, 'released', now, live));
     }
     case 'expire': {
       if (!isHeld(state)) return refuse('not_held', state);
@@ -234,13 +269,21 @@ export function decide(
       ) {
         return refuse('superseded', state);
       }
-      return apply('expired', released(state, command.by, 'expired', now));
+      return apply('expired', released(state, command.by, 'expired', now, live));
     }
     case 'force': {
       if (!isHeld(state)) return refuse('not_held', state);
       if (command.ifMatch !== undefined && command.ifMatch !== state.token)
         return refuse('stale_token', state);
-      return apply('forced', released(state, command.by, 'forced', now));
+      return apply('forced', released(state, command.by, 'forced', now, live));
+    }
+    case 'confirm': {
+      const unchanged =
+        !isHeld(state) ||
+        state.unclaimedSeconds === undefined ||
+        state.grantedTo !== command.waiter ||
+        state.token !== command.token;
+      return apply('renewed', unchanged ? state : { ...state, unclaimedSeconds: undefined });
     }
     case 'line': {
       const next = changeLine(liveQueue(state, live), command, state.grantedTo);

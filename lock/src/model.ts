@@ -22,6 +22,8 @@ export interface Waiter {
    * whatever the wall clock did, even stepped back. Entries written before it existed have none.
    */
   readonly beat?: number | undefined;
+  /** The hold timeout the waiter asked for: a hand-over grants it with this one. */
+  readonly holdTimeoutSeconds?: number | undefined;
 }
 
 /** Whether a waiter's entry still counts; see LineSightings for the rule replicas use. */
@@ -57,6 +59,11 @@ export interface LockState {
    * holds granted before this was recorded.
    */
   readonly grantedTo?: string | undefined;
+  /**
+   * Set while a hold handed over by a release is not yet taken up by its waiter's replica: the
+   * seconds that replica has to take it up (its entry's TTL) before the controller hands it on.
+   */
+  readonly unclaimedSeconds?: number | undefined;
 }
 
 /** A state together with the store version it was read at (a Lease resourceVersion). */

@@ -463,11 +463,11 @@ describe('chart options', () => {
       'apiServer.waiting.maxWaiters': '100',
     });
     expect(tooBig.stderr).toMatch(
-      /lock.maxContentBytes \+ apiServer.waiting.maxWaiters x 420 must stay under 243712 bytes \(it is 246800\)/,
+      /lock.maxContentBytes \+ apiServer.waiting.maxWaiters x 440 must stay under 243712 bytes \(it is 248800\)/,
     );
     const fits = await renderRaw({
       'lock.maxContentBytes': '204800',
-      'apiServer.waiting.maxWaiters': '92',
+      'apiServer.waiting.maxWaiters': '88',
     });
     expect(fits.code).toBe(0);
     expect((await renderRaw({ 'apiServer.waiting.maxPerUser': '200' })).stderr).toMatch(

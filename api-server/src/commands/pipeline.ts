@@ -1,5 +1,11 @@
 import type { Logger } from 'pino';
-import type { Command, LockService, LockState, MutationResult } from '@retrospective/lock';
+import {
+  isHeld,
+  type Command,
+  type LockService,
+  type LockState,
+  type MutationResult,
+} from '@retrospective/lock';
 import type { Authorizer, Identity, Permission } from '../auth/authorizer.js';
 import type { OriginVerdict } from '../auth/origin.js';
 import { overLimit, type RateLimiter } from '../auth/rate-limit.js';
@@ -45,6 +51,8 @@ export interface Done {
   /** granted, renewed, updated, released, forced; held or available for check. */
   readonly outcome: string;
   readonly state: LockState;
+  /** The token the answer is about: the grant's, or the released hold's. */
+  readonly token: number;
   /** The JSON answer, and the sentence for those who did not ask for JSON. */
   readonly body: Record<string, unknown>;
   readonly text: string;
@@ -69,6 +77,9 @@ export const unknownLockLabel = '_unknown';
 
 const permissionFor = (verb: Verb, force: boolean): Permission =>
   verb === 'check' ? 'view' : verb === 'release' && force ? 'force-release' : 'hold';
+
+/** The token of the hold a release ended: one below the state's when it was handed on at once. */
+const releasedToken = (state: LockState) => (isHeld(state) ? state.token - 1 : state.token);
 
 const grantBody = (state: LockState, status: string) => ({
   lock: state.name,
@@ -153,7 +164,7 @@ export class CommandPipeline {
       const now = clock();
       const outcome = state.holder ? 'held' : 'available';
       const body = checkBody(state, now, service.liveQueue(state));
-      return { ok: true, outcome, state, body, text: checkText(state, now) };
+      return { ok: true, outcome, state, token: state.token, body, text: checkText(state, now) };
     }
     const input = request.input();
     if (verb === 'avail') {
@@ -192,13 +203,15 @@ export class CommandPipeline {
     if (request.force())
       return run({ kind: 'force', by: user, ifMatch: input.ifMatch }, (s) => ({
         outcome: 'forced',
-        body: { lock, status: 'released', reason: 'forced', token: s.token },
+        body: { lock, status: 'released', reason: 'forced', token: releasedToken(s) },
         text: `${title(lock)} Released (forced by ${user}).`,
+        token: releasedToken(s),
       }));
     return run({ kind: 'release', user, ifMatch: input.ifMatch }, (s) => ({
       outcome: 'released',
-      body: { lock, status: 'released', token: s.token },
+      body: { lock, status: 'released', token: releasedToken(s) },
       text: `${title(lock)} Released.`,
+      token: releasedToken(s),
     }));
   }
 
@@ -211,10 +224,15 @@ export class CommandPipeline {
     present: (
       state: LockState,
       outcome: string,
-    ) => { outcome: string; body: Record<string, unknown>; text: string },
+    ) => { outcome: string; body: Record<string, unknown>; text: string; token?: number },
   ): Answer {
     if (result.ok)
-      return { ok: true, state: result.state, ...present(result.state, result.outcome) };
+      return {
+        ok: true,
+        state: result.state,
+        token: result.state.token,
+        ...present(result.state, result.outcome),
+      };
     const { refusal } = result;
     if (result.raced) this.deps.metrics.lockRaces.inc({ lock, action });
     const { message, extra } = describeRefusal(refusal, ifMatch);

@@ -28,6 +28,14 @@ const post = (path: string, user: string, signal?: AbortSignal) =>
 const state = () => t.service.state('retrospective');
 const line = () => (t.store.cached('retrospective')?.state.queue ?? []).map((w) => w.user);
 const holder = () => t.store.cached('retrospective')?.state.holder;
+/**
+ * Holds back ana's release (which hands the lock to bob) and bob's leaving the line, so that the
+ * hand-over lands after bob left but before his leave is written: the race a hand-back is for.
+ */
+const holdHandOverAndLeave = () => ({
+  handOver: store.gate((next) => next.holder === 'bob'),
+  leave: store.gate((next) => next.holder === 'ana' && !(next.queue ?? []).length),
+});
 const until = async (done: () => boolean) => {
   await expect.poll(done, { timeout: 5000, interval: 10 }).toBe(true);
 };
@@ -161,34 +169,68 @@ describe('the line under faults', () => {
     expect(await answer.json()).toMatchObject({ holder: 'bob', token: 3 });
   });
 
-  it('hands back, retrying until it succeeds, a grant that landed as its caller left', async () => {
+  it('hands back, retrying until it succeeds, a hand-over that landed as its caller left', async () => {
     expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     const gone = new AbortController();
     const bob = post('/retrospective/avail?wait=20', 'bob', gone.signal).catch(() => 'left');
     await until(() => line().length === 1);
-    // Bob's grant is slow to be answered; he leaves meanwhile; the first hand-backs fail.
-    store.latencyMs = 150;
+    // Ana's release, which hands the lock to bob, is slow to land; bob leaves meanwhile; the
+    // first hand-backs fail.
+    const { handOver, leave } = holdHandOverAndLeave();
     let failures = 0;
     store.failWrite = (next) => next.releasedBy === 'bob' && failures++ < 3;
     const released = post('/retrospective/release', 'ana');
-    await until(() => holder() === undefined || holder() === 'bob');
+    await until(() => store.held === 1);
     gone.abort();
     expect(await bob).toBe('left');
+    await until(() => store.held === 2);
+    handOver();
     expect((await released).status).toBe(200);
+    leave();
     await expect.poll(() => failures, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
     await until(() => holder() === undefined);
     expect(t.store.cached('retrospective')?.state).toMatchObject({ releasedBy: 'bob' });
   });
 
-  it('answers a waiter whose grant landed though its answer was lost', async () => {
+  it('hands the lock to the head of the line in the releasing write; its waiter is answered with no write of its own', async () => {
     expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     const bob = post('/retrospective/avail?wait=20', 'bob');
     await until(() => line().length === 1);
-    store.loseAnswer = (next) => next.holder === 'bob';
-    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    store.writes = 0;
+    const released = await post('/retrospective/release', 'ana');
+    expect(await released.json()).toMatchObject({ status: 'released', token: 1 });
     const answer = await bob;
     expect(answer.status).toBe(200);
-    expect(await answer.json()).toMatchObject({ holder: 'bob', token: 2 });
+    expect(await answer.json()).toMatchObject({ status: 'granted', holder: 'bob', token: 2 });
+    expect(store.writes).toBe(1);
+    expect(t.store.cached('retrospective')?.state).toMatchObject({
+      holder: 'bob',
+      releasedBy: 'ana',
+      queue: undefined,
+    });
+  });
+
+  it('takes up a hand-over when the new holder writes, and otherwise confirms it in a third of its time', async () => {
+    await start({ WAIT_QUEUE_TTL_SECONDS: '3' });
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await bob).status).toBe(200);
+    expect(t.store.cached('retrospective')?.state.unclaimedSeconds).toBe(3);
+    // Bob idles: his replica tells the controller he took it up, about a second later.
+    await until(() => t.store.cached('retrospective')?.state.unclaimedSeconds === undefined);
+    const carol = post('/retrospective/avail?wait=20', 'carol');
+    await until(() => line().length === 1);
+    expect((await post('/retrospective/release', 'bob')).status).toBe(200);
+    expect((await carol).status).toBe(200);
+    // Carol writes at once: that takes it up, and no confirmation is needed.
+    const change = await fetch(`${t.url}/retrospective/change`, {
+      method: 'POST',
+      headers: { Username: 'carol', Retrospective: 'mine' },
+    });
+    expect(change.status).toBe(200);
+    expect(t.store.cached('retrospective')?.state.unclaimedSeconds).toBeUndefined();
   });
 
   it('gives one user one place in a line (429), whichever route they wait on', async () => {
@@ -342,22 +384,23 @@ describe('a hand-back and a new request of the same user', () => {
     const bob = post('/retrospective/avail?wait=20', 'bob', first.signal).catch(() => 'left');
     await until(() => line().join() === 'bob');
     const [waiter] = t.store.cached('retrospective')?.state.queue ?? [];
-    // Bob's grant is slow to land; he gives up meanwhile and asks again at once.
-    const grant = store.gate((next) => next.holder === 'bob' && next.grantedTo === waiter?.id);
-    const handBack = store.gate((next) => next.releasedBy === 'bob');
-    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    // Ana's release, handing the lock to bob, is slow to land; he gives up meanwhile and asks
+    // again at once.
+    expect(waiter?.user).toBe('bob');
+    const { handOver, leave } = holdHandOverAndLeave();
+    const released = post('/retrospective/release', 'ana');
     await until(() => store.held === 1);
     first.abort();
     expect(await bob).toBe('left');
-    // Once the replica has seen him go (before that, it would answer him the grant).
-    await until(() => t.app.room.size === 0);
-    grant();
+    await until(() => store.held === 2);
+    handOver();
+    expect((await released).status).toBe(200);
     await until(() => holder() === 'bob');
     // His new request is told he holds the lock: the hold is his again...
     const again = await post('/retrospective/avail', 'bob');
     expect(await again.json()).toMatchObject({ status: 'renewed', holder: 'bob', token: 2 });
     // ...so the hand-back of the grant to the request he left finds it claimed, and leaves it.
-    handBack();
+    leave();
     await new Promise((r) => setTimeout(r, 200));
     expect(holder()).toBe('bob');
     const change = await fetch(`${t.url}/retrospective/change`, {
@@ -372,14 +415,15 @@ describe('a hand-back and a new request of the same user', () => {
     const first = new AbortController();
     const bob = post('/retrospective/avail?wait=20', 'bob', first.signal).catch(() => 'left');
     await until(() => line().join() === 'bob');
-    const grant = store.gate((next) => next.holder === 'bob');
-    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    const { handOver, leave } = holdHandOverAndLeave();
+    const released = post('/retrospective/release', 'ana');
     await until(() => store.held === 1);
     first.abort();
     expect(await bob).toBe('left');
-    // Once the replica has seen him go (before that, it would answer him the grant).
-    await until(() => t.app.room.size === 0);
-    grant();
+    await until(() => store.held === 2);
+    handOver();
+    expect((await released).status).toBe(200);
+    leave();
     await until(() => t.store.cached('retrospective')?.state.releasedBy === 'bob');
     expect(holder()).toBeUndefined();
   });

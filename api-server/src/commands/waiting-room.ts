@@ -46,9 +46,12 @@ interface Pending {
   settle(result: MutationResult | Refused): void;
 }
 
-/** How long a replica remembers the waiters that left, to hand back a grant that raced them. */
-const rememberLeftMs = 10 * 60 * 1000;
-/** At most this many of those (only waiters whose grant may have been in flight are kept). */
+/**
+ * How long a replica remembers the waiters that left, to hand back a grant that raced their
+ * leaving (their entry lapses long before, even when the leave could not be written).
+ */
+const rememberLeftMs = 2 * 60 * 1000;
+/** At most this many of those: the oldest are forgotten first. */
 const rememberLeftMax = 10_000;
 /** Hand-backs are retried until they succeed or the hold is no longer theirs; at most this apart. */
 const maxHandBackDelayMs = 5000;
@@ -76,6 +79,8 @@ export class WaitingRoom {
   /** Waiters of this replica that left, by id: a grant to one of them is handed back. */
   private readonly left = new Map<string, { lock: string; user: string; at: number }>();
   private readonly handBacks = new Set<Promise<void>>();
+  /** Hand-overs to confirm later, by their timer: confirmed at once when the room stops. */
+  private readonly confirms = new Map<NodeJS.Timeout, () => Promise<void>>();
   /** Failing line writes (an outage) are logged once a minute, with a count. */
   private readonly failures: SampledLog;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -147,6 +152,7 @@ export class WaitingRoom {
       expires: new Date(now.getTime() + ttlMs),
       ttlSeconds: ttlMs / 1000,
       beat: 0,
+      holdTimeoutSeconds,
     };
     return new Promise((resolve) => {
       const entry: Pending = {
@@ -206,6 +212,10 @@ export class WaitingRoom {
     for (const timer of this.headTimers.values()) clearTimeout(timer);
     this.unsubscribe?.();
     for (const entry of [...this.pending.values()]) this.giveUp(entry, 'abandoned');
+    const confirms = [...this.confirms];
+    this.confirms.clear();
+    for (const [timer] of confirms) clearTimeout(timer);
+    await Promise.all(confirms.map(([, confirm]) => confirm().catch(() => undefined)));
     await Promise.all([...this.writers.values()].map((w) => w.idle()));
     // Hand-backs may start while the writes above finish: wait until none is left.
     while (this.handBacks.size) await Promise.all(this.handBacks);
@@ -250,6 +260,7 @@ export class WaitingRoom {
         expires: new Date(now + ttlMs),
         ttlSeconds: ttlMs / 1000,
         beat: ++p.beat,
+        holdTimeoutSeconds: p.holdTimeoutSeconds,
       }));
   }
 
@@ -280,14 +291,12 @@ export class WaitingRoom {
 
   private giveUp(entry: Pending, outcome: 'timeout' | 'abandoned'): void {
     if (entry.phase === 'done') return;
-    // Remembered only when a grant for it may be in flight or may have landed unheard of.
-    const mayHold = entry.phase === 'taking' || entry.uncertain;
     this.observeWait(entry, outcome);
     entry.settle(this.waitRefusal(entry.lock));
     this.writer(entry.lock).leave([entry.id]);
-    if (!mayHold) return;
+    // Until its entry is out of line, a release anywhere may hand it the lock; a grant of ours
+    // may also have landed without us hearing back. Either way it is handed on.
     this.remember(entry.id, entry.lock, entry.user);
-    // A grant of ours may have landed without us hearing back: hand it on.
     this.kick(entry.lock);
   }
 
@@ -334,6 +343,8 @@ export class WaitingRoom {
       return;
     }
     metrics.queueLength.set({ lock: name }, service.liveQueue(next).length);
+    // A release handed the lock to a waiter of ours: answer it now, no write needed.
+    if (isHeld(next) && next.grantedTo) this.takeUp(name, next);
     // Our own writes may be ahead of the watch: judge from the newest state we know.
     const line = service.liveQueue(service.peek(name) ?? next);
     const ours = [...this.pending.values()].filter((p) => p.lock === name);
@@ -426,16 +437,49 @@ export class WaitingRoom {
 
   /** A held lock: answer our waiter it was granted to, or hand it back if they left. */
   private lookAtHold(lock: string, state: LockState & { holder: string }): void {
+    this.takeUp(lock, state);
+  }
+
+  /**
+   * A hold recorded as granted to a request of this replica: its waiter is answered (a hand-over
+   * by a release, or our own take whose answer was lost), and the hand-over confirmed a little
+   * later unless the holder writes first; if the waiter left, the hold is handed back.
+   */
+  private takeUp(lock: string, state: LockState & { holder: string }): void {
     const id = state.grantedTo;
     if (!id) return;
     const entry = this.pending.get(id);
-    if (entry?.phase === 'waiting' && entry.user === state.holder)
-      return this.granted(entry, state, { ok: true, outcome: 'granted', state });
+    if (entry && entry.phase !== 'done' && entry.user === state.holder) {
+      this.granted(entry, state, { ok: true, outcome: 'granted', state });
+      if (state.unclaimedSeconds !== undefined) this.confirmLater(lock, id, state);
+      return;
+    }
     const gone = this.left.get(id);
     if (gone && gone.user === state.holder) {
       this.left.delete(id);
       this.handBack(lock, gone.user, state.token, id);
     }
+  }
+
+  /**
+   * Tells the controller a hand-over was taken up, a third of its time in, unless a write of the
+   * holder's did already (most holders release or change well before): so a hand-over costs one
+   * write, the release that made it, and a second only when the new holder idles.
+   */
+  private confirmLater(lock: string, waiter: string, state: LockState): void {
+    const { service, logger } = this.options;
+    const token = state.token;
+    const ms = ((state.unclaimedSeconds ?? 15) * 1000) / 3;
+    const confirm = async () => {
+      this.confirms.delete(timer);
+      const now = service.peek(lock);
+      if (now?.grantedTo !== waiter || now.token !== token || now.unclaimedSeconds === undefined)
+        return;
+      await this.serial.run(lock, () => service.execute(lock, { kind: 'confirm', waiter, token }));
+    };
+    const timer = setTimeout(safely(logger, 'confirming a hand-over', confirm), ms);
+    timer.unref();
+    this.confirms.set(timer, confirm);
   }
 
   private granted(entry: Pending, before: LockState, result: MutationResult & { ok: true }): void {

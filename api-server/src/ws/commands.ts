@@ -72,7 +72,7 @@ export class SocketCommands {
       input: () => ({ wait: cmd.wait }),
       signal: client.gone.signal,
     });
-    if (answer.ok) return { ...reply, ok: true, status: answer.outcome, token: answer.state.token };
+    if (answer.ok) return { ...reply, ok: true, status: answer.outcome, token: answer.token };
     return { ...reply, ok: false, error: answer.code, message: answer.message };
   }
 }

@@ -153,9 +153,9 @@ seccompProfile:
 {{- if or (le (int $le.leaseDurationSeconds) (int $le.renewDeadlineSeconds)) (le (int $le.renewDeadlineSeconds) (int $le.retryPeriodSeconds)) -}}
 {{- fail "controller.leaderElection needs leaseDurationSeconds > renewDeadlineSeconds > retryPeriodSeconds" -}}
 {{- end -}}
-{{- $lease := add (int .Values.lock.maxContentBytes) (mul (int .Values.apiServer.waiting.maxWaiters) 420) 2048 -}}
+{{- $lease := add (int .Values.lock.maxContentBytes) (mul (int .Values.apiServer.waiting.maxWaiters) 440) 2048 -}}
 {{- if gt (int $lease) 245760 -}}
-{{- fail (printf "lock.maxContentBytes + apiServer.waiting.maxWaiters x 420 must stay under 243712 bytes (it is %d), or a full lock would not fit in its Lease (256 KiB of annotations): lower one of them" (sub $lease 2048)) -}}
+{{- fail (printf "lock.maxContentBytes + apiServer.waiting.maxWaiters x 440 must stay under 243712 bytes (it is %d), or a full lock would not fit in its Lease (256 KiB of annotations): lower one of them" (sub $lease 2048)) -}}
 {{- end -}}
 {{- if gt (int .Values.apiServer.waiting.maxPerUser) (int .Values.apiServer.waiting.maxWaiters) -}}
 {{- fail "apiServer.waiting.maxPerUser must not be more than apiServer.waiting.maxWaiters" -}}

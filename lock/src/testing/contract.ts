@@ -194,17 +194,25 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
       granted(await b.execute(lock, { kind: 'line', join: [waiter('w2')], leave: [], ...line }));
       const read = await fixture!.replicaB.read(lock);
       expect(read?.state.queue).toEqual([waiter('w1'), waiter('w2')]);
-      granted(await b.execute(lock, { kind: 'release', user: 'ana' }));
-      expect(refusal(await b.execute(lock, { kind: 'avail', user: 'eve' }))).toBe('queued');
-      expect(refusal(await a.execute(lock, { kind: 'avail', user: 'user-w2', waiter: 'w2' }))).toBe(
-        'queued',
-      );
-      const served = granted(
-        await b.execute(lock, { kind: 'avail', user: 'user-w1', waiter: 'w1' }),
-      );
+      // The release hands the lock to the head of the line in the same write.
+      const served = granted(await b.execute(lock, { kind: 'release', user: 'ana' }));
+      expect(served).toMatchObject({
+        holder: 'user-w1',
+        grantedTo: 'w1',
+        unclaimedSeconds: 60,
+        releasedBy: 'ana',
+      });
       expect(served.queue?.map((w) => w.id)).toEqual(['w2']);
-      expect(served.grantedTo).toBe('w1');
-      expect((await fixture!.replicaA.read(lock))?.state.grantedTo).toBe('w1');
+      expect(refusal(await b.execute(lock, { kind: 'avail', user: 'eve' }))).toBe('locked');
+      expect((await fixture!.replicaA.read(lock))?.state).toMatchObject({
+        grantedTo: 'w1',
+        unclaimedSeconds: 60,
+      });
+      // Its replica takes it up; a confirmation of another hold changes nothing.
+      const wrong = { kind: 'confirm', waiter: 'w2', token: served.token } as const;
+      expect(granted(await a.execute(lock, wrong)).unclaimedSeconds).toBe(60);
+      const right = { kind: 'confirm', waiter: 'w1', token: served.token } as const;
+      expect(granted(await a.execute(lock, right)).unclaimedSeconds).toBeUndefined();
       granted(await a.execute(lock, { kind: 'line', join: [], leave: ['w2'], ...line }));
       expect((await fixture!.replicaA.read(lock))?.state.queue).toBeUndefined();
       const done = granted(await a.execute(lock, { kind: 'release', user: 'user-w1' }));

@@ -11,6 +11,7 @@ export const annotations = {
   releaseReason: `${prefix}release-reason`,
   queue: `${prefix}queue`,
   grantedTo: `${prefix}granted-to`,
+  unclaimed: `${prefix}unclaimed-for`,
 } as const;
 
 /** Kubernetes' limit on an object's annotations, keys and values together (apimachinery). */
@@ -47,13 +48,14 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
   if (!Array.isArray(raw)) return undefined;
   const line = raw.flatMap((entry: unknown) => {
     const e = entry as Partial<
-      Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat', unknown>
+      Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat' | 'hold', unknown>
     >;
     const since = date(typeof e.since === 'string' ? e.since : undefined);
     const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
     if (typeof e.id !== 'string' || typeof e.user !== 'string' || !since || !expires) return [];
     const ttl = typeof e.ttl === 'number' && e.ttl > 0 && e.ttl <= 3600 ? e.ttl : undefined;
     const beat = Number.isSafeInteger(e.beat) ? (e.beat as number) : undefined;
+    const hold = seconds(e.hold);
     return [
       {
         id: e.id,
@@ -62,10 +64,18 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
         expires,
         ...(ttl ? { ttlSeconds: ttl } : {}),
         ...(beat !== undefined ? { beat } : {}),
+        ...(hold ? { holdTimeoutSeconds: hold } : {}),
       },
     ];
   });
   return line.length ? line : undefined;
+}
+
+/** A whole number of seconds from 1 to a week, or undefined. */
+function seconds(value: unknown): number | undefined {
+  return Number.isSafeInteger(value) && (value as number) > 0 && (value as number) <= 604_800
+    ? (value as number)
+    : undefined;
 }
 
 const micro = (value: Date | undefined) => (value ? new V1MicroTime(value.getTime()) : undefined);
@@ -89,6 +99,7 @@ export function fromLease(lease: V1Lease): Versioned {
     releaseReason: reason && reasons.includes(reason) ? reason : undefined,
     queue: parseQueue(a[annotations.queue]),
     grantedTo: spec.holderIdentity ? a[annotations.grantedTo] || undefined : undefined,
+    unclaimedSeconds: spec.holderIdentity ? seconds(Number(a[annotations.unclaimed])) : undefined,
   };
   return { state, version: lease.metadata?.resourceVersion ?? '', raw: lease };
 }
@@ -116,10 +127,13 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             expires: w.expires.toISOString(),
             ...(w.ttlSeconds ? { ttl: w.ttlSeconds } : {}),
             ...(w.beat !== undefined ? { beat: w.beat } : {}),
+            ...(w.holdTimeoutSeconds ? { hold: w.holdTimeoutSeconds } : {}),
           })),
         )
       : undefined,
     [annotations.grantedTo]: state.grantedTo,
+    [annotations.unclaimed]:
+      state.unclaimedSeconds !== undefined ? String(state.unclaimedSeconds) : undefined,
   };
   const others = Object.entries(meta.annotations ?? {}).filter(([key]) => !(key in ours));
   const a = Object.fromEntries(
