@@ -5,11 +5,19 @@ import { LineSightings } from './sightings.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const upkeep: ReadonlySet<Command['kind']> = new Set(['line']);
+const upkeep: ReadonlySet<Command['kind']> = new Set(['line', 'confirm']);
 
 export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
   | { readonly ok: false; readonly refusal: Refusal; readonly raced: boolean };
+
+export interface ExecuteOptions extends StoreCallOptions {
+  /**
+   * A refusal decided on the cache will do: the caller does not answer it (a caller about to
+   * wait in line joins it anyway), so it is not confirmed by a read of the store.
+   */
+  readonly refuseOnCache?: boolean | undefined;
+}
 
 export interface LockServiceOptions {
   readonly store: LockStore;
@@ -89,7 +97,7 @@ export class LockService {
   async execute(
     name: string,
     command: Command,
-    options: StoreCallOptions = {},
+    options: ExecuteOptions = {},
   ): Promise<MutationResult> {
     this.assertKnown(name);
     let current: Versioned | undefined = this.store.cached(name);
@@ -108,7 +116,8 @@ export class LockService {
         this.sightings.liveness(current.state),
       );
       if (!decision.ok) {
-        if (fresh) return { ok: false, refusal: decision.refusal, raced: conflicts > 0 };
+        if (fresh || options.refuseOnCache)
+          return { ok: false, refusal: decision.refusal, raced: conflicts > 0 };
         current = await this.store.read(name, options);
         fresh = true;
         continue;
@@ -130,8 +139,16 @@ export class LockService {
       // little; grants and releases retry at once, they are what everyone waits for.
       if (conflicts > 1 && upkeep.has(command.kind))
         await sleep(Math.random() * Math.min(50, 2 ** conflicts));
-      current = await this.store.read(name, options);
-      fresh = true;
+      // The watch usually brought the write we lost to already: decide on that (a refusal is
+      // still confirmed by a read); only when it did not, read.
+      const moved = this.store.cached(name);
+      if (moved && moved.version !== current.version) {
+        current = moved;
+        fresh = false;
+      } else {
+        current = await this.store.read(name, options);
+        fresh = true;
+      }
     }
     throw new StoreUnavailableError(
       `Gave up on lock "${name}" after ${conflicts} conflicting writes`,

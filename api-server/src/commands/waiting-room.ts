@@ -127,7 +127,12 @@ export class WaitingRoom {
     const id = randomUUID();
     let first: MutationResult;
     try {
-      first = await service.execute(lock, { kind: 'avail', user, holdTimeoutSeconds, claim: id });
+      // A caller that will wait joins the line when refused: no need to confirm the refusal.
+      first = await service.execute(
+        lock,
+        { kind: 'avail', user, holdTimeoutSeconds, claim: id },
+        { refuseOnCache: seconds > 0 },
+      );
     } catch (error) {
       // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
       this.remember(id, lock, user);
