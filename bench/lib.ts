@@ -57,13 +57,15 @@ export interface Stats {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
+  readonly mean: number;
 }
 
 export function stats(samples: readonly number[]): Stats {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) =>
     sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+  const mean = sorted.reduce((sum, v) => sum + v, 0) / sorted.length;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN, mean };
 }
 
 /** Runs `op` in a loop for `ms`; the latencies of its runs in ms. */

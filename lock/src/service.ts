@@ -94,9 +94,14 @@ export class LockService {
     return this.sightings.lapsesIn(state, waiter);
   }
 
+  /**
+   * Runs `command` (or, for a command that depends on the caller's state at the time, the one
+   * `command()` gives at each attempt: a retry after a lost compare-and-swap then uses what is
+   * true now, not what was true when the first attempt began).
+   */
   async execute(
     name: string,
-    command: Command,
+    command: Command | (() => Command),
     options: ExecuteOptions = {},
   ): Promise<MutationResult> {
     this.assertKnown(name);
@@ -109,9 +114,10 @@ export class LockService {
     }
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       if (!current) throw new LockNotProvisionedError(name);
+      const now = typeof command === 'function' ? command() : command;
       const decision = decide(
         current.state,
-        command,
+        now,
         this.clock(),
         this.sightings.liveness(current.state),
       );
@@ -137,7 +143,7 @@ export class LockService {
       conflicts++;
       // Many writers on one lock (a long waiting line): spread the upkeep of the line out a
       // little; grants and releases retry at once, they are what everyone waits for.
-      if (conflicts > 1 && upkeep.has(command.kind))
+      if (conflicts > 1 && upkeep.has(now.kind))
         await sleep(Math.random() * Math.min(50, 2 ** conflicts));
       // The watch usually brought the write we lost to already: decide on that (a refusal is
       // still confirmed by a read); only when it did not, read.

@@ -77,7 +77,10 @@ export class WaitingRoom {
   /** Per lock: a look when someone else's head entry would stop counting. */
   private readonly headTimers = new Map<string, NodeJS.Timeout>();
   /** Waiters of this replica that left, by id: a grant to one of them is handed back. */
-  private readonly left = new Map<string, { lock: string; user: string; at: number }>();
+  private readonly left = new Map<
+    string,
+    { lock: string; user: string; at: number; token?: number | undefined }
+  >();
   private readonly handBacks = new Set<Promise<void>>();
   /** Hand-overs to confirm later, by their timer: confirmed at once when the room stops. */
   private readonly confirms = new Map<NodeJS.Timeout, () => Promise<void>>();
@@ -287,11 +290,15 @@ export class WaitingRoom {
     }
   }
 
-  /** Remembers a request that left while a grant for it may be in flight or landed unheard of. */
-  private remember(id: string, lock: string, user: string): void {
+  /**
+   * Remembers a request that is over: one that left (a grant to it may be in flight or land
+   * unheard of), or one answered with the hold of `token` (any later grant to it is a mistake to
+   * undo). Either way a hold granted to it that is not that one is handed back.
+   */
+  private remember(id: string, lock: string, user: string, token?: number): void {
     const oldest = this.left.keys().next();
     if (this.left.size >= rememberLeftMax && !oldest.done) this.left.delete(oldest.value);
-    this.left.set(id, { lock, user, at: performance.now() });
+    this.left.set(id, { lock, user, at: performance.now(), token });
   }
 
   private giveUp(entry: Pending, outcome: 'timeout' | 'abandoned'): void {
@@ -460,10 +467,10 @@ export class WaitingRoom {
       return;
     }
     const gone = this.left.get(id);
-    if (gone && gone.user === state.holder) {
-      this.left.delete(id);
-      this.handBack(lock, gone.user, state.token, id);
-    }
+    // The hold its caller was answered with: theirs.
+    if (!gone || gone.user !== state.holder || gone.token === state.token) return;
+    this.left.delete(id);
+    this.handBack(lock, gone.user, state.token, id);
   }
 
   /**
@@ -496,6 +503,7 @@ export class WaitingRoom {
       );
     this.observeWait(entry, 'granted');
     entry.settle(result);
+    this.remember(entry.id, entry.lock, entry.user, result.state.token);
   }
 
   /**
