@@ -428,3 +428,35 @@ describe('a hand-back and a new request of the same user', () => {
     expect(holder()).toBeUndefined();
   });
 });
+
+describe('a line write that loses its compare-and-swap', () => {
+  it('never puts back a waiter that was handed the lock while it retried', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().join() === 'bob');
+    const carol = post('/retrospective/avail?wait=20', 'carol');
+    await until(() => line().join() === 'bob,carol');
+    const [bobs] = t.store.cached('retrospective')?.state.queue ?? [];
+    // Renewing both (carol's entry went missing) is held back; meanwhile ana's release hands the
+    // lock to bob, who is answered and lets go.
+    const renewal = store.gate(
+      (next) => next.holder === 'ana' && (next.queue ?? []).some((w) => w.user === 'carol'),
+    );
+    await store.rewrite('retrospective', (s) => ({
+      ...s,
+      queue: s.queue?.filter((w) => w.user !== 'carol'),
+    }));
+    await until(() => store.held === 1);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect((await bob).status).toBe(200);
+    expect((await post('/retrospective/release', 'bob')).status).toBe(200);
+    renewal();
+    // The renewal lost its compare-and-swap and was decided again, without bob.
+    expect((await carol).status).toBe(200);
+    expect(t.store.cached('retrospective')?.state.queue?.map((w) => w.id) ?? []).not.toContain(
+      bobs?.id,
+    );
+    expect((await post('/retrospective/release', 'carol')).status).toBe(200);
+    expect(holder()).toBeUndefined();
+  });
+});

@@ -437,9 +437,11 @@ export class WaitingRoom {
     if (!result.ok) return;
     // Read again: the caller may have left (phase 'done') while the grant was in flight.
     if (phaseOf(entry) === 'done') {
+      // Answered meanwhile: with this very hold (the watch brought it before the write's answer),
+      // or because the caller left, in which case they never get it. (A renewal means their user
+      // held it already, through another request: that hold is not this one's to hand back.)
+      if (this.left.get(entry.id)?.token === result.state.token) return;
       this.left.delete(entry.id);
-      // The caller left while we took it: they never get it. (A renewal means their user held
-      // it already, through another request: that hold is not this one's to hand back.)
       if (result.outcome === 'granted')
         this.handBack(lock, entry.user, result.state.token, entry.id);
       return;
