@@ -64,8 +64,9 @@ describe("a full lock in its Lease, on the real API server's limits", () => {
     });
     expect(joined).toMatchObject({ ok: true });
     expect(joined.ok && joined.state.queue).toHaveLength(config.WAIT_QUEUE_MAX);
+    // The release hands the lock to the head of the line in the same write: the largest Lease.
     const released = await service.execute(lock, { kind: 'release', user: holder });
-    expect(released).toMatchObject({ ok: true, state: { releasedBy: holder } });
+    expect(released).toMatchObject({ ok: true, state: { releasedBy: holder, holder: name('w0') } });
     const lease = await kubectl('get', 'lease', lock, '-n', namespace, '-o', 'json');
     const annotations = (JSON.parse(lease.stdout) as { metadata: { annotations: object } }).metadata
       .annotations;
@@ -81,6 +82,7 @@ describe("a full lock in its Lease, on the real API server's limits", () => {
     const waiting = (await store.read(lock))?.state.queue ?? [];
     const leave = waiting.map((w) => w.id);
     await service.execute(lock, { kind: 'line', join: [], leave, max: 1, perUser: 1 });
+    await service.execute(lock, { kind: 'force', by: 'admin' });
     const before = await store.read(lock);
     const holder = name('big');
     const held = await service.execute(lock, { kind: 'avail', user: holder });

@@ -44,6 +44,15 @@ export function isExpired(state: LockState, sighting: Sighting | undefined, now:
   return at !== undefined && now.getTime() >= at.getTime();
 }
 
+/** Whether it is the hand-over nobody took up that makes the hold expire now (not its idling). */
+export function unclaimedExpiry(state: LockState, sighting: Sighting | undefined, now: Date) {
+  return (
+    state.unclaimedSeconds !== undefined &&
+    sighting !== undefined &&
+    now.getTime() >= sighting.seenAt + state.unclaimedSeconds * 1000
+  );
+}
+
 /**
  * True when the hold has crossed the "held too long" threshold and this hold (its token) was
  * not counted yet: each long hold is counted exactly once.

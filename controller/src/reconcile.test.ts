@@ -126,6 +126,7 @@ describe('reconciling a lock', () => {
       expires: new Date(t0 + 60_000),
       ttlSeconds: 60,
       beat: 1,
+      takesHandOver: true,
     });
     await f.service.execute('retrospective', {
       kind: 'line',

@@ -7,7 +7,13 @@ import {
 } from '@retrospective/lock';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
-import { crossesLongHold, isExpired, nextCheckIn, type Sighting } from './expiry.js';
+import {
+  crossesLongHold,
+  isExpired,
+  nextCheckIn,
+  unclaimedExpiry,
+  type Sighting,
+} from './expiry.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ReconcileOutcome } from './queue.js';
 
@@ -36,8 +42,9 @@ const duration = (seconds: number) =>
 
 /**
  * One pass over one lock: create it if missing, count a hold crossing the held-too-long
- * threshold once, expire a hold idle past its timeout (CAS; the token stays, so the old
- * holder's If-Match is refused), and say when to look again.
+ * threshold once, expire a hold idle past its timeout or a hand-over nobody took up (CAS, pinned
+ * to the hold judged; the lock goes to the next in line with a higher token, or is free, so the
+ * old holder's If-Match is refused either way), and say when to look again.
  */
 export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<ReconcileOutcome> {
   const { store, service, events, history, metrics, logger, clock, signal } = deps;
@@ -77,6 +84,7 @@ export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<
         holder: state.holder,
         token: state.token,
         renewedAt: state.renewedAt,
+        unclaimed: unclaimedExpiry(state, sighting, now),
       },
       { signal },
     );

@@ -73,9 +73,13 @@ export async function recordChange(
     if (seconds !== undefined) deps.metrics.holdDuration.observe({ lock: event.lock }, seconds);
     const held = seconds === undefined ? '' : ` after ${Math.round(seconds)} s`;
     const holder = change.prev?.holder ?? 'its holder';
+    // Expired while still unclaimed, and before its own hold timeout: a hand-over not taken up.
     const untaken = change.prev?.unclaimedSeconds;
+    const timeout = change.prev?.holdTimeoutSeconds;
+    const notTakenUp =
+      untaken !== undefined && (!timeout || seconds === undefined || seconds < timeout);
     const message =
-      event.reason === 'expired' && untaken !== undefined
+      event.reason === 'expired' && notTakenUp
         ? `the hand-over of ${event.lock} to ${holder} was not taken up within ${untaken} s (its api-server is gone)`
         : event.reason === 'expired'
           ? `the hold of ${holder} on ${event.lock} expired${held}`

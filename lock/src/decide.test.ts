@@ -243,10 +243,50 @@ describe('decide: the waiting line', () => {
     const release = { kind: 'release', user: 'ana', ifMatch: 5 } as const;
     expect(outcome(now, { ...release, claim: 'r1' })).toBe('superseded');
     expect(outcome(now, release)).toBe('released');
-    // A waiter of ana's taking the lock she already holds only renews: it claims nothing.
+    // A waiter of ana's taking the lock she already holds renews it, and claims it too.
     const take = decide(hold, { kind: 'avail', user: 'ana', waiter: 'w', claim: 'w' }, later(10));
-    expect(take.ok && take.outcome).toBe('renewed');
-    expect(take.ok && take.next).toBe(hold);
+    expect(take).toMatchObject({ ok: true, outcome: 'renewed', next: { grantedTo: undefined } });
+  });
+
+  it('hands the lock over in the releasing write, only to a waiter whose replica takes hand-overs', () => {
+    const taker = { ...waiter('w1'), takesHandOver: true, holdTimeoutSeconds: 30, ttlSeconds: 9 };
+    const state: LockState = { ...held(), queue: [taker, waiter('w2')] };
+    const d = decide(state, { kind: 'release', user: 'ana' }, later(10));
+    expect(d).toMatchObject({
+      ok: true,
+      outcome: 'released',
+      next: {
+        holder: 'user-w1',
+        token: 6,
+        grantedTo: 'w1',
+        unclaimedSeconds: 9,
+        holdTimeoutSeconds: 30,
+        releasedBy: 'ana',
+      },
+    });
+    expect(d.ok && d.next.queue?.map((w) => w.id)).toEqual(['w2']);
+    // A waiter of an earlier version's replica takes the free lock itself, as it always did.
+    const old: LockState = { ...held(), queue: [waiter('w2')] };
+    expect(decide(old, { kind: 'release', user: 'ana' }, later(10))).toMatchObject({
+      ok: true,
+      next: { holder: undefined, queue: [{ id: 'w2' }] },
+    });
+  });
+
+  it('expires a hand-over nobody took up, but not once it was taken up', () => {
+    const handed: LockState = { ...held(), grantedTo: 'w1', unclaimedSeconds: 15 };
+    const judged = {
+      kind: 'expire',
+      by: 'c',
+      holder: 'ana',
+      token: 5,
+      renewedAt: t0,
+      unclaimed: true,
+    } as const;
+    expect(outcome(handed, judged)).toBe('expired');
+    const confirmed = decide(handed, { kind: 'confirm', waiter: 'w1', token: 5 }, later(1));
+    expect(confirmed).toMatchObject({ ok: true, next: { unclaimedSeconds: undefined } });
+    expect(outcome(confirmed.ok ? confirmed.next : handed, judged)).toBe('superseded');
   });
 
   it('lets the holder renew while others wait', () => {

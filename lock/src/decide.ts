@@ -44,6 +44,8 @@ export type Command =
       readonly holder: string;
       readonly token: number;
       readonly renewedAt: Date | undefined;
+      /** Judged as a hand-over nobody took up: refused once it was taken up. */
+      readonly unclaimed?: boolean | undefined;
     }
   /** An admin's release of whoever holds the lock; `ifMatch` pins the hold the admin saw. */
   | { readonly kind: 'force'; readonly by: string; readonly ifMatch?: number | undefined }
@@ -128,7 +130,9 @@ function released(
   };
   const line = liveQueue(state, live);
   const head = line[0];
-  if (!head) return withQueue(free, line);
+  // A waiter of a replica that does not answer hand-overs (an older version, during an upgrade)
+  // takes the free lock itself, as it always did.
+  if (!head?.takesHandOver) return withQueue(free, line);
   return {
     ...withQueue(free, line.slice(1)),
     holder: head.user,
@@ -224,7 +228,6 @@ export function decide(
       // plain avail claims: a waiter's take of a lock its user already holds is only a renewal.
       const claims =
         command.claim !== undefined &&
-        command.waiter === undefined &&
         state.grantedTo !== undefined &&
         command.claim !== state.grantedTo;
       const recent = state.renewedAt && now.getTime() - state.renewedAt.getTime() < renewCoalesceMs;
@@ -265,7 +268,8 @@ export function decide(
       if (
         state.holder !== command.holder ||
         state.token !== command.token ||
-        state.renewedAt?.getTime() !== command.renewedAt?.getTime()
+        state.renewedAt?.getTime() !== command.renewedAt?.getTime() ||
+        (command.unclaimed === true && state.unclaimedSeconds === undefined)
       ) {
         return refuse('superseded', state);
       }

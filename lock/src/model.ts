@@ -24,6 +24,8 @@ export interface Waiter {
   readonly beat?: number | undefined;
   /** The hold timeout the waiter asked for: a hand-over grants it with this one. */
   readonly holdTimeoutSeconds?: number | undefined;
+  /** Its replica answers a hand-over by a release (replicas of earlier versions take the lock). */
+  readonly takesHandOver?: boolean | undefined;
 }
 
 /** Whether a waiter's entry still counts; see LineSightings for the rule replicas use. */

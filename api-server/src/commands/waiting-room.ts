@@ -41,8 +41,6 @@ interface Pending {
   phase: 'joining' | 'waiting' | 'taking' | 'done';
   /** Renewals of its entry so far: every replica takes a higher count for a renewal. */
   beat: number;
-  /** A grant for it was attempted and its outcome never came back: it may hold the lock. */
-  uncertain: boolean;
   settle(result: MutationResult | Refused): void;
 }
 
@@ -134,7 +132,8 @@ export class WaitingRoom {
       first = await service.execute(
         lock,
         { kind: 'avail', user, holdTimeoutSeconds, claim: id },
-        { refuseOnCache: seconds > 0 },
+        // (Unless the cache says this user holds it: then the answer is a renewal, confirmed.)
+        { refuseOnCache: seconds > 0 && service.peek(lock)?.holder !== user },
       );
     } catch (error) {
       // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
@@ -161,6 +160,7 @@ export class WaitingRoom {
       ttlSeconds: ttlMs / 1000,
       beat: 0,
       holdTimeoutSeconds,
+      takesHandOver: true,
     };
     return new Promise((resolve) => {
       const entry: Pending = {
@@ -172,7 +172,6 @@ export class WaitingRoom {
         started: performance.now(),
         phase: 'joining',
         beat: 0,
-        uncertain: false,
         settle: (result) => {
           if (entry.phase === 'done') return;
           entry.phase = 'done';
@@ -202,9 +201,11 @@ export class WaitingRoom {
             this.kick(lock);
           },
           (error: unknown) => {
-            // The join may have landed though its answer was lost: take the entry out again.
+            // The join may have landed though its answer was lost: take the entry out again, and
+            // hand back a hand-over that reaches it before that.
             this.writer(lock).leave([entry.id]);
             entry.settle(refusedBy(error));
+            this.remember(entry.id, lock, user);
           },
         );
     });
@@ -218,15 +219,16 @@ export class WaitingRoom {
     this.stopped = true;
     clearInterval(this.heartbeat);
     for (const timer of this.headTimers.values()) clearTimeout(timer);
-    this.unsubscribe?.();
     for (const entry of [...this.pending.values()]) this.giveUp(entry, 'abandoned');
     const confirms = [...this.confirms];
     this.confirms.clear();
     for (const [timer] of confirms) clearTimeout(timer);
     await Promise.all(confirms.map(([, confirm]) => confirm().catch(() => undefined)));
+    // Still following the locks while the leaves are written: a release that hands the lock to
+    // one of these waiters meanwhile is seen, and handed back.
     await Promise.all([...this.writers.values()].map((w) => w.idle()));
-    // Hand-backs may start while the writes above finish: wait until none is left.
     while (this.handBacks.size) await Promise.all(this.handBacks);
+    this.unsubscribe?.();
   }
 
   private isStopped(): boolean {
@@ -269,6 +271,7 @@ export class WaitingRoom {
         ttlSeconds: ttlMs / 1000,
         beat: ++p.beat,
         holdTimeoutSeconds: p.holdTimeoutSeconds,
+        takesHandOver: true,
       }));
   }
 
@@ -280,9 +283,9 @@ export class WaitingRoom {
     for (const id of ids) {
       const entry = this.pending.get(id);
       if (!entry || entry.phase !== 'waiting') continue;
-      // Out of line because the lock was granted to it (the answer of the take got lost).
+      // Out of line because the lock was handed to it (or the answer of its take got lost).
       if (isHeld(line) && line.grantedTo === id && line.holder === entry.user)
-        this.granted(entry, line, { ok: true, outcome: 'granted', state: line });
+        this.takeUp(entry.lock, line);
       else {
         this.observeWait(entry, 'timeout');
         entry.settle(this.noPlace(entry.lock));
@@ -427,11 +430,8 @@ export class WaitingRoom {
         waiter: entry.id,
         claim: entry.id,
       });
-    } catch (error) {
-      // An unknown outcome: the watch shows whether the grant landed (grantedTo is ours).
-      entry.uncertain = true;
-      throw error;
     } finally {
+      // An unknown outcome (an error): the watch shows whether the grant landed (grantedTo is ours).
       if (phaseOf(entry) === 'taking') entry.phase = 'waiting';
     }
     if (!result.ok) return;
@@ -483,17 +483,30 @@ export class WaitingRoom {
   private confirmLater(lock: string, waiter: string, state: LockState): void {
     const { service, logger } = this.options;
     const token = state.token;
-    const ms = ((state.unclaimedSeconds ?? 15) * 1000) / 3;
-    const confirm = async () => {
+    const ttlMs = (state.unclaimedSeconds ?? 15) * 1000;
+    const started = performance.now();
+    let timer: NodeJS.Timeout;
+    const confirm = async (): Promise<void> => {
       this.confirms.delete(timer);
       const now = service.peek(lock);
       if (now?.grantedTo !== waiter || now.token !== token || now.unclaimedSeconds === undefined)
         return;
-      await this.serial.run(lock, () => service.execute(lock, { kind: 'confirm', waiter, token }));
+      try {
+        await this.serial.run(lock, () =>
+          service.execute(lock, { kind: 'confirm', waiter, token }),
+        );
+      } catch (error) {
+        // Tried again (a second apart) for as long as the hand-over could still be taken up.
+        if (this.stopped || performance.now() - started > 2 * ttlMs) throw error;
+        schedule(1000);
+      }
     };
-    const timer = setTimeout(safely(logger, 'confirming a hand-over', confirm), ms);
-    timer.unref();
-    this.confirms.set(timer, confirm);
+    const schedule = (ms: number) => {
+      timer = setTimeout(safely(logger, 'confirming a hand-over', confirm), ms);
+      timer.unref();
+      this.confirms.set(timer, confirm);
+    };
+    schedule(ttlMs / 3);
   }
 
   private granted(entry: Pending, before: LockState, result: MutationResult & { ok: true }): void {

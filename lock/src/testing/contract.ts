@@ -188,6 +188,7 @@ export function lockStoreContract(label: string, setup: () => Promise<ContractFi
         since: now,
         expires: new Date(now.getTime() + 60_000),
         ttlSeconds: 60,
+        takesHandOver: true,
       });
       const line = { max: 10, perUser: 1 };
       granted(await a.execute(lock, { kind: 'line', join: [waiter('w1')], leave: [], ...line }));

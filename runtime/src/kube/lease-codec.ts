@@ -48,7 +48,7 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
   if (!Array.isArray(raw)) return undefined;
   const line = raw.flatMap((entry: unknown) => {
     const e = entry as Partial<
-      Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat' | 'hold', unknown>
+      Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat' | 'hold' | 'ho', unknown>
     >;
     const since = date(typeof e.since === 'string' ? e.since : undefined);
     const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
@@ -65,6 +65,7 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
         ...(ttl ? { ttlSeconds: ttl } : {}),
         ...(beat !== undefined ? { beat } : {}),
         ...(hold ? { holdTimeoutSeconds: hold } : {}),
+        ...(e.ho === 1 ? { takesHandOver: true } : {}),
       },
     ];
   });
@@ -76,6 +77,14 @@ function seconds(value: unknown): number | undefined {
   return Number.isSafeInteger(value) && (value as number) > 0 && (value as number) <= 604_800
     ? (value as number)
     : undefined;
+}
+
+/** `<seconds>/<token>` from the annotation, when it is about the hold of `token`. */
+function unclaimed(value: string | undefined, token: number): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\/(\d+)$/.exec(value ?? '');
+  if (!match || Number(match[2]) !== token) return undefined;
+  const s = Number(match[1]);
+  return s > 0 && s <= 604_800 ? s : undefined;
 }
 
 const micro = (value: Date | undefined) => (value ? new V1MicroTime(value.getTime()) : undefined);
@@ -99,7 +108,7 @@ export function fromLease(lease: V1Lease): Versioned {
     releaseReason: reason && reasons.includes(reason) ? reason : undefined,
     queue: parseQueue(a[annotations.queue]),
     grantedTo: spec.holderIdentity ? a[annotations.grantedTo] || undefined : undefined,
-    unclaimedSeconds: spec.holderIdentity ? seconds(Number(a[annotations.unclaimed])) : undefined,
+    unclaimedSeconds: unclaimed(a[annotations.unclaimed], spec.leaseTransitions ?? 0),
   };
   return { state, version: lease.metadata?.resourceVersion ?? '', raw: lease };
 }
@@ -128,12 +137,17 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             ...(w.ttlSeconds ? { ttl: w.ttlSeconds } : {}),
             ...(w.beat !== undefined ? { beat: w.beat } : {}),
             ...(w.holdTimeoutSeconds ? { hold: w.holdTimeoutSeconds } : {}),
+            ...(w.takesHandOver ? { ho: 1 } : {}),
           })),
         )
       : undefined,
     [annotations.grantedTo]: state.grantedTo,
+    // Tied to the hold it is about: a replica of an earlier version keeps annotations it does not
+    // know, and must not carry this one over to a later hold.
     [annotations.unclaimed]:
-      state.unclaimedSeconds !== undefined ? String(state.unclaimedSeconds) : undefined,
+      state.unclaimedSeconds !== undefined && state.holder
+        ? `${state.unclaimedSeconds}/${state.token}`
+        : undefined,
   };
   const others = Object.entries(meta.annotations ?? {}).filter(([key]) => !(key in ours));
   const a = Object.fromEntries(

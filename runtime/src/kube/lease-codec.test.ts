@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import type { LockState } from '@retrospective/lock';
+import { annotations, fromLease, toLease } from './lease-codec.js';
+
+const t0 = new Date('2026-11-23T10:00:00.000Z');
+const handedOver: LockState = {
+  name: 'retrospective',
+  holder: 'bob',
+  acquiredAt: t0,
+  renewedAt: t0,
+  token: 7,
+  content: '',
+  grantedTo: 'w1',
+  unclaimedSeconds: 15,
+  queue: [
+    {
+      id: 'w2',
+      user: 'carol',
+      since: t0,
+      expires: t0,
+      ttlSeconds: 15,
+      beat: 3,
+      holdTimeoutSeconds: 60,
+      takesHandOver: true,
+    },
+  ],
+};
+
+describe('the Lease codec', () => {
+  it('round-trips a hand-over and a line entry with everything it carries', () => {
+    expect(fromLease(toLease(handedOver, '1')).state).toEqual(handedOver);
+  });
+
+  it('reads the unclaimed mark only for the hold it was written for', () => {
+    const lease = toLease(handedOver, '1');
+    expect(lease.metadata?.annotations?.[annotations.unclaimed]).toBe('15/7');
+    // A replica of an earlier version kept the annotation it does not know through a new grant.
+    const later = { ...lease, spec: { ...lease.spec, leaseTransitions: 8 } };
+    expect(fromLease(later).state.unclaimedSeconds).toBeUndefined();
+    const garbage = {
+      ...lease,
+      metadata: { ...lease.metadata, annotations: { [annotations.unclaimed]: 'soon' } },
+    };
+    expect(fromLease(garbage).state.unclaimedSeconds).toBeUndefined();
+  });
+});
