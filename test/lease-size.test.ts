@@ -54,6 +54,8 @@ describe("a full lock in its Lease, on the real API server's limits", () => {
       expires: new Date(now + 3_600_000),
       ttlSeconds: 3600,
       beat: 9_999_999,
+      holdTimeoutSeconds: 604_800,
+      takesHandOver: true,
     }));
     const joined = await service.execute(lock, {
       kind: 'line',

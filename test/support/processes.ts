@@ -96,18 +96,28 @@ async function supervise(
   return { url, port, metricsUrl, child, output: () => output, stop };
 }
 
-/** An api-server process on the Lease backend in `namespace`. */
-export function startApiServer(
+/**
+ * An api-server process on the Lease backend in `namespace`, once its lock exists: ready means
+ * the watch is synced, and the process (or a controller) creates a missing Lease just after.
+ */
+export async function startApiServer(
   kubeconfig: string,
   namespace: string,
   env: Record<string, string> = {},
   ports: { port?: number; metricsPort?: number } = {},
 ) {
-  return startService(
+  const service = await startService(
     'api-server/dist/main.js',
     { STORE: 'kubernetes', KUBECONFIG: kubeconfig, NAMESPACE: namespace, ...env },
     { metricsPort: ports.metricsPort ?? true, ...(ports.port ? { port: ports.port } : {}) },
   );
+  await waitFor(
+    'the lock to be provisioned',
+    async () => (await fetch(`${service.url}/retrospective/check`)).status === 200,
+    30_000,
+    service.child.pid,
+  );
+  return service;
 }
 
 /** The whole service in one process on the memory store, as `make run` starts it. */
