@@ -111,9 +111,10 @@ export async function startApiServer(
     { STORE: 'kubernetes', KUBECONFIG: kubeconfig, NAMESPACE: namespace, ...env },
     { metricsPort: ports.metricsPort ?? true, ...(ports.port ? { port: ports.port } : {}) },
   );
+  // 503 is `not_provisioned` (in kubernetes auth mode an anonymous check is 401 before it looks).
   await waitFor(
     'the lock to be provisioned',
-    async () => (await fetch(`${service.url}/retrospective/check`)).status === 200,
+    async () => (await fetch(`${service.url}/retrospective/check`)).status !== 503,
     30_000,
     service.child.pid,
   );
