@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { HistoryEntry, LockService, LockStore } from '@retrospective/lock';
+import type { HistoryEntry, LockPolicy, LockService, LockStore } from '@retrospective/lock';
 import { drainable, type DrainableServer, type Lifecycle } from '@retrospective/runtime';
 import { headerAuthorizer, type Authorizer } from './auth/authorizer.js';
 import { RateLimiter } from './auth/rate-limit.js';
@@ -12,6 +12,7 @@ import { expressApp } from './http/express-app.js';
 import { fastCheck } from './http/fast-check.js';
 import { guardSocket } from './http/raw.js';
 import type { Metrics } from './metrics.js';
+import { declaredContentBytesAtMost, envPolicy } from './policy.js';
 import { Broadcaster } from './ws/broadcaster.js';
 import { SocketCommands } from './ws/commands.js';
 import { upgradeHandler } from './ws/upgrade.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   readonly history?: (lock: string) => readonly HistoryEntry[] | Promise<readonly HistoryEntry[]>;
   /** Who may do what; AUTH_MODE=header builds its own, kubernetes mode needs one passed in. */
   readonly auth?: Authorizer;
+  /** Each lock's policy when locks are declared (`Lock` objects); else the environment's. */
+  readonly policy?: (lock: string) => LockPolicy | undefined;
 }
 
 export interface App {
@@ -58,6 +61,10 @@ export function buildApp(deps: AppDeps): App {
     user: new RateLimiter(config.RATE_LIMIT_USER_PER_MINUTE),
     address: new RateLimiter(config.RATE_LIMIT_ADDRESS_PER_MINUTE),
   };
+  const fallback = envPolicy(config);
+  const policy = (lock: string) => deps.policy?.(lock) ?? fallback;
+  // The most content any lock accepts: what a request may carry (each lock then checks its own).
+  const contentLimit = deps.policy ? declaredContentBytesAtMost : config.MAX_CONTENT_BYTES;
   const room = new WaitingRoom({
     service,
     store,
@@ -65,11 +72,9 @@ export function buildApp(deps: AppDeps): App {
     logger,
     clock,
     ttlMs: config.WAIT_QUEUE_TTL_SECONDS * 1000,
-    maxWaiters: config.WAIT_QUEUE_MAX,
-    maxPerUser: config.WAIT_QUEUE_MAX_PER_USER,
+    limits: (lock) => policy(lock).waiting,
   });
   const pipeline = new CommandPipeline({
-    config,
     service,
     room,
     auth,
@@ -77,6 +82,7 @@ export function buildApp(deps: AppDeps): App {
     metrics,
     logger,
     clock,
+    policy,
   });
   const broadcaster = new Broadcaster({
     config,
@@ -89,11 +95,11 @@ export function buildApp(deps: AppDeps): App {
     commands: new SocketCommands({ config, pipeline }),
     history: deps.history,
   });
-  const app = expressApp({ ...deps, clock, auth, pipeline, metrics });
+  const app = expressApp({ ...deps, clock, auth, pipeline, metrics, policy, contentLimit });
 
   const server = createServer({
     // The seed sends content in a header: leave room for it, and refuse more with 431.
-    maxHeaderSize: config.MAX_CONTENT_BYTES + 16 * 1024,
+    maxHeaderSize: contentLimit + 16 * 1024,
     requestTimeout: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
     headersTimeout: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
     keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,

@@ -1,4 +1,13 @@
-import { commonShape, defaultNamespace, int, list, parseEnv } from '@retrospective/runtime';
+import {
+  commonShape,
+  defaultNamespace,
+  int,
+  leaseBudgetBytes,
+  leaseFixedBytes,
+  list,
+  parseEnv,
+  waiterEntryBytes,
+} from '@retrospective/runtime';
 import { z } from 'zod';
 import { username } from './validate.js';
 
@@ -58,15 +67,7 @@ const shape = {
   DRAIN_DELAY_SECONDS: int(0, 300).default(5),
 };
 
-/**
- * Bytes a Lease's annotations may take (Kubernetes allows 256 KiB in all), less room kept for
- * what other tools add (kubectl's last-applied configuration, say).
- */
-export const leaseBudgetBytes = 256 * 1024 - 16 * 1024;
-/** The most one line entry takes once encoded: a user name of maxUserNameBytes, id, times, TTL. */
-export const waiterEntryBytes = 440;
-/** Everything else the service keeps on a Lease: names of the last editor and releaser, times. */
-export const leaseFixedBytes = 2048;
+export { leaseBudgetBytes, leaseFixedBytes, waiterEntryBytes };
 
 /** The Lease bytes the worst case of this configuration takes: full content, a full line. */
 export const leaseBytesAtMost = (c: { MAX_CONTENT_BYTES: number; WAIT_QUEUE_MAX: number }) =>

@@ -1,5 +1,6 @@
-import { LockService, MemoryStore, type LockStore } from '@retrospective/lock';
+import { FixedCatalog, LockService, MemoryStore, type LockStore } from '@retrospective/lock';
 import {
+  KubeLockCatalog,
   WatchedHistory,
   kubeObserver,
   leaseStoreFor,
@@ -10,8 +11,9 @@ import {
 } from '@retrospective/runtime';
 import { kubernetesAuthorizer } from './auth/authorizer.js';
 import { loadConfig } from './config.js';
-import { kubeReviewer } from './auth/kube-reviewer.js';
+import { kubeReviewer, leaseResource, lockResource } from './auth/kube-reviewer.js';
 import { createMetrics } from './metrics.js';
+import { envPolicy } from './policy.js';
 import { startApiServer } from './server.js';
 
 function main(): void {
@@ -26,16 +28,30 @@ function main(): void {
       'AUTH_MODE=header: the user name header is trusted as sent; it must be set by an authenticating proxy, and nothing else may reach this port',
     );
   const { NAMESPACE: namespace, LOCKS: locks } = config;
-  const metrics = createMetrics({ locks, watching: () => store.watching() });
+  const declared = kubeConfig && config.LOCK_SOURCE === 'resources';
+  const metrics = createMetrics({
+    locks: declared ? [] : locks,
+    watching: () => store.watching() && (catalog?.watching() ?? true),
+  });
   const observe = kubeObserver(metrics);
+  const catalog = declared
+    ? new KubeLockCatalog({
+        kubeConfig,
+        namespace,
+        observe,
+        requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+        watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
+      })
+    : undefined;
+  catalog?.subscribe(({ name, policy }) => (policy ? metrics.follow(name) : metrics.forget(name)));
   const store: LockStore = kubeConfig
-    ? leaseStoreFor(kubeConfig, config, metrics)
+    ? leaseStoreFor(kubeConfig, { ...config, LOCKS: catalog ? 'labelled' : locks }, metrics)
     : new MemoryStore();
   const history = kubeConfig
     ? new WatchedHistory({
         kubeConfig,
         namespace,
-        locks,
+        locks: catalog ? 'labelled' : locks,
         observe,
         watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
       })
@@ -44,12 +60,21 @@ function main(): void {
     logger.warn(
       'STORE=memory in the api-server alone: no controller, so holds never expire and no history is kept (standalone/dist/main.js runs both in one process)',
     );
-  const service = new LockService({ store, locks });
+  const service = new LockService({
+    store,
+    locks: catalog ?? new FixedCatalog(locks, envPolicy(config)),
+  });
   const auth =
     apiConfig && config.AUTH_MODE === 'kubernetes'
       ? kubernetesAuthorizer(
           config,
-          kubeReviewer(apiConfig, namespace, observe, config.AUTH_TOKEN_AUDIENCES),
+          kubeReviewer(
+            apiConfig,
+            namespace,
+            observe,
+            config.AUTH_TOKEN_AUDIENCES,
+            catalog ? lockResource : leaseResource,
+          ),
           logger,
         )
       : undefined;
@@ -62,12 +87,20 @@ function main(): void {
     lifecycle,
     ...(auth ? { auth } : {}),
     ...(history ? { history: (lock: string) => history.list(lock) } : {}),
-    stopAlso: history ? [{ name: 'history watch', run: () => history.stop() }] : [],
+    stopAlso: [
+      ...(history ? [{ name: 'history watch', run: () => history.stop() }] : []),
+      ...(catalog ? [{ name: 'Lock watch', run: () => catalog.close() }] : []),
+    ],
+    ...(catalog ? { ready: () => catalog.ready(), policy: (lock) => catalog.policy(lock) } : {}),
   });
-  void store
-    .start()
+  void Promise.all([store.start(), catalog?.start()])
     .then(() => history?.start())
-    .then(() => store.ensure(locks, { tokenFloor: async (lock) => history?.floor(lock) ?? 0 }))
+    // Declared locks get their Leases from the controller, owned by their Lock.
+    .then(() =>
+      catalog
+        ? undefined
+        : store.ensure(locks, { tokenFloor: async (lock) => history?.floor(lock) ?? 0 }),
+    )
     .then(() => logger.info('lock cache synced'))
     .catch((error: unknown) => {
       // In a cluster the controller creates the Leases; this Role does not allow it.

@@ -99,21 +99,45 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       registers,
     }),
   };
-  for (const lock of locks) {
+  /** Starts a lock's series at 0, so "no race yet" and a first wait read as data. */
+  const follow = (lock: string) => {
     for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
     metrics.queueLength.set({ lock }, 0);
     // Zeroed, so the first wait reads as an increase (rate() and the dashboard see it).
     metrics.handoverGap.zero({ lock });
     for (const outcome of ['granted', 'timeout', 'abandoned'])
       metrics.waitDuration.zero({ lock, outcome });
-  }
+  };
+  /** Removes every series of a lock that is gone (a deleted `Lock`). */
+  const forget = (lock: string) => {
+    for (const metric of [
+      metrics.lockRequests,
+      metrics.lockRaces,
+      metrics.queueLength,
+      metrics.waitDuration,
+      metrics.handoverGap,
+    ] as const)
+      for (const labels of labelSets(metric))
+        if (labels.lock === lock) metric.remove(labels as never);
+  };
+  for (const lock of locks) follow(lock);
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat', 'unauthorized'])
     metrics.wsDropped.inc({ reason }, 0);
   metrics.httpDropped.inc({ reason: 'pipelining' }, 0);
   for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);
   for (const reason of ['unauthenticated', 'forbidden', 'forbidden_origin'])
     metrics.authRefusals.inc({ reason }, 0);
-  return metrics;
+  return { ...metrics, follow, forget };
+}
+
+/**
+ * The label sets a metric has series for. prom-client (15.1) removes series only by their full
+ * label set and lists them only asynchronously, so this reads the map it keeps them in.
+ */
+function labelSets(metric: object): Record<string, string | number>[] {
+  const map = (metric as { hashMap?: Record<string, { labels?: Record<string, string | number> }> })
+    .hashMap;
+  return Object.values(map ?? {}).flatMap((entry) => (entry.labels ? [entry.labels] : []));
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -21,8 +21,11 @@ export interface ApiServerDeps {
   readonly lifecycle: Lifecycle;
   readonly history?: AppDeps['history'];
   readonly auth?: AppDeps['auth'];
+  readonly policy?: AppDeps['policy'];
   /** Run after the HTTP and WebSocket steps, before the lock watch stops (e.g. an in-process controller). */
   readonly stopAlso?: readonly { readonly name: string; readonly run: ShutdownStep }[];
+  /** Besides the lock cache: what else must be synced before serving (the `Lock` watch). */
+  readonly ready?: () => boolean;
 }
 
 export interface ApiServer {
@@ -43,7 +46,7 @@ export function startApiServer(deps: ApiServerDeps): ApiServer {
   app.start();
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
   lifecycle
-    .readiness('lock cache not synced', () => store.ready())
+    .readiness('lock cache not synced', () => store.ready() && (deps.ready?.() ?? true))
     // Waiting callers are answered Wait first, or the HTTP step would wait for their timeouts.
     .onShutdown('waiters', () => app.room.stop())
     .onShutdown('http', (deadline) => app.http.close(deadline))

@@ -6,7 +6,7 @@ import type { EventRecorder } from './events.js';
 import { sight, type Sighting } from './expiry.js';
 import type { ControllerMetrics } from './metrics.js';
 import { WorkQueue, type ReconcileOutcome } from './queue.js';
-import { reconcileLock } from './reconcile.js';
+import { reconcileLock, type DeclaredLocks, type LockTimings } from './reconcile.js';
 import { recordChange } from './triggers.js';
 
 export interface LockControllerDeps {
@@ -17,8 +17,10 @@ export interface LockControllerDeps {
   readonly metrics: ControllerMetrics;
   readonly logger: Logger;
   readonly clock?: () => Date;
-  readonly holdTimeoutSeconds: number;
-  readonly heldTooLongSeconds: number;
+  /** Each lock's idle timeout and held-too-long threshold. */
+  readonly policy: (lock: string) => LockTimings;
+  /** Declared locks (`Lock` objects), when locks are declared rather than listed. */
+  readonly declared?: Omit<DeclaredLocks, 'written'> | undefined;
 }
 
 /**
@@ -36,9 +38,12 @@ export class LockController {
   /** The current term of leadership; undefined while following. */
   private term: AbortSignal | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeCatalog: (() => void) | undefined;
+  private readonly declared: DeclaredLocks | undefined;
 
   constructor(private readonly deps: LockControllerDeps) {
     this.clock = deps.clock ?? (() => new Date());
+    this.declared = deps.declared && { ...deps.declared, written: new Map() };
     const { metrics, logger } = deps;
     this.queue = new WorkQueue({
       reconcile: (lock) => this.reconcile(lock),
@@ -63,6 +68,15 @@ export class LockController {
   /** Starts following the store; call once the store is started. */
   start(): void {
     this.unsubscribe = this.deps.store.subscribe((change) => this.onChange(change));
+    // A Lock declared, changed or deleted: make its Lease and status follow.
+    this.unsubscribeCatalog = this.deps.service.catalog.subscribe(({ name, policy }) => {
+      if (!policy) {
+        this.sightings.delete(name);
+        this.longHoldCounted.delete(name);
+        this.declared?.written.delete(name);
+      }
+      if (this.isLeading) this.queue.add(name);
+    });
     for (const lock of this.deps.service.locks) {
       const state = this.deps.store.cached(lock)?.state;
       const sighting = state && sight(undefined, state, this.clock());
@@ -99,12 +113,17 @@ export class LockController {
     // A lock about to be created again must first have its deleted Lease's last token recorded.
     if (!this.deps.store.cached(lock)) await this.effects;
     const { sightings, longHoldCounted, clock } = this;
-    return reconcileLock({ ...this.deps, clock, sightings, longHoldCounted, signal }, lock);
+    const { declared } = this;
+    return reconcileLock(
+      { ...this.deps, clock, sightings, longHoldCounted, signal, declared },
+      lock,
+    );
   }
 
   /** Stops following the store and waits for recorded effects. */
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.unsubscribeCatalog?.();
     await this.effects;
   }
 

@@ -1,6 +1,7 @@
-import { LockService } from '@retrospective/lock';
+import { LockService, type LockCatalog } from '@retrospective/lock';
 import {
   ConfigMapHistory,
+  KubeLockCatalog,
   LeaderElector,
   createAdminServer,
   createKubeMetrics,
@@ -15,6 +16,7 @@ import {
 import { loadConfig } from './config.js';
 import { LockController } from './controller.js';
 import { KubeEventRecorder } from './events.js';
+import { KubeStatusWriter } from './lock-status.js';
 import { createControllerMetrics } from './metrics.js';
 
 function main(): void {
@@ -28,8 +30,29 @@ function main(): void {
   });
   const kube = createKubeMetrics(metrics.registry, () => store.watching());
   const observe = kubeObserver(kube);
-  const store = leaseStoreFor(kubeConfig, config, kube);
-  const service = new LockService({ store, locks });
+  const declared =
+    config.LOCK_SOURCE === 'resources'
+      ? new KubeLockCatalog({
+          kubeConfig,
+          namespace,
+          observe,
+          requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+          watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
+          onInvalid: (lock, problem) =>
+            logger.warn({ lock, problem }, 'ignoring an unreadable Lock'),
+        })
+      : undefined;
+  const store = leaseStoreFor(
+    kubeConfig,
+    { ...config, LOCKS: declared ? 'labelled' : locks },
+    kube,
+  );
+  const catalog: LockCatalog | readonly string[] = declared ?? locks;
+  const service = new LockService({ store, locks: catalog });
+  const defaults = {
+    holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
+    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+  };
   const controller = new LockController({
     store,
     service,
@@ -37,8 +60,11 @@ function main(): void {
     history: new ConfigMapHistory({ kubeConfig, namespace, limit: config.HISTORY_SIZE, observe }),
     metrics,
     logger,
-    holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
-    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+    policy: (lock) => service.catalog.policy(lock) ?? defaults,
+    declared: declared && {
+      object: (name) => declared.object(name),
+      status: new KubeStatusWriter(kubeConfig, namespace, observe),
+    },
   });
   const elector = new LeaderElector({
     kubeConfig,
@@ -53,10 +79,11 @@ function main(): void {
   const admin = createAdminServer({ registry: metrics.registry, lifecycle, logger });
 
   lifecycle
-    .readiness('lock cache not synced', () => store.ready())
+    .readiness('lock cache not synced', () => store.ready() && (declared?.ready() ?? true))
     .onShutdown('leader election', () => elector.stop())
     .onShutdown('controller', () => controller.stop())
     .onShutdown('lock watch', () => store.close())
+    .onShutdown('Lock watch', () => declared?.close())
     .onShutdown('admin server', () => stopServer(admin));
 
   listen(admin, config.METRICS_PORT, config.HOST)
@@ -69,7 +96,7 @@ function main(): void {
   // head of the line only if that waiter still counts.
   service.start();
   controller.start();
-  void store.start().then(() => {
+  void Promise.all([store.start(), declared?.start()]).then(() => {
     if (lifecycle.draining) return;
     logger.info('lock cache synced; campaigning for leadership');
     elector.run((signal) => controller.lead(signal));

@@ -36,8 +36,10 @@ async function fixture(options: { heldTooLongSeconds?: number; holdTimeoutSecond
     metrics,
     clock,
     logger: pino({ level: 'silent' }),
-    holdTimeoutSeconds: options.holdTimeoutSeconds ?? 0,
-    heldTooLongSeconds: options.heldTooLongSeconds ?? 900,
+    policy: () => ({
+      holdTimeoutSeconds: options.holdTimeoutSeconds ?? 0,
+      heldTooLongSeconds: options.heldTooLongSeconds ?? 900,
+    }),
   });
   controller.start();
   const term = new AbortController();

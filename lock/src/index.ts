@@ -1,3 +1,4 @@
+export * from './catalog.js';
 export * from './decide.js';
 export * from './errors.js';
 export * from './memory-store.js';

@@ -1,3 +1,4 @@
+import { FixedCatalog, type LockCatalog } from './catalog.js';
 import { decide, type Command, type Outcome, type Refusal } from './decide.js';
 import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
 import { liveQueue, type LockState, type Versioned, type Waiter } from './model.js';
@@ -21,7 +22,8 @@ export interface ExecuteOptions extends StoreCallOptions {
 
 export interface LockServiceOptions {
   readonly store: LockStore;
-  readonly locks: readonly string[];
+  /** The locks served: a fixed list, or a catalog whose locks come and go. */
+  readonly locks: readonly string[] | LockCatalog;
   readonly clock?: () => Date;
   /** Conflicting writes tolerated before giving up with StoreUnavailableError. */
   readonly maxAttempts?: number;
@@ -36,7 +38,7 @@ export interface LockServiceOptions {
  */
 export class LockService {
   private readonly store: LockStore;
-  private readonly known: ReadonlySet<string>;
+  readonly catalog: LockCatalog;
   private readonly clock: () => Date;
   private readonly maxAttempts: number;
   private readonly sightings: LineSightings;
@@ -44,7 +46,8 @@ export class LockService {
 
   constructor(options: LockServiceOptions) {
     this.store = options.store;
-    this.known = new Set(options.locks);
+    const { locks } = options;
+    this.catalog = isCatalog(locks) ? locks : new FixedCatalog(locks);
     this.clock = options.clock ?? (() => new Date());
     this.maxAttempts = options.maxAttempts ?? 20;
     this.sightings = options.sightings ?? new LineSightings();
@@ -64,11 +67,11 @@ export class LockService {
   }
 
   get locks(): string[] {
-    return [...this.known];
+    return [...this.catalog.names()];
   }
 
   has(name: string): boolean {
-    return this.known.has(name);
+    return this.catalog.has(name);
   }
 
   /** The cached state of a lock: what `check` and the WebSocket snapshot serve. */
@@ -81,7 +84,7 @@ export class LockService {
 
   /** The cached state of a lock, or undefined when it is unknown or not provisioned; never throws. */
   peek(name: string): LockState | undefined {
-    return this.known.has(name) ? this.store.cached(name)?.state : undefined;
+    return this.catalog.has(name) ? this.store.cached(name)?.state : undefined;
   }
 
   /** The waiters of `state` that still count, as this process judges them. */
@@ -162,6 +165,9 @@ export class LockService {
   }
 
   private assertKnown(name: string): void {
-    if (!this.known.has(name)) throw new UnknownLockError(name);
+    if (!this.catalog.has(name)) throw new UnknownLockError(name);
   }
 }
+
+const isCatalog = (locks: readonly string[] | LockCatalog): locks is LockCatalog =>
+  !Array.isArray(locks);

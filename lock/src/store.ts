@@ -29,6 +29,18 @@ export interface EnsureOptions {
    * deleted since): a lock created now starts above it, so an old If-Match never matches a new hold.
    */
   readonly tokenFloor?: (name: string) => Promise<number>;
+  /** The object a created lock belongs to (a `Lock`): deleting it deletes the lock. */
+  readonly owner?: (name: string) => LockOwner | undefined;
+}
+
+/** A Kubernetes owner reference, as a store that supports owners writes it. */
+export interface LockOwner {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly controller?: boolean;
+  readonly blockOwnerDeletion?: boolean;
 }
 
 export interface StoreCallOptions {
@@ -55,6 +67,12 @@ export interface LockStore {
   ): Promise<Versioned | 'conflict'>;
   /** Creates the locks that do not exist yet, free and empty, their tokens above any floor given. */
   ensure(names: readonly string[], options?: EnsureOptions): Promise<void>;
+  /** Makes `owner` the owner of the lock (stores that know owners: Kubernetes). */
+  adopt?(name: string, owner: LockOwner, options?: StoreCallOptions): Promise<boolean>;
+  /** The uid of the owner that controls the lock, if any. */
+  ownerUid?(name: string): string | undefined;
+  /** Deletes the lock if `ownerUid` still controls it (its owner was deleted). */
+  remove?(name: string, ownerUid: string, options?: StoreCallOptions): Promise<void>;
   subscribe(listener: ChangeListener): () => void;
   /** True once the cache holds a full listing: from then on reads may lag, never regress. */
   ready(): boolean;

@@ -60,6 +60,11 @@ export const commonShape = {
   LOCKS: list(z.string().regex(dnsLabel, 'each lock name must be a DNS label'))
     .pipe(z.array(z.string()).min(1, 'name at least one lock').max(32))
     .default(['retrospective']),
+  /**
+   * Where the locks come from: `env`, the LOCKS list (fixed while the process runs); `resources`,
+   * the `Lock` objects of the namespace (kubernetes store only), declared and deleted at any time.
+   */
+  LOCK_SOURCE: z.enum(['env', 'resources']).default('env'),
   HOST: z.string().min(1).default('0.0.0.0'),
   KUBECONFIG: z.string().min(1).optional(),
   HOLD_TIMEOUT_SECONDS: int(0, 7 * 24 * 3600).default(0),

@@ -9,6 +9,8 @@ export * from './kube/informer.js';
 export * from './kube/leader.js';
 export * from './kube/lease-codec.js';
 export * from './kube/lease-store.js';
+export * from './kube/lock-catalog.js';
+export * from './kube/lock-resource.js';
 export * from './kube/metrics.js';
 export * from './safely.js';
 export * from './sampled-log.js';

@@ -38,8 +38,10 @@ function main(): void {
       registry: metrics.registry,
     }),
     logger: log,
-    holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
-    heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+    policy: () => ({
+      holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
+      heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
+    }),
   });
   const term = new AbortController();
   let leading: Promise<void> = Promise.resolve();

@@ -27,6 +27,8 @@ export interface WorkloadOptions {
   readonly timeoutMs?: number;
   /** Seconds client `i` waits in line on avail (`?wait=`); 0 or absent: it polls instead. */
   readonly waitSeconds?: (client: number) => number;
+  /** Told of every grant as it is answered: client `i` and whether it waited in line for it. */
+  readonly onGrant?: (client: number, waited: boolean) => void;
 }
 
 export interface Workload {
@@ -116,6 +118,7 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
         }
         const token = grant.token;
         granted++;
+        options.onGrant?.(i, wait > 0);
         const ifMatch = { 'If-Match': String(token) };
         for (let j = 0; j < 1 + Math.floor(Math.random() * 3); j++) {
           const content = `${client} token ${token} edit ${j}`;

@@ -2,12 +2,20 @@ import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from '@kuber
 import { kubeCall, type KubeObserver } from '@retrospective/runtime';
 import type { Identity, Reviewer } from './authorizer.js';
 
-/** TokenReview and SubjectAccessReview against the API server, on the api-server's own credentials. */
+/** Where permissions on a lock are granted: its Lease, or its `Lock` when locks are declared. */
+export const leaseResource = { group: 'coordination.k8s.io', resource: 'leases' } as const;
+export const lockResource = { group: 'retrospective.dev', resource: 'locks' } as const;
+
+/**
+ * TokenReview and SubjectAccessReview against the API server, on the api-server's own
+ * credentials; permissions are checked on `resource` named after the lock.
+ */
 export function kubeReviewer(
   kubeConfig: KubeConfig,
   namespace: string,
   observe: KubeObserver,
   audiences: readonly string[] = [],
+  resource: { readonly group: string; readonly resource: string } = leaseResource,
 ): Reviewer {
   const authn = kubeConfig.makeApiClient(AuthenticationV1Api);
   const authz = kubeConfig.makeApiClient(AuthorizationV1Api);
@@ -57,8 +65,7 @@ export function kubeReviewer(
                   resourceAttributes: {
                     namespace,
                     verb,
-                    group: 'coordination.k8s.io',
-                    resource: 'leases',
+                    ...resource,
                     name: lease,
                   },
                 },

@@ -10,8 +10,8 @@ export interface LineWriterOptions {
   readonly renewals: () => readonly Waiter[];
   /** Runs a write of this lock after this replica's other writes of it (see WaitingRoom). */
   readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
-  readonly max: number;
-  readonly perUser: number;
+  /** The lock's line limits now (a `Lock`'s spec may change while it is served). */
+  readonly limits: () => { readonly maxWaiters: number; readonly maxPerUser: number };
   /** Waiters of this replica that were renewed but could not be put back (no place left). */
   readonly onLeftOut: (ids: readonly string[], line: LockState) => void;
   /** A line write failed (the API server unreachable): entries lapse meanwhile, then rejoin. */
@@ -95,7 +95,7 @@ export class LineWriter {
   }
 
   private async run(): Promise<void> {
-    const { lock, service, serial, max, perUser } = this.options;
+    const { lock, service, serial, limits } = this.options;
     // Upkeep of the line yields to what everyone waits for: a holder's release usually follows
     // the answer that let a waiter go, and both would be decided on the same version. A moment's
     // delay lets the release land first (the line write then decides on it) rather than losing
@@ -117,6 +117,7 @@ export class LineWriter {
         service.execute(lock, () => {
           renewed = renew ? this.options.renewals() : [];
           const join = [...joins.map((j) => j.waiter), ...renewed];
+          const { maxWaiters: max, maxPerUser: perUser } = limits();
           return { kind: 'line', join, leave, max, perUser };
         }),
       );

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import {
   isHeld,
   type Command,
+  type LockPolicy,
   type LockService,
   type LockState,
   type MutationResult,
@@ -9,7 +10,6 @@ import {
 import type { Authorizer, Identity, Permission } from '../auth/authorizer.js';
 import type { OriginVerdict } from '../auth/origin.js';
 import { overLimit, type RateLimiter } from '../auth/rate-limit.js';
-import type { Config } from '../config.js';
 import { refusalStatus } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { checkBody, checkText, describeRefusal, retryAfter, title } from '../present.js';
@@ -61,7 +61,6 @@ export interface Done {
 export type Answer = Done | Refused;
 
 export interface PipelineDeps {
-  readonly config: Config;
   readonly service: LockService;
   readonly room: WaitingRoom;
   readonly auth: Authorizer;
@@ -70,6 +69,8 @@ export interface PipelineDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** A served lock's policy (the environment's, or its `Lock`'s spec). */
+  readonly policy: (lock: string) => LockPolicy;
 }
 
 /** The `lock` label of requests for locks that are not configured: one series, however many names. */
@@ -123,7 +124,7 @@ export class CommandPipeline {
     request: CommandRequest,
     identified: (who: Identity | undefined) => void,
   ): Promise<Answer> {
-    const { config, service, auth, limits, metrics } = this.deps;
+    const { service, auth, limits, metrics } = this.deps;
     const { lock } = request;
     const permission = permissionFor(request.verb, request.force());
     const who = await request.identify(permission);
@@ -153,10 +154,10 @@ export class CommandPipeline {
     // The client left while its credentials were checked: it is answered nothing, and gets nothing.
     if (request.signal.aborted)
       return refused(499, 'client_gone', 'The client went away before the command ran.');
-    return this.execute(request, who?.user ?? '', config);
+    return this.execute(request, who?.user ?? '');
   }
 
-  private async execute(request: CommandRequest, user: string, config: Config): Promise<Answer> {
+  private async execute(request: CommandRequest, user: string): Promise<Answer> {
     const { service, room, clock } = this.deps;
     const { lock, verb } = request;
     if (verb === 'check') {
@@ -168,8 +169,9 @@ export class CommandPipeline {
     }
     const input = request.input();
     if (verb === 'avail') {
-      const holdTimeoutSeconds = config.HOLD_TIMEOUT_SECONDS;
-      const wait = Math.min(input.wait ?? 0, config.WAIT_MAX_SECONDS);
+      const policy = this.deps.policy(lock);
+      const holdTimeoutSeconds = policy.holdTimeoutSeconds;
+      const wait = Math.min(input.wait ?? 0, policy.waiting.maxSeconds);
       const result = await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal);
       if (isRefused(result)) return result;
       return this.answer(lock, 'avail', result, undefined, (state, outcome) => {

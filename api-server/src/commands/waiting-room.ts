@@ -23,10 +23,11 @@ export interface WaitingRoomOptions {
   readonly clock: () => Date;
   /** How long a waiter's entry counts after its replica last renewed it (WAIT_QUEUE_TTL_SECONDS). */
   readonly ttlMs: number;
-  /** Live waiters a lock's line may hold (WAIT_QUEUE_MAX). */
-  readonly maxWaiters: number;
-  /** Places one user may take in one lock's line (WAIT_QUEUE_MAX_PER_USER). */
-  readonly maxPerUser: number;
+  /**
+   * A lock's line limits: live waiters it may hold (WAIT_QUEUE_MAX or the `Lock`'s
+   * spec.waiting.maxWaiters) and places per user (WAIT_QUEUE_MAX_PER_USER, maxPerUser).
+   */
+  readonly limits: (lock: string) => { readonly maxWaiters: number; readonly maxPerUser: number };
 }
 
 /** One caller of this replica waiting in a lock's line. */
@@ -86,6 +87,7 @@ export class WaitingRoom {
   private readonly failures: SampledLog;
   private heartbeat: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeCatalog: (() => void) | undefined;
   private stopped = false;
 
   constructor(private readonly options: WaitingRoomOptions) {
@@ -101,6 +103,9 @@ export class WaitingRoom {
   start(): void {
     const { store, logger, ttlMs } = this.options;
     this.unsubscribe = store.subscribe(safely(logger, 'waiting room', (c) => this.onChange(c)));
+    this.unsubscribeCatalog = this.options.service.catalog.subscribe(
+      safely(logger, 'waiting room', ({ name, policy }) => policy ?? this.deleted(name)),
+    );
     this.heartbeat = setInterval(
       safely(logger, 'waiting room heartbeat', () => this.beat()),
       Math.max(500, ttlMs / 3),
@@ -229,6 +234,7 @@ export class WaitingRoom {
     await Promise.all([...this.writers.values()].map((w) => w.idle()));
     while (this.handBacks.size) await Promise.all(this.handBacks);
     this.unsubscribe?.();
+    this.unsubscribeCatalog?.();
   }
 
   private isStopped(): boolean {
@@ -238,12 +244,11 @@ export class WaitingRoom {
   private writer(lock: string): LineWriter {
     let writer = this.writers.get(lock);
     if (!writer) {
-      const { service, maxWaiters, maxPerUser } = this.options;
+      const { service, limits } = this.options;
       writer = new LineWriter({
         lock,
         service,
-        max: maxWaiters,
-        perUser: maxPerUser,
+        limits: () => limits(lock),
         serial: (fn) => this.serial.run(lock, fn),
         renewals: () => this.renewals(lock),
         onLeftOut: (ids, line) => this.leftOut(ids, line),
@@ -315,6 +320,19 @@ export class WaitingRoom {
     this.kick(entry.lock);
   }
 
+  /**
+   * The lock was deleted (its `Lock` object): everyone waiting for it is answered 404 at once;
+   * their entries go with the Lease.
+   */
+  private deleted(lock: string): void {
+    for (const entry of [...this.pending.values()])
+      if (entry.lock === lock)
+        entry.settle(
+          refused(404, 'unknown_lock', `Lock "${lock}" was deleted while you waited for it.`),
+        );
+    this.writers.delete(lock);
+  }
+
   /** The answer to a waiter whose time ran out: Wait, as for a plain avail. Never throws. */
   private waitRefusal(lock: string): MutationResult | Refused {
     const state = this.options.service.peek(lock);
@@ -331,10 +349,10 @@ export class WaitingRoom {
 
   /** Why a caller got no place in line: the line is full, or they have one already. */
   private noPlace(lock: string): MutationResult | Refused {
-    const { service, maxWaiters } = this.options;
+    const { service, limits } = this.options;
     const state = service.peek(lock);
     if (!state) return this.waitRefusal(lock);
-    const full = service.liveQueue(state).length >= maxWaiters;
+    const full = service.liveQueue(state).length >= limits(lock).maxWaiters;
     return {
       ok: false,
       refusal: { code: full ? 'queue_full' : 'waiting_limit', state },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { HistoryEntry } from '@retrospective/lock';
+import type { HistoryEntry, LockPolicy } from '@retrospective/lock';
 import { readinessAnswer } from '@retrospective/runtime';
 import type { Permission } from '../auth/authorizer.js';
 import type { CommandPipeline } from '../commands/pipeline.js';
@@ -19,6 +19,10 @@ export interface ExpressAppDeps extends AppDeps {
   readonly clock: () => Date;
   readonly auth: NonNullable<AppDeps['auth']>;
   readonly pipeline: CommandPipeline;
+  /** Each served lock's policy. */
+  readonly policy: (lock: string) => LockPolicy;
+  /** The most content any lock accepts: what a request body may carry. */
+  readonly contentLimit: number;
 }
 
 /** Releases served at most this many at a time (`?limit=`, newest last). */
@@ -72,7 +76,9 @@ export function expressApp(deps: ExpressAppDeps) {
     next();
   });
 
-  app.use(lockRoutes({ config, auth, pipeline }));
+  app.use(
+    lockRoutes({ config, auth, pipeline, policy: deps.policy, contentLimit: deps.contentLimit }),
+  );
   const render = historyRenderer();
   app.get('/locks/:lock/history', async (req, res) => {
     const { lock } = req.params;

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import type { LockPolicy } from '@retrospective/lock';
 import type { Authorizer } from '../auth/authorizer.js';
 import { clientAddress, originVerdict } from '../auth/origin.js';
 import type { CommandPipeline, Verb } from '../commands/pipeline.js';
@@ -12,6 +13,9 @@ export interface LockRoutesDeps {
   readonly config: Config;
   readonly auth: Authorizer;
   readonly pipeline: CommandPipeline;
+  readonly policy: (lock: string) => LockPolicy;
+  /** The most content any lock accepts (each lock then checks its own limit). */
+  readonly contentLimit: number;
 }
 
 const methods: Record<Verb, readonly string[]> = {
@@ -25,9 +29,10 @@ const methods: Record<Verb, readonly string[]> = {
  * The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/:
  * a thin adapter from HTTP to the command pipeline and back.
  */
-export function lockRoutes({ config, auth, pipeline }: LockRoutesDeps): Router {
+export function lockRoutes(deps: LockRoutesDeps): Router {
+  const { config, auth, pipeline, policy } = deps;
   const router = Router();
-  const bodyLimit = config.MAX_CONTENT_BYTES;
+  const bodyLimit = deps.contentLimit;
   // JSON escapes can take six bytes per character of content.
   const parsers = [readBody({ text: bodyLimit, json: bodyLimit * 6 + 1024 })];
 
@@ -62,7 +67,7 @@ export function lockRoutes({ config, auth, pipeline }: LockRoutesDeps): Router {
         input: () => ({
           wait: verb === 'avail' ? readWait(req) : undefined,
           ifMatch: verb === 'change' || verb === 'release' ? readIfMatch(req) : undefined,
-          content: verb === 'change' ? readContent(req, config.MAX_CONTENT_BYTES) : undefined,
+          content: verb === 'change' ? readContent(req, policy(lock).maxContentBytes) : undefined,
         }),
         signal: gone.signal,
       });

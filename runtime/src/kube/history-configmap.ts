@@ -13,6 +13,8 @@ const key = 'releases.json';
 /** The highest token a lock handed out, kept on its history ConfigMap across the Lease's deletion. */
 const floorAnnotation = 'retrospective.dev/token-floor';
 export const historyName = (lock: string) => `${lock}-history`;
+/** Marks history ConfigMaps (its value names the lock). */
+const historyLabel = 'retrospective.dev/history-of';
 
 /** The entries stored in a history ConfigMap; a damaged one reads as empty, never as an error. */
 export function parseHistory(map: V1ConfigMap | undefined): HistoryEntry[] {
@@ -112,7 +114,7 @@ export class ConfigMapHistory implements HistoryStore {
           labels: {
             ...current?.metadata?.labels,
             'app.kubernetes.io/part-of': 'retrospective',
-            'retrospective.dev/history-of': lock,
+            [historyLabel]: lock,
           },
           annotations: { ...current?.metadata?.annotations, ...merge.annotations },
         },
@@ -163,7 +165,8 @@ export class ConfigMapHistory implements HistoryStore {
 export interface WatchedHistoryOptions {
   readonly kubeConfig: KubeConfig;
   readonly namespace: string;
-  readonly locks: readonly string[];
+  /** The locks to follow, each with a watch of its own; `labelled`: one watch for all of them. */
+  readonly locks: readonly string[] | 'labelled';
   readonly observe?: KubeObserver | undefined;
   readonly watchTimeoutSeconds?: number | undefined;
 }
@@ -175,6 +178,8 @@ export interface WatchedHistoryOptions {
  */
 export class WatchedHistory {
   private readonly informers = new Map<string, Informer<V1ConfigMap>>();
+  /** `labelled`: the one informer of every history ConfigMap. */
+  private readonly all: Informer<V1ConfigMap> | undefined;
   /** Per lock, the entries of the ConfigMap version last parsed: parsed once per version. */
   private readonly parsed = new Map<
     string,
@@ -184,22 +189,33 @@ export class WatchedHistory {
   constructor(options: WatchedHistoryOptions) {
     const { kubeConfig, namespace } = options;
     const api = kubeConfig.makeApiClient(CoreV1Api);
-    for (const lock of options.locks) {
-      const fieldSelector = `metadata.name=${historyName(lock)}`;
-      const informer = new Informer<V1ConfigMap>({
+    const informer = (selector: { fieldSelector: string } | { labelSelector: string }) =>
+      new Informer<V1ConfigMap>({
         kubeConfig,
         path: `/api/v1/namespaces/${namespace}/configmaps`,
-        list: (o) => api.listNamespacedConfigMap({ namespace, fieldSelector }, o),
-        fieldSelector,
+        list: (o) => api.listNamespacedConfigMap({ namespace, ...selector }, o),
+        ...selector,
         observe: options.observe ?? ignoreCalls,
         watchTimeoutSeconds: options.watchTimeoutSeconds,
       });
-      this.informers.set(lock, informer);
+    if (options.locks === 'labelled') {
+      this.all = informer({ labelSelector: historyLabel });
+      return;
     }
+    for (const lock of options.locks)
+      this.informers.set(lock, informer({ fieldSelector: `metadata.name=${historyName(lock)}` }));
   }
 
   async start(): Promise<void> {
-    await Promise.all([...this.informers.values()].map((informer) => informer.start()));
+    await Promise.all(this.watches().map((informer) => informer.start()));
+  }
+
+  private watches(): Informer<V1ConfigMap>[] {
+    return this.all ? [this.all] : [...this.informers.values()];
+  }
+
+  private map(lock: string): V1ConfigMap | undefined {
+    return (this.all ?? this.informers.get(lock))?.get(historyName(lock));
   }
 
   /**
@@ -207,7 +223,7 @@ export class WatchedHistory {
    * while the ConfigMap is unchanged.
    */
   list(lock: string): readonly HistoryEntry[] {
-    const map = this.informers.get(lock)?.get(historyName(lock));
+    const map = this.map(lock);
     const version = map?.metadata?.resourceVersion ?? '';
     const known = this.parsed.get(lock);
     if (known?.version === version) return known.entries;
@@ -218,10 +234,10 @@ export class WatchedHistory {
 
   /** The highest token the lock is known to have handed out. */
   floor(lock: string): number {
-    return floorOf(this.informers.get(lock)?.get(historyName(lock)));
+    return floorOf(this.map(lock));
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
+    await Promise.all(this.watches().map((informer) => informer.stop()));
   }
 }

@@ -1,4 +1,11 @@
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Lease,
+  type V1OwnerReference,
+} from '@kubernetes/client-node';
 import {
   LockTooLargeError,
   emptyLock,
@@ -12,14 +19,24 @@ import {
 } from '@retrospective/lock';
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
-import { annotationBytes, fromLease, maxAnnotationBytes, toLease } from './lease-codec.js';
+import {
+  annotationBytes,
+  fromLease,
+  lockLabel,
+  maxAnnotationBytes,
+  toLease,
+} from './lease-codec.js';
 import { kubeObserver, type KubeMetrics } from './metrics.js';
 
 export interface LeaseStoreOptions {
   readonly kubeConfig: KubeConfig;
   readonly namespace: string;
-  /** The locks to watch. Each has its own watch, selected by name, so RBAC can pin it. */
-  readonly locks: readonly string[];
+  /**
+   * The locks to watch. A list: each has its own watch, selected by name, so RBAC can pin it.
+   * `labelled`: one watch of every lock Lease of the namespace (the locks a catalog of `Lock`
+   * objects declares, which come and go while the process runs).
+   */
+  readonly locks: readonly string[] | 'labelled';
   readonly observe?: KubeObserver | undefined;
   readonly onWatchRestart?: ((reason: string) => void) | undefined;
   readonly requestTimeoutMs?: number | undefined;
@@ -49,13 +66,16 @@ export class LeaseStore implements LockStore {
     const { kubeConfig, namespace } = options;
     this.api = kubeConfig.makeApiClient(CoordinationV1Api);
     this.observe = options.observe ?? ignoreCalls;
-    this.informers = options.locks.map((lock) => {
-      const fieldSelector = `metadata.name=${lock}`;
+    const selectors =
+      options.locks === 'labelled'
+        ? [{ labelSelector: `${lockLabel}=true` }]
+        : options.locks.map((lock) => ({ fieldSelector: `metadata.name=${lock}` }));
+    this.informers = selectors.map((selector) => {
       const informer = new Informer<V1Lease>({
         kubeConfig,
         path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-        list: (o) => this.api.listNamespacedLease({ namespace, fieldSelector }, o),
-        fieldSelector,
+        list: (o) => this.api.listNamespacedLease({ namespace, ...selector }, o),
+        ...selector,
         observe: this.observe,
         onRestart: options.onWatchRestart,
         requestTimeoutMs: options.requestTimeoutMs,
@@ -132,23 +152,83 @@ export class LeaseStore implements LockStore {
     for (const name of names) {
       if (this.decoded.has(name) || (await this.read(name))) continue;
       const floor = (await options.tokenFloor?.(name)) ?? 0;
+      const body = toLease(emptyLock(name, floor), undefined);
+      const owner = options.owner?.(name);
+      if (owner) body.metadata = { ...body.metadata, ownerReferences: [owner] };
       try {
         await this.call(
           'create',
-          (o) =>
-            this.api.createNamespacedLease(
-              {
-                namespace: this.options.namespace,
-                body: toLease(emptyLock(name, floor), undefined),
-              },
-              o,
-            ),
+          (o) => this.api.createNamespacedLease({ namespace: this.options.namespace, body }, o),
           {},
         );
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
       }
     }
+  }
+
+  /**
+   * Makes `owner` the controller owner of the lock's Lease (a Lease made before its `Lock`, or by
+   * an earlier version): deleting the `Lock` then deletes the Lease. Keeps every other owner, and
+   * the Lease's state: only metadata changes. False when there is no such Lease.
+   */
+  async adopt(name: string, owner: V1OwnerReference, options: StoreCallOptions = {}) {
+    const current = this.decoded.get(name)?.raw as V1Lease | undefined;
+    const others = (current?.metadata?.ownerReferences ?? []).filter(
+      (ref) => ref.uid !== owner.uid && !ref.controller,
+    );
+    try {
+      await this.call(
+        'patch',
+        (o) =>
+          this.api.patchNamespacedLease(
+            {
+              name,
+              namespace: this.options.namespace,
+              body: { metadata: { ownerReferences: [...others, owner] } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch, o),
+          ),
+        options,
+      );
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Deletes the lock's Lease, but only the one the cache holds (uid precondition) and only while
+   * its controlling owner is `ownerUid`: a deleted `Lock`'s Lease, never a newer one.
+   */
+  async remove(name: string, ownerUid: string, options: StoreCallOptions = {}): Promise<void> {
+    const lease = this.decoded.get(name)?.raw as V1Lease | undefined;
+    const uid = lease?.metadata?.uid;
+    const owned = lease?.metadata?.ownerReferences?.some(
+      (ref) => ref.controller && ref.uid === ownerUid,
+    );
+    if (!uid || !owned) return;
+    try {
+      await this.call(
+        'delete',
+        (o) =>
+          this.api.deleteNamespacedLease(
+            { name, namespace: this.options.namespace, body: { preconditions: { uid } } },
+            o,
+          ),
+        options,
+      );
+    } catch (error) {
+      if (statusOf(error) !== 404 && statusOf(error) !== 409) throw error;
+    }
+  }
+
+  /** The uid of the `Lock` that controls the lock's Lease, if one does. */
+  ownerUid(name: string): string | undefined {
+    const lease = this.decoded.get(name)?.raw as V1Lease | undefined;
+    return lease?.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === 'Lock')
+      ?.uid;
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -208,7 +288,7 @@ export function leaseStoreFor(
   kubeConfig: KubeConfig,
   config: {
     NAMESPACE: string;
-    LOCKS: readonly string[];
+    LOCKS: readonly string[] | 'labelled';
     KUBE_REQUEST_TIMEOUT_SECONDS: number;
     KUBE_WATCH_TIMEOUT_SECONDS: number;
   },
