@@ -1,4 +1,4 @@
-import { LockService, type LockCatalog } from '@retrospective/lock';
+import { LockService } from '@retrospective/lock';
 import {
   ConfigMapHistory,
   KubeLockCatalog,
@@ -47,12 +47,11 @@ function main(): void {
     { ...config, LOCKS: declared ? 'labelled' : locks },
     kube,
   );
-  const catalog: LockCatalog | readonly string[] = declared ?? locks;
-  const service = new LockService({ store, locks: catalog });
   const defaults = {
     holdTimeoutSeconds: config.HOLD_TIMEOUT_SECONDS,
     heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
   };
+  const service = new LockService({ store, locks: declared ?? locks });
   const controller = new LockController({
     store,
     service,
@@ -60,7 +59,8 @@ function main(): void {
     history: new ConfigMapHistory({ kubeConfig, namespace, limit: config.HISTORY_SIZE, observe }),
     metrics,
     logger,
-    policy: (lock) => service.catalog.policy(lock) ?? defaults,
+    // Listed locks follow the environment; declared ones their own spec.
+    policy: (lock) => declared?.policy(lock) ?? defaults,
     declared: declared && {
       object: (name) => declared.object(name),
       status: new KubeStatusWriter(kubeConfig, namespace, observe),

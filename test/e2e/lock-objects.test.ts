@@ -48,7 +48,7 @@ describe('Lock objects reconciled by the controller', () => {
   it('gives an applied Lock its Lease, owned by it, and a Ready status', async () => {
     const applied = await applyYaml(
       namespace,
-      lockYaml(lock, '  holdTimeoutSeconds: 4\n  heldTooLongSeconds: 2'),
+      lockYaml(lock, '  holdTimeoutSeconds: 4\n  heldTooLongSeconds: 3600'),
     );
     expect(applied.stderr).toBe('');
     await waitFor('the Lease', async () => store.cached(lock) !== undefined, 10_000);
@@ -93,6 +93,18 @@ describe('Lock objects reconciled by the controller', () => {
   });
 
   it("marks the hold HeldTooLong past the Lock's threshold, then expires it by its own timeout", async () => {
+    // A new threshold, below the age of the hold: the spec's change reaches the controller.
+    const patched = await kubectl(
+      'patch',
+      'lock',
+      lock,
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      '{"spec":{"heldTooLongSeconds":1}}',
+    );
+    expect(patched.code).toBe(0);
     await waitFor(
       'HeldTooLong',
       async () => condition(await getLock(), 'HeldTooLong') === 'True',
@@ -102,6 +114,8 @@ describe('Lock objects reconciled by the controller', () => {
     const object = await getLock();
     expect(object.status?.lastRelease?.reason).toBe('expired');
     expect(condition(object, 'HeldTooLong')).toBe('False');
+    expect(object.status?.observedGeneration).toBe(object.metadata.generation);
+    expect(object.metadata.generation).toBe(2);
   });
 
   it('deletes the Lease when the Lock is deleted', async () => {
