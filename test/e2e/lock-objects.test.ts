@@ -1,4 +1,4 @@
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../hack/cluster/process.ts';
 import { LockService } from '../../lock/src/index.ts';
@@ -237,5 +237,90 @@ describe('declared locks served by every api-server replica', () => {
     );
     for (const service of [...services, controller!])
       expect(service.output()).not.toMatch(/"level":50/);
+  });
+});
+
+/**
+ * RBAC on the `Lock` object: with AUTH_MODE=kubernetes and declared locks, a Role whose rule names
+ * `resourceNames: [team-a]` lets its user view and hold team-a, and nothing of team-b.
+ */
+describe('a Role pinned to one Lock by resourceNames', () => {
+  let namespace: string;
+  let controller: Service | undefined;
+  let api: Service | undefined;
+  let token: string;
+  const env = { LOCK_SOURCE: 'resources', AUTH_MODE: 'kubernetes' };
+  const call = (lock: string, verb: string) =>
+    fetch(`${api!.url}/locks/${lock}/${verb}`, {
+      method: verb === 'check' ? 'GET' : 'POST',
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+    });
+
+  beforeAll(async () => {
+    await installLockCrd();
+    namespace = await createNamespace('lockrbac');
+    const kubeconfig = cluster().kubeconfig;
+    for (const name of ['team-a', 'team-b']) {
+      const applied = await applyYaml(namespace, lockYaml(name));
+      expect(applied.code).toBe(0);
+    }
+    const admin = adminConfig();
+    await admin
+      .makeApiClient(CoreV1Api)
+      .createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'dev' } } });
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: 'team-a-editor' },
+        rules: [
+          {
+            apiGroups: ['retrospective.dev'],
+            resources: ['locks'],
+            resourceNames: ['team-a'],
+            verbs: ['get', 'hold'],
+          },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'team-a-editor' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'team-a-editor' },
+        subjects: [{ kind: 'ServiceAccount', name: 'dev', namespace }],
+      },
+    });
+    const created = await kubectl('create', 'token', 'dev', '-n', namespace);
+    token = created.stdout.trim();
+    controller = await startController(kubeconfig, namespace, { LOCK_SOURCE: 'resources' });
+    api = await startApiServer(kubeconfig, namespace, env);
+  });
+  afterAll(async () => {
+    await Promise.all([api, controller].map(async (s) => s?.stop()));
+  });
+
+  it('lets its user hold team-a and refuses team-b with 403', async () => {
+    await waitFor(
+      'team-a served',
+      async () => (await call('team-a', 'check')).status === 200,
+      10_000,
+    );
+    expect((await call('team-a', 'avail')).status).toBe(200);
+    expect((await call('team-a', 'release')).status).toBe(200);
+    const refused = await call('team-b', 'avail');
+    expect(refused.status).toBe(403);
+    expect((await call('team-b', 'check')).status).toBe(403);
+    // And kubectl agrees with the service.
+    const can = await kubectl(
+      'auth',
+      'can-i',
+      'hold',
+      'locks.retrospective.dev/team-b',
+      '-n',
+      namespace,
+      `--as=system:serviceaccount:${namespace}:dev`,
+    );
+    expect(can.stdout.trim()).toBe('no');
   });
 });
