@@ -83,6 +83,10 @@ const schema = z
     message: `MAX_CONTENT_BYTES + WAIT_QUEUE_MAX x ${waiterEntryBytes} must stay under ${leaseBudgetBytes - leaseFixedBytes} bytes, or a full lock would not fit in its Lease (256 KiB of annotations); lower one of them`,
     path: ['WAIT_QUEUE_MAX'],
   })
+  .refine((c) => c.LOCK_SOURCE === 'env' || c.STORE === 'kubernetes', {
+    message: 'Lock objects live in Kubernetes: LOCK_SOURCE=resources needs STORE=kubernetes',
+    path: ['LOCK_SOURCE'],
+  })
   .refine((c) => c.WAIT_QUEUE_MAX_PER_USER <= c.WAIT_QUEUE_MAX, {
     message: 'one user cannot have more places than the line has',
     path: ['WAIT_QUEUE_MAX_PER_USER'],

@@ -43,7 +43,14 @@ function main(): void {
         watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
       })
     : undefined;
-  catalog?.subscribe(({ name, policy }) => (policy ? metrics.follow(name) : metrics.forget(name)));
+  // A lock's series appear with its Lock (not again on a change of its spec) and go with it.
+  const followed = new Set<string>();
+  catalog?.subscribe(({ name, policy }) => {
+    if (policy && !followed.has(name)) metrics.follow(name);
+    if (!policy) metrics.forget(name);
+    if (policy) followed.add(name);
+    else followed.delete(name);
+  });
   const store: LockStore = kubeConfig
     ? leaseStoreFor(kubeConfig, { ...config, LOCKS: catalog ? 'labelled' : locks }, metrics)
     : new MemoryStore();

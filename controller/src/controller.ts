@@ -89,6 +89,8 @@ export class LockController {
     const { metrics, logger, service } = this.deps;
     if (signal.aborted) return;
     this.term = signal;
+    // Statuses written in an earlier term may have been overwritten since: judge them afresh.
+    this.declared?.written.clear();
     metrics.leader.set(1);
     this.queue.start();
     for (const lock of service.locks) {

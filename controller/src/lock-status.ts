@@ -21,8 +21,8 @@ const duration = (seconds: number) =>
   seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
 
 export interface StatusInput {
-  /** The Lock as the watch last brought it. */
-  readonly object: LockObject;
+  /** The Lock as the watch last brought it, with the status last shown. */
+  readonly object: Pick<LockObject, 'metadata' | 'status'>;
   /** Its Lease's state; undefined while the Lease does not exist. */
   readonly state: LockState | undefined;
   /** Waiters that still count. */

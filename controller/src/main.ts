@@ -25,7 +25,8 @@ function main(): void {
   const { logger, lifecycle } = startProcess('controller', config, { identity: config.IDENTITY });
   const { NAMESPACE: namespace, LOCKS: locks } = config;
   const metrics = createControllerMetrics({
-    locks,
+    // Declared locks come and go; their counters start when they first count something.
+    locks: config.LOCK_SOURCE === 'resources' ? [] : locks,
     heldTooLongSeconds: config.HELD_TOO_LONG_SECONDS,
   });
   const kube = createKubeMetrics(metrics.registry, () => store.watching());

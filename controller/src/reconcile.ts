@@ -5,7 +5,7 @@ import {
   type LockState,
   type LockStore,
 } from '@retrospective/lock';
-import type { LockObject, LockStatus } from '@retrospective/runtime';
+import { lockStatus, type LockStatus, type ServedLock } from '@retrospective/runtime';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
 import {
@@ -28,7 +28,7 @@ export interface LockTimings {
 
 /** What the controller needs of `Lock` objects: the objects, and where their status goes. */
 export interface DeclaredLocks {
-  object(name: string): LockObject | undefined;
+  object(name: string): ServedLock | undefined;
   readonly status: StatusWriter;
   /** The status last written per lock, until the watch shows it (so it is not written twice). */
   readonly written: Map<string, LockStatus>;
@@ -71,16 +71,17 @@ export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<
   if (declared && !object) {
     // Deleted: its Lease goes with it. The garbage collector would delete it too (owner
     // reference), but only where kube-controller-manager runs, and later.
-    const owner = store.ownerUid?.(lock);
-    if (owner) {
-      await store.remove?.(lock, owner, { signal });
-      logger.info({ lock }, 'deleted the Lease of a deleted lock');
-    }
+    await removeLease(deps, lock);
     return undefined;
   }
   const owner = object && ownerOf(object);
   const cached = store.cached(lock);
-  if (object) await mirrorStatus(deps, lock, object, cached?.state);
+  // Best effort: a status that cannot be written (RBAC, a quota) must not stop expiry.
+  if (object)
+    await mirrorStatus(deps, lock, object, cached?.state).catch((error: unknown) => {
+      if (!signal.aborted)
+        logger.warn({ lock, err: error }, 'could not write the status of a lock');
+    });
   if (!cached) {
     // Created above every token its earlier Leases handed out (they may have been deleted).
     await store.ensure([lock], {
@@ -91,10 +92,19 @@ export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<
     return undefined;
   }
   if (owner && !ownedBy(cached.raw, owner.uid)) {
-    // A Lease of an earlier install (LOCKS), or made before its Lock: the Lock adopts it, with
-    // its hold, content, token and line as they are.
-    await store.adopt?.(lock, owner, { signal });
-    logger.info({ lock }, 'adopted the Lease of a declared lock');
+    const controlling = store.ownerUid?.(lock);
+    if (controlling) {
+      // The Lease of a deleted Lock of the same name: it goes, and the new Lock gets a Lease of
+      // its own above every token the old one handed out (nothing of the old hold carries on).
+      await removeLease(deps, lock);
+      return undefined;
+    }
+    if (!controlledByAnother(cached.raw)) {
+      // A Lease of an earlier install (LOCKS), or made before its Lock: the Lock adopts it,
+      // with its hold, content, token and line as they are.
+      await store.adopt?.(lock, owner, { signal });
+      logger.info({ lock }, 'adopted the Lease of a declared lock');
+    }
   }
   const now = clock();
   const timings = deps.policy(lock);
@@ -142,7 +152,7 @@ export async function reconcileLock(deps: ReconcileDeps, lock: string): Promise<
 }
 
 /** The Lock as the controlling owner of its Lease. */
-function ownerOf(object: LockObject) {
+function ownerOf(object: ServedLock) {
   const uid = object.metadata.uid;
   if (!uid) return undefined;
   return {
@@ -155,6 +165,26 @@ function ownerOf(object: LockObject) {
   };
 }
 
+/** Records the Lease's last token as the floor, then deletes it (only while its Lock still owns it). */
+async function removeLease(deps: ReconcileDeps, lock: string): Promise<void> {
+  const { store, history, logger, signal } = deps;
+  const owner = store.ownerUid?.(lock);
+  const state = store.cached(lock)?.state;
+  if (!owner || !state) return;
+  await history.raiseFloor(lock, state.token, { signal });
+  await store.remove?.(lock, owner, { signal });
+  logger.info({ lock, token: state.token }, 'deleted the Lease of a deleted lock');
+}
+
+const controllersOf = (raw: unknown) =>
+  (
+    (raw as { metadata?: { ownerReferences?: { controller?: boolean }[] } } | undefined)?.metadata
+      ?.ownerReferences ?? []
+  ).filter((ref) => ref.controller);
+
+/** Whether something else (another operator) controls the Lease: it is not ours to adopt. */
+const controlledByAnother = (raw: unknown) => controllersOf(raw).length > 0;
+
 function ownedBy(raw: unknown, uid: string): boolean {
   const refs = (raw as { metadata?: { ownerReferences?: { uid?: string }[] } } | undefined)
     ?.metadata?.ownerReferences;
@@ -165,12 +195,14 @@ function ownedBy(raw: unknown, uid: string): boolean {
 async function mirrorStatus(
   deps: ReconcileDeps,
   lock: string,
-  object: LockObject,
+  object: ServedLock,
   state: LockState | undefined,
 ): Promise<void> {
   const { declared, service, clock, signal } = deps;
   if (!declared) return;
-  const shown = declared.written.get(lock) ?? object.status;
+  // The status as shown (one this version cannot read counts as none, and is written anew).
+  const current = lockStatus.safeParse(object.status ?? {}).data;
+  const shown = declared.written.get(lock) ?? current;
   const desired = desiredStatus({
     object: { ...object, status: shown },
     state,
@@ -178,7 +210,7 @@ async function mirrorStatus(
     heldTooLongSeconds: deps.policy(lock).heldTooLongSeconds,
     now: clock(),
   });
-  if (sameStatus(object.status, desired)) {
+  if (sameStatus(current, desired)) {
     declared.written.delete(lock);
     return;
   }

@@ -124,6 +124,30 @@ describe('Lock objects reconciled by the controller', () => {
     await waitFor('the Lease to go', async () => store.cached(lock) === undefined, 10_000);
     expect(controller.output()).not.toMatch(/"level":50/);
   });
+
+  it('gives a Lock deleted and declared again at once, while held, a free Lease above the old token', async () => {
+    expect((await applyYaml(namespace, lockYaml(lock))).code).toBe(0);
+    await waitFor('the Lease', async () => store.cached(lock) !== undefined, 10_000);
+    const held = await service.execute(lock, { kind: 'avail', user: 'ana' });
+    expect(held.ok).toBe(true);
+    const token = held.ok ? held.state.token : Infinity;
+    const { uid } = (await getLock()).metadata;
+    await kubectl('delete', 'lock', lock, '-n', namespace, '--wait=false');
+    expect((await applyYaml(namespace, lockYaml(lock))).code).toBe(0);
+    await waitFor(
+      'a Lease of the new Lock',
+      async () => {
+        const raw = store.cached(lock)?.raw as
+          { metadata?: { ownerReferences?: { uid?: string }[] } } | undefined;
+        const owner = raw?.metadata?.ownerReferences?.[0]?.uid;
+        return owner !== undefined && owner !== uid;
+      },
+      10_000,
+    );
+    const state = store.cached(lock)!.state;
+    expect(state.holder).toBeUndefined();
+    expect(state.token).toBeGreaterThan(token);
+  });
 });
 
 /**
@@ -203,6 +227,25 @@ describe('declared locks served by every api-server replica', () => {
       /team-b\s+ana/,
     );
     expect((await call(0, 'team-b', 'release', 'ana')).status).toBe(200);
+  });
+
+  it('keeps serving a lock whose description counts more UTF-16 units than characters', async () => {
+    // 600 characters the CRD accepts (its bound is 1024 characters), 1200 UTF-16 units.
+    const patched = await kubectl(
+      'patch',
+      'lock',
+      'team-b',
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { description: '🔒'.repeat(600) } }),
+    );
+    expect(patched.stderr).toBe('');
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const replica of [0, 1])
+      expect((await call(replica, 'team-b', 'check', 'x')).status).toBe(200);
+    expect((await kubectl('get', 'lease', 'team-b', '-n', namespace)).code).toBe(0);
   });
 
   it('answers the holder and a waiter of a deleted Lock 404, on every replica within 2 s', async () => {

@@ -1,4 +1,9 @@
-import type { LockService, LockState, Waiter } from '@retrospective/lock';
+import {
+  UnknownLockError,
+  type LockService,
+  type LockState,
+  type Waiter,
+} from '@retrospective/lock';
 
 export interface LineWriterOptions {
   readonly lock: string;
@@ -128,7 +133,8 @@ export class LineWriter {
       if (state && leftOut.length) this.options.onLeftOut(leftOut, state);
     } catch (error) {
       for (const j of joins) j.reject(error);
-      for (const id of leave) this.unwritten.add(id);
+      // A lock that is no longer served (its Lock deleted) has no line left to leave.
+      if (!(error instanceof UnknownLockError)) for (const id of leave) this.unwritten.add(id);
       this.options.onError(error);
     }
   }

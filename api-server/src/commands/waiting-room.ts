@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   isHeld,
+  UnknownLockError,
   type LockService,
   type LockState,
   type LockStore,
@@ -331,6 +332,9 @@ export class WaitingRoom {
           refused(404, 'unknown_lock', `Lock "${lock}" was deleted while you waited for it.`),
         );
     this.writers.delete(lock);
+    clearTimeout(this.headTimers.get(lock));
+    this.headTimers.delete(lock);
+    for (const [id, gone] of this.left) if (gone.lock === lock) this.left.delete(id);
   }
 
   /** The answer to a waiter whose time ran out: Wait, as for a plain avail. Never throws. */
@@ -556,6 +560,7 @@ export class WaitingRoom {
         if (result.ok) logger.info({ lock, user, token }, 'handed back a grant its caller left');
         return;
       } catch (error) {
+        if (error instanceof UnknownLockError) return; // the lock was deleted, and its holds with it
         logger.warn({ err: error, lock, user, token }, 'could not hand back a grant; retrying');
       }
       if (this.stopped) return;

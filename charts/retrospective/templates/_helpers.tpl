@@ -103,6 +103,8 @@ app.kubernetes.io/component: {{ .component }}
       fieldPath: metadata.name
 - name: STORE
   value: kubernetes
+- name: LOCK_SOURCE
+  value: {{ .Values.lockSource | quote }}
 - name: LOCKS
   value: {{ join "," .Values.locks | quote }}
 - name: HOLD_TIMEOUT_SECONDS

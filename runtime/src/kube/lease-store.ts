@@ -205,6 +205,7 @@ export class LeaseStore implements LockStore {
   async remove(name: string, ownerUid: string, options: StoreCallOptions = {}): Promise<void> {
     const lease = this.decoded.get(name)?.raw as V1Lease | undefined;
     const uid = lease?.metadata?.uid;
+    const resourceVersion = lease?.metadata?.resourceVersion;
     const owned = lease?.metadata?.ownerReferences?.some(
       (ref) => ref.controller && ref.uid === ownerUid,
     );
@@ -214,7 +215,12 @@ export class LeaseStore implements LockStore {
         'delete',
         (o) =>
           this.api.deleteNamespacedLease(
-            { name, namespace: this.options.namespace, body: { preconditions: { uid } } },
+            {
+              name,
+              namespace: this.options.namespace,
+              // Only the Lease judged: not a newer write of it, nor a Lease made since.
+              body: { preconditions: { uid, resourceVersion } },
+            },
             o,
           ),
         options,

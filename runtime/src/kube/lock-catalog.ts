@@ -1,4 +1,5 @@
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { z } from 'zod';
 import type { CatalogListener, LockCatalog, LockPolicy } from '@retrospective/lock';
 import { ignoreCalls, type KubeObserver } from './client.js';
 import { Informer, type ObjectList } from './informer.js';
@@ -6,8 +7,8 @@ import {
   lockGroup,
   lockObject,
   lockPlural,
+  lockSpec,
   lockVersion,
-  type LockObject,
   type LockSpec,
 } from './lock-resource.js';
 
@@ -21,7 +22,19 @@ export interface KubeLockCatalogOptions {
   readonly watchTimeoutSeconds?: number | undefined;
 }
 
-type RawLock = { metadata?: { name?: string; resourceVersion?: string } } & Record<string, unknown>;
+type RawLock = KubernetesObject & Record<string, unknown>;
+
+/**
+ * What serving a lock needs of its object, read leniently: the status is the controller's own and
+ * not read here, and text only people read has no bound here (zod counts UTF-16 units where the
+ * CRD counts characters).
+ */
+const servedLock = lockObject.extend({
+  spec: lockSpec.extend({ description: z.string().optional() }).default(() => lockSpec.parse({})),
+  status: z.unknown().optional(),
+});
+
+export type ServedLock = z.infer<typeof servedLock>;
 
 /** A Lock's policy: its spec without what only people read. */
 export const policyOf = ({ description: _, ...policy }: LockSpec): LockPolicy => policy;
@@ -34,7 +47,7 @@ const samePolicy = (a: LockPolicy, b: LockPolicy) => JSON.stringify(a) === JSON.
  */
 export class KubeLockCatalog implements LockCatalog {
   private readonly informer: Informer<RawLock>;
-  private readonly locks = new Map<string, { object: LockObject; policy: LockPolicy }>();
+  private readonly locks = new Map<string, { object: ServedLock; policy: LockPolicy }>();
   private readonly listeners = new Set<CatalogListener>();
 
   constructor(private readonly options: KubeLockCatalogOptions) {
@@ -89,7 +102,7 @@ export class KubeLockCatalog implements LockCatalog {
   }
 
   /** The `Lock` object as last seen (its uid names it as the owner of its Lease). */
-  object(name: string): LockObject | undefined {
+  object(name: string): ServedLock | undefined {
     return this.locks.get(name)?.object;
   }
 
@@ -101,24 +114,34 @@ export class KubeLockCatalog implements LockCatalog {
   private changed(type: 'ADDED' | 'MODIFIED' | 'DELETED', raw: RawLock): void {
     const name = raw.metadata?.name ?? '';
     const known = this.locks.get(name);
-    const parsed = lockObject.safeParse(raw);
-    if (!parsed.success)
+    if (type === 'DELETED' || raw.metadata?.deletionTimestamp) {
+      if (known) this.forget(name);
+      return;
+    }
+    const parsed = servedLock.safeParse(raw);
+    if (!parsed.success) {
+      // The API server validated it, so this process is older or stricter than the CRD: keep
+      // serving the lock as last understood rather than treat it as deleted.
       this.options.onInvalid?.(name, parsed.error.issues.map((i) => i.message).join('; '));
-    if (type === 'DELETED' || !parsed.success || parsed.data.metadata.deletionTimestamp) {
-      if (!known) return;
-      this.locks.delete(name);
-      this.tell({ name, policy: undefined });
       return;
     }
     const object = parsed.data;
+    // Deleted and declared again (a watch gap can fold both into one event): a new lock.
+    if (known && known.object.metadata.uid !== object.metadata.uid) this.forget(name);
+    const before = this.locks.get(name);
     const policy = policyOf(object.spec);
     this.locks.set(name, { object, policy });
     // A new generation is told even when the policy stayed (its status names the generation).
     const same =
-      known &&
-      samePolicy(known.policy, policy) &&
-      known.object.metadata.generation === object.metadata.generation;
+      before &&
+      samePolicy(before.policy, policy) &&
+      before.object.metadata.generation === object.metadata.generation;
     if (!same) this.tell({ name, policy });
+  }
+
+  private forget(name: string): void {
+    this.locks.delete(name);
+    this.tell({ name, policy: undefined });
   }
 
   private tell(change: { name: string; policy: LockPolicy | undefined }): void {
