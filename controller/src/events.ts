@@ -19,7 +19,25 @@ export interface EventRecorder {
 
 export const component = 'retrospective-controller';
 
-/** core/v1 Events on the lock's Lease, so `--field-selector involvedObject.name=<lock>` finds them. */
+/** The object an Event is about. */
+export interface InvolvedObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid?: string | undefined;
+}
+
+/** A listed lock's Events are about its Lease. */
+export const leaseOf = (lock: string): InvolvedObject => ({
+  apiVersion: 'coordination.k8s.io/v1',
+  kind: 'Lease',
+  name: lock,
+});
+
+/**
+ * core/v1 Events on the lock's Lease, or on its `Lock` when locks are declared (so `kubectl
+ * describe lock` shows them); `--field-selector involvedObject.name=<lock>` finds them either way.
+ */
 export class KubeEventRecorder implements EventRecorder {
   private readonly api: CoreV1Api;
 
@@ -28,6 +46,7 @@ export class KubeEventRecorder implements EventRecorder {
     private readonly namespace: string,
     private readonly instance: string,
     private readonly observe: KubeObserver = ignoreCalls,
+    private readonly involved: (lock: string) => InvolvedObject = leaseOf,
   ) {
     this.api = kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -45,12 +64,7 @@ export class KubeEventRecorder implements EventRecorder {
         name: `${lock}.${now.getTime().toString(16)}${randomBytes(2).toString('hex')}`,
         namespace: this.namespace,
       },
-      involvedObject: {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        name: lock,
-        namespace: this.namespace,
-      },
+      involvedObject: { ...this.involved(lock), namespace: this.namespace },
       type,
       reason,
       message,

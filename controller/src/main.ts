@@ -2,6 +2,8 @@ import { LockService } from '@retrospective/lock';
 import {
   ConfigMapHistory,
   KubeLockCatalog,
+  lockApiVersion,
+  lockKind,
   LeaderElector,
   createAdminServer,
   createKubeMetrics,
@@ -15,7 +17,7 @@ import {
 } from '@retrospective/runtime';
 import { loadConfig } from './config.js';
 import { LockController } from './controller.js';
-import { KubeEventRecorder } from './events.js';
+import { KubeEventRecorder, leaseOf } from './events.js';
 import { KubeStatusWriter } from './lock-status.js';
 import { createControllerMetrics } from './metrics.js';
 
@@ -56,7 +58,10 @@ function main(): void {
   const controller = new LockController({
     store,
     service,
-    events: new KubeEventRecorder(kubeConfig, namespace, config.IDENTITY, observe),
+    events: new KubeEventRecorder(kubeConfig, namespace, config.IDENTITY, observe, (lock) => {
+      const uid = declared?.object(lock)?.metadata.uid;
+      return uid ? { apiVersion: lockApiVersion, kind: lockKind, name: lock, uid } : leaseOf(lock);
+    }),
     history: new ConfigMapHistory({ kubeConfig, namespace, limit: config.HISTORY_SIZE, observe }),
     metrics,
     logger,

@@ -131,6 +131,48 @@ describe('the chart with its defaults', () => {
     ).toHaveLength(2);
   });
 
+  it('lockSource=resources: declares the locks as Lock objects with the lock settings, and moves RBAC to locks', async () => {
+    const ms = await render({
+      lockSource: 'resources',
+      'locks[0]': 'notes',
+      'lock.holdTimeoutSeconds': '60',
+      'apiServer.waiting.maxWaiters': '7',
+    });
+    expect(kinds(await render())).not.toContain('Lock');
+    expect(one(ms, 'Lock', 'notes').spec).toEqual({
+      holdTimeoutSeconds: 60,
+      heldTooLongSeconds: 900,
+      maxContentBytes: 32768,
+      waiting: { maxSeconds: 300, maxWaiters: 7, maxPerUser: 1 },
+    });
+    const env = get(
+      one(ms, 'Deployment', 'rel-retrospective-api-server'),
+      'spec.template.spec.containers.0.env',
+    ) as { name: string; value?: string }[];
+    expect(env).toContainEqual({ name: 'LOCK_SOURCE', value: 'resources' });
+    const rules = (name: string) =>
+      one(ms, 'Role', `rel-retrospective-${name}`).rules as {
+        resources: string[];
+        verbs: string[];
+        resourceNames?: string[];
+      }[];
+    expect(rules('api-server')).toContainEqual(
+      expect.objectContaining({ resources: ['locks'], verbs: ['get', 'list', 'watch'] }),
+    );
+    expect(rules('api-server').flatMap((r) => r.verbs)).not.toContain('create');
+    expect(rules('controller')).toContainEqual(
+      expect.objectContaining({ resources: ['locks/status'], verbs: ['update', 'patch'] }),
+    );
+    expect(rules('controller').flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(rules('editor')).toEqual([
+      {
+        apiGroups: ['retrospective.dev'],
+        resources: ['locks'],
+        verbs: ['get', 'list', 'watch', 'hold'],
+      },
+    ]);
+  });
+
   it('grants TokenReview and SubjectAccessReview creation only in auth.mode=kubernetes', async () => {
     expect(kinds(await render())).not.toContain('ClusterRole');
     const ms = await render({ 'auth.mode': 'kubernetes', 'auth.cacheSeconds': '3' });

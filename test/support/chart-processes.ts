@@ -53,6 +53,15 @@ export async function installAndRun(
     cluster().kubeconfig,
   );
   expect(installed.code, installed.stderr).toBe(0);
+  return runChartProcesses(namespace, release, values);
+}
+
+/** Runs both processes as the installed release `release` configures them (see installAndRun). */
+export async function runChartProcesses(
+  namespace: string,
+  release: string,
+  values: Record<string, string>,
+): Promise<ChartProcesses> {
   const names = {
     api: `${release}-retrospective-api-server`,
     controller: `${release}-retrospective-controller`,
