@@ -163,7 +163,7 @@ describe('the chart with Lock objects', () => {
   });
 
   it('refuses each process what its Role does not give', async () => {
-    const { api, controller } = running!.creds;
+    const { api } = running!.creds;
     const leases = (kc: typeof api) => kc.makeApiClient(CoordinationV1Api);
     const status = (call: Promise<unknown>) =>
       call.then(
