@@ -460,3 +460,72 @@ describe('check without Express (the fast path)', () => {
     );
   });
 });
+
+describe('GET /locks', () => {
+  let many: TestApp;
+  beforeEach(async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `team-${String(i).padStart(2, '0')}`);
+    many = await startTestApp({ LOCKS: names.join(',') });
+  });
+  afterEach(async () => many.close());
+  const list = async (query = '') => {
+    const res = await fetch(`${many.url}/locks${query}`, {
+      headers: { Accept: 'application/json' },
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        locks: { lock: string; holder?: string; token?: number }[];
+        continue?: string;
+        error?: string;
+      },
+    };
+  };
+
+  it('lists every lock with its state, a page at a time, and filters by name and by hold', async () => {
+    await fetch(`${many.url}/locks/team-03/avail`, { headers: { Username: 'ana' } });
+    const first = await list('?limit=5');
+    expect(first.body.locks.map((l) => l.lock)).toEqual([
+      'team-00',
+      'team-01',
+      'team-02',
+      'team-03',
+      'team-04',
+    ]);
+    expect(first.body.locks[3]).toMatchObject({
+      holder: 'ana',
+      token: 1,
+      available: false,
+      waiting: 0,
+    });
+    const pages = [first.body.locks];
+    let cursor = first.body.continue;
+    while (cursor) {
+      const page = await list(`?limit=5&continue=${cursor}`);
+      pages.push(page.body.locks);
+      cursor = page.body.continue;
+    }
+    expect(pages.map((p) => p.length)).toEqual([5, 5, 2]);
+    expect((await list('?search=-1')).body.locks.map((l) => l.lock)).toEqual([
+      'team-10',
+      'team-11',
+    ]);
+    expect((await list('?held=true')).body.locks.map((l) => l.lock)).toEqual(['team-03']);
+    expect((await list('?held=false')).body.locks).toHaveLength(11);
+  });
+
+  it('refuses a limit out of range or a repeated value with 400', async () => {
+    for (const query of [
+      '?limit=0',
+      '?limit=501',
+      '?limit=x',
+      '?held=yes',
+      '?search=a&search=b',
+      `?search=${'a'.repeat(64)}`,
+    ]) {
+      const { status, body } = await list(query);
+      expect(status, query).toBe(400);
+      expect(body.error).toMatch(/^invalid_/);
+    }
+  });
+});

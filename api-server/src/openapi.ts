@@ -157,6 +157,17 @@ Object.assign(paths, {
       },
     },
   },
+  '/locks': {
+    get: {
+      summary:
+        'Every lock you may view, sorted by name, a page at a time: ?limit= (1-500, 100), ?continue= (the continue of the page before), ?search= (part of a name), ?held=true|false',
+      responses: {
+        '200': ok('The locks', 'LockList'),
+        '400': refusal('A query value out of range'),
+        '401': refusal('AUTH_MODE=kubernetes: no valid bearer token'),
+      },
+    },
+  },
   '/api/me': {
     get: {
       summary: 'Who you are and what you may do to each lock (view, hold, force-release)',
@@ -251,6 +262,36 @@ export const openapi = {
                 'force-release': { type: 'boolean' },
               },
             },
+          },
+        },
+      },
+      LockList: {
+        type: 'object',
+        required: ['locks'],
+        properties: {
+          locks: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['lock'],
+              properties: {
+                lock: str,
+                provisioned: {
+                  type: 'boolean',
+                  description: 'false while its Lease is being made',
+                },
+                available: { type: 'boolean' },
+                holder: str,
+                since: time,
+                heldSeconds: { type: 'integer' },
+                token: { type: 'integer' },
+                waiting: { type: 'integer' },
+              },
+            },
+          },
+          continue: {
+            type: 'string',
+            description: 'Pass as ?continue= for the next page; absent on the last',
           },
         },
       },

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { HistoryEntry, LockPolicy } from '@retrospective/lock';
+import {
+  heldSeconds,
+  isHeld,
+  type HistoryEntry,
+  type LockPolicy,
+  type LockState,
+} from '@retrospective/lock';
 import { readinessAnswer } from '@retrospective/runtime';
 import type { Permission } from '../auth/authorizer.js';
 import type { CommandPipeline } from '../commands/pipeline.js';
@@ -23,6 +29,52 @@ export interface ExpressAppDeps extends AppDeps {
   readonly policy: (lock: string) => LockPolicy;
   /** The most content any lock accepts: what a request body may carry. */
   readonly contentLimit: number;
+}
+
+/** One lock in `GET /locks`: enough to show a table; `check` has the rest. */
+function listItem(lock: string, state: LockState | undefined, now: Date, waiting?: number) {
+  if (!state) return { lock, provisioned: false as const };
+  const seconds = heldSeconds(state, now);
+  return {
+    lock,
+    available: !isHeld(state),
+    holder: state.holder,
+    since: state.acquiredAt?.toISOString(),
+    heldSeconds: seconds === undefined ? undefined : Math.floor(seconds),
+    token: state.token,
+    waiting,
+  };
+}
+
+/** `GET /locks` query: `limit` (1-500, 100), `continue` (the last name of the page before), `search`, `held`. */
+function readListQuery(query: Request['query']) {
+  const one = (key: string) => {
+    const value = query[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string')
+      throw new HttpError(400, 'invalid_query', `Give ${key} once, as a plain value.`);
+    return value;
+  };
+  const limit = one('limit') ?? '100';
+  if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 500)
+    throw new HttpError(400, 'invalid_limit', 'limit must be a whole number from 1 to 500.');
+  const after = one('continue') ?? '';
+  const search = one('search') ?? '';
+  if (after.length > 63 || search.length > 63)
+    throw new HttpError(
+      400,
+      'invalid_query',
+      'continue and search are lock names or parts of one (at most 63 characters).',
+    );
+  const held = one('held');
+  if (held !== undefined && held !== 'true' && held !== 'false')
+    throw new HttpError(400, 'invalid_query', 'held must be true or false.');
+  return {
+    limit: Number(limit),
+    after,
+    search,
+    held: held === undefined ? undefined : held === 'true',
+  };
 }
 
 /** Releases served at most this many at a time (`?limit=`, newest last). */
@@ -94,6 +146,31 @@ export function expressApp(deps: ExpressAppDeps) {
     if (req.accepts(['text/plain', 'application/json']) === 'application/json')
       res.type('application/json').send(body);
     else res.type('text/plain; charset=utf-8').send(`${json}\n`);
+  });
+  // Every lock the caller may view, with its state: sorted by name, filtered, a page at a time.
+  app.get('/locks', async (req, res) => {
+    const who = await auth.identify(req, 'view');
+    const query = readListQuery(req.query);
+    const now = (deps.clock ?? (() => new Date()))();
+    const names = [...service.locks].sort().filter((name) => name > query.after);
+    const items: ReturnType<typeof listItem>[] = [];
+    let next: string | undefined;
+    for (const name of names) {
+      if (query.search && !name.includes(query.search)) continue;
+      const state = service.peek(name);
+      if (query.held !== undefined && (state?.holder !== undefined) !== query.held) continue;
+      if (!(await auth.allowed(who, 'view', name))) continue;
+      if (items.length === query.limit) {
+        next = items.at(-1)?.lock;
+        break;
+      }
+      items.push(listItem(name, state, now, state && service.liveQueue(state).length));
+    }
+    const body = { locks: items, ...(next ? { continue: next } : {}) };
+    const text = items
+      .map((i) => `${i.lock}\t${i.holder ?? '-'}\t${i.token ?? '-'}\t${i.waiting ?? 0}`)
+      .join('\n');
+    reply(req, res, 200, body, text);
   });
   // Who the caller is and what they may do to each lock: the view shows its buttons from this.
   app.get('/api/me', async (req, res) => {
