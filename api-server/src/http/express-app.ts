@@ -151,7 +151,7 @@ export function expressApp(deps: ExpressAppDeps) {
   app.get('/locks', async (req, res) => {
     const who = await auth.identify(req, 'view');
     const query = readListQuery(req.query);
-    const now = (deps.clock ?? (() => new Date()))();
+    const now = deps.clock();
     const names = [...service.locks].sort().filter((name) => name > query.after);
     const items: ReturnType<typeof listItem>[] = [];
     let next: string | undefined;
