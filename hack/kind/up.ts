@@ -181,6 +181,8 @@ export async function up(): Promise<void> {
     run(bin('kubectl'), ['apply', '-f', '-'], {
       input: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${clusterName}\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/enforce-version: latest\n`,
     });
+    // `helm upgrade` never applies a chart's crds/: apply the Lock CRD first, as users upgrading do.
+    kubectl('apply', '--server-side', '-f', resolve(root, 'charts/retrospective/crds'));
     run(bin('helm'), [
       'upgrade',
       '--install',

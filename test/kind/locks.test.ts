@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { kind, kubectl, namespace } from '../support/kind.ts';
+
+const sh = promisify(execFile);
+const curl = async (args: string) =>
+  (await sh('bash', ['-c', `curl --silent --show-error --include ${args}`])).stdout;
+
+/**
+ * Declared locks on kind, through the Traefik Ingress: a `Lock` applied with kubectl is served by
+ * the chart's pods, with the seed's curl workflow on /locks/<name>/; `kubectl get locks` and the
+ * Lease show the hold; deleting the Lock ends it (404) and its Lease goes (the controller, and the
+ * garbage collector of this real cluster).
+ */
+describe('a Lock declared with kubectl on kind', () => {
+  it('is served through the Ingress, shows its holder, and ends with 404 when deleted', async () => {
+    const base = `${kind().url}/locks/team-kind`;
+    const manifest = `apiVersion: retrospective.dev/v1alpha1
+kind: Lock
+metadata:
+  name: team-kind
+  namespace: ${namespace}
+spec:
+  description: made by test/kind/locks.test.ts
+  holdTimeoutSeconds: 0
+`;
+    const file = join(mkdtempSync(join(tmpdir(), 'lock-')), 'team-kind.yaml');
+    writeFileSync(file, manifest);
+    await kubectl('apply', '-f', file);
+    await expect
+      .poll(async () => (await curl(`${base}/check`)).split(' ')[1], { timeout: 15_000 })
+      .toBe('200');
+    expect(await curl(`${base}/avail --request GET --header 'Username:ujjwal'`)).toMatch(
+      /^HTTP\/1.1 200[\s\S]*Granted to ujjwal \(token (\d+)\)/,
+    );
+    expect(
+      await curl(
+        `${base}/change --request POST --header 'Username:ujjwal' --header 'Retrospective:team notes'`,
+      ),
+    ).toMatch(/^HTTP\/1.1 200/);
+    await expect
+      .poll(async () => kubectl('get', 'locks', '-n', namespace), { timeout: 15_000 })
+      .toMatch(/team-kind\s+ujjwal\s+\S+\s+\d+\s+0\s+True/);
+    expect(await kubectl('get', 'lease', 'team-kind', '-n', namespace, '-o', 'yaml')).toMatch(
+      /holderIdentity: ujjwal/,
+    );
+
+    await kubectl('delete', 'lock', 'team-kind', '-n', namespace);
+    await expect
+      .poll(async () => (await curl(`${base}/check`)).split(' ')[1], { timeout: 10_000 })
+      .toBe('404');
+    await expect
+      .poll(
+        async () =>
+          (await kubectl('get', 'leases', '-n', namespace, '-o', 'name')).includes('team-kind'),
+        { timeout: 30_000 },
+      )
+      .toBe(false);
+  });
+});
