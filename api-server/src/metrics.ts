@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { createKubeMetrics } from '@retrospective/runtime';
+import { createKubeMetrics, removeLockSeries } from '@retrospective/runtime';
 
 const prefix = 'retrospective_';
 
@@ -116,9 +116,8 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       metrics.queueLength,
       metrics.waitDuration,
       metrics.handoverGap,
-    ] as const)
-      for (const labels of labelSets(metric))
-        if (labels.lock === lock) metric.remove(labels as never);
+    ])
+      removeLockSeries(metric, lock);
   };
   for (const lock of locks) follow(lock);
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat', 'unauthorized'])
@@ -128,16 +127,6 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   for (const reason of ['unauthenticated', 'forbidden', 'forbidden_origin'])
     metrics.authRefusals.inc({ reason }, 0);
   return { ...metrics, follow, forget };
-}
-
-/**
- * The label sets a metric has series for. prom-client (15.1) removes series only by their full
- * label set and lists them only asynchronously, so this reads the map it keeps them in.
- */
-function labelSets(metric: object): Record<string, string | number>[] {
-  const map = (metric as { hashMap?: Record<string, { labels?: Record<string, string | number> }> })
-    .hashMap;
-  return Object.values(map ?? {}).flatMap((entry) => (entry.labels ? [entry.labels] : []));
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

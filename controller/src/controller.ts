@@ -69,8 +69,15 @@ export class LockController {
   start(): void {
     this.unsubscribe = this.deps.store.subscribe((change) => this.onChange(change));
     // A Lock declared, changed or deleted: make its Lease and status follow.
+    const followed = new Set<string>();
     this.unsubscribeCatalog = this.deps.service.catalog.subscribe(({ name, policy }) => {
+      if (policy && !followed.has(name)) {
+        followed.add(name);
+        this.deps.metrics.follow(name);
+      }
       if (!policy) {
+        followed.delete(name);
+        this.deps.metrics.forget(name);
         this.sightings.delete(name);
         this.longHoldCounted.delete(name);
         this.declared?.written.delete(name);

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { heldSeconds, isHeld, type LockState } from '@retrospective/lock';
+import { removeLockSeries } from '@retrospective/runtime';
 
 const prefix = 'retrospective_';
 
@@ -112,13 +113,20 @@ export function createControllerMetrics({
     }),
   };
   for (const result of ['success', 'error', 'conflict']) metrics.reconciles.inc({ result }, 0);
-  for (const lock of locks) {
+  /** Starts a lock's counters at 0, so its first long hold reads as an increase. */
+  const follow = (lock: string) => {
     metrics.longHolds.inc({ lock }, 0);
     metrics.expirations.inc({ lock }, 0);
-  }
+  };
+  /** Removes the series of a lock that is gone (a deleted `Lock`). */
+  const forget = (lock: string) => {
+    for (const metric of [metrics.longHolds, metrics.expirations, metrics.holdDuration])
+      removeLockSeries(metric, lock);
+  };
+  for (const lock of locks) follow(lock);
   metrics.heldTooLongThreshold.set(heldTooLongSeconds);
   metrics.leader.set(0);
-  return metrics;
+  return { ...metrics, follow, forget };
 }
 
 export type ControllerMetrics = ReturnType<typeof createControllerMetrics>;

@@ -48,3 +48,15 @@ export const kubeObserver =
     metrics.kubeRequests.inc({ verb, code });
     metrics.kubeDuration.observe({ verb }, seconds);
   };
+
+/**
+ * Removes every series of `metric` whose `lock` label is `lock` (a deleted `Lock`). prom-client
+ * (15.1) removes series only by their full label set and lists them only asynchronously, so this
+ * reads the map it keeps them in.
+ */
+export function removeLockSeries(metric: { remove(labels: never): void }, lock: string): void {
+  const map = (metric as { hashMap?: Record<string, { labels?: Record<string, string | number> }> })
+    .hashMap;
+  for (const entry of Object.values(map ?? {}))
+    if (entry.labels?.lock === lock) metric.remove(entry.labels as never);
+}
