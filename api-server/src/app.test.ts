@@ -335,6 +335,32 @@ describe('failures', () => {
 });
 
 describe('the WebSocket endpoint', () => {
+  it('sends a client that asked for some locks (?locks=) only their frames', async () => {
+    const socket = await openSocket(t.url, { locks: 'standup' });
+    const snapshot = await socket.next('snapshot');
+    expect((snapshot.locks as { lock: string }[]).map((l) => l.lock)).toEqual(['standup']);
+    expect((await avail('ana')).status).toBe(200); // retrospective: not asked for
+    expect((await call('/locks/standup/avail', { user: 'bob' })).status).toBe(200);
+    const acquired = await socket.next('acquired');
+    expect(acquired).toMatchObject({ lock: 'standup', holder: 'bob' });
+    expect(socket.frames.filter((f) => f.lock === 'retrospective')).toEqual([]);
+    socket.close();
+  });
+
+  it('refuses ?locks= naming a lock that does not exist, or too many, with 400', async () => {
+    for (const locks of [
+      'nope',
+      'standup,Bad',
+      Array.from({ length: 101 }, () => 'standup').join(','),
+    ]) {
+      const res = await rawRequest(
+        t.port,
+        `GET /ws?locks=${locks} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      );
+      expect(res, locks).toMatch(/^HTTP\/1.1 400/);
+    }
+  });
+
   it('closes a client that sends data with 1008', async () => {
     const socket = await openSocket(t.url);
     const closed = new Promise<number>((resolve) => socket.ws.on('close', resolve));

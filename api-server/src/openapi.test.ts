@@ -55,7 +55,7 @@ describe('docs/api.md and /openapi.json', () => {
   });
 
   it('document every WebSocket message type', () => {
-    for (const type of ['snapshot', 'acquired', 'released', 'queue', 'reply'])
+    for (const type of ['snapshot', 'acquired', 'released', 'queue', 'reply', 'added', 'removed'])
       expect(doc).toContain(`| \`${type}\``);
   });
 });

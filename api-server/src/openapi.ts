@@ -148,7 +148,7 @@ Object.assign(paths, {
   '/ws': {
     get: {
       summary:
-        'WebSocket: snapshot, acquired, released, queue and reply frames; avail and release commands from the client',
+        'WebSocket: snapshot, acquired, released, queue, reply, added and removed frames (?locks= chooses the locks, ?since= resumes); avail and release commands from the client',
       responses: {
         '101': { description: 'Switching protocols' },
         '401': { description: 'AUTH_MODE=kubernetes: no valid bearer token in the subprotocols' },

@@ -1,5 +1,6 @@
 import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { waitFor } from '../../hack/cluster/process.ts';
 import { LockService } from '../../lock/src/index.ts';
 import { LeaseStore } from '../../runtime/src/kube/lease-store.ts';
@@ -159,6 +160,7 @@ describe('declared locks served by every api-server replica', () => {
   let namespace: string;
   let controller: Service | undefined;
   let services: Service[] = [];
+  let everything: Awaited<ReturnType<typeof openSocket>>;
   const env = { LOCK_SOURCE: 'resources', HOLD_TIMEOUT_SECONDS: '0' };
   const call = (
     replica: number,
@@ -186,6 +188,16 @@ describe('declared locks served by every api-server replica', () => {
 
   it('serves a Lock applied with kubectl on every replica within 2 s, with the seed workflow', async () => {
     expect((await call(0, 'team-b', 'check', 'ana')).status).toBe(404);
+    // A viewer of every lock, connected before team-b exists, and one of another lock only.
+    expect((await applyYaml(namespace, lockYaml('team-c'))).code).toBe(0);
+    await waitFor(
+      'team-c',
+      async () => (await call(1, 'team-c', 'check', 'x')).status === 200,
+      5_000,
+    );
+    everything = await openSocket(services[0]!.url);
+    await everything.next('snapshot');
+    const others = await openSocket(services[1]!.url, { locks: 'team-c' });
     const applied = await applyYaml(namespace, lockYaml('team-b', '  maxContentBytes: 64'));
     expect(applied.code).toBe(0);
     const started = performance.now();
@@ -227,6 +239,11 @@ describe('declared locks served by every api-server replica', () => {
       /team-b\s+ana/,
     );
     expect((await call(0, 'team-b', 'release', 'ana')).status).toBe(200);
+    // The viewer of every lock was told of team-b when it appeared, then of its hold.
+    expect(await everything.next('added')).toMatchObject({ lock: { lock: 'team-b' } });
+    expect(await everything.next('released')).toMatchObject({ lock: 'team-b' });
+    expect(others.frames.filter((f) => f.lock === 'team-b' || f.type === 'added')).toEqual([]);
+    others.close();
   });
 
   it('keeps serving a lock whose description counts more UTF-16 units than characters', async () => {
@@ -273,6 +290,8 @@ describe('declared locks served by every api-server replica', () => {
     );
     expect(performance.now() - started).toBeLessThan(2_000);
     expect((await call(0, 'team-b', 'change', 'ana', { Retrospective: 'late' })).status).toBe(404);
+    expect(await everything.next('removed')).toEqual({ type: 'removed', lock: 'team-b' });
+    everything.close();
     await waitFor(
       'the Lease to go',
       async () => (await kubectl('get', 'lease', 'team-b', '-n', namespace)).code !== 0,

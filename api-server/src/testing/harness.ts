@@ -83,10 +83,14 @@ export interface Frame {
 /** A WebSocket client that records every frame and can wait for the next one of a type. */
 export async function openSocket(
   url: string,
-  options: { origin?: string; since?: string; token?: string; user?: string } = {},
+  options: { origin?: string; since?: string; locks?: string; token?: string; user?: string } = {},
 ) {
+  const query = new URLSearchParams({
+    ...(options.since ? { since: options.since } : {}),
+    ...(options.locks !== undefined ? { locks: options.locks } : {}),
+  }).toString();
   const ws = new WebSocket(
-    `${url.replace(/^http/, 'ws')}/ws${options.since ? `?since=${options.since}` : ''}`,
+    `${url.replace(/^http/, 'ws')}/ws${query ? `?${query}` : ''}`,
     // A token travels as Kubernetes' bearer subprotocol, beside the protocol the server selects.
     options.token ? [wsProtocol, bearerProtocol(options.token)] : [],
     {

@@ -46,8 +46,10 @@ type Frame = { type: string } & Record<string, unknown>;
 /** Who a connected client is, what it may see, and where it connected from. */
 export interface SocketClient {
   who: Identity | undefined;
-  /** The locks it may view (all of them in header mode). */
+  /** The locks it is sent frames of: those it asked for (`?locks=`), or all, that it may view. */
   locks: ReadonlySet<string>;
+  /** The locks it asked for; undefined: every lock, those declared later included. */
+  readonly subscribed: ReadonlySet<string> | undefined;
   readonly origin: OriginVerdict;
   readonly address: string;
   /** The handshake, kept to check the client's credentials again (kubernetes mode). */
@@ -89,6 +91,7 @@ export class Broadcaster {
   private readonly recent = new RecentReleases();
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeCatalog: (() => void) | undefined;
   /** Failing re-checks (an API server outage) are logged once a minute, with a count. */
   private readonly failures: SampledLog;
 
@@ -104,6 +107,11 @@ export class Broadcaster {
   start(): void {
     const { store, config, logger, auth } = this.deps;
     this.unsubscribe = store.subscribe(safely(logger, 'broadcast', (c) => this.onChange(c)));
+    this.unsubscribeCatalog = this.deps.service.catalog.subscribe(
+      safely(logger, 'broadcast', ({ name, policy }) =>
+        policy ? this.declared(name) : this.removed(name),
+      ),
+    );
     const every = (seconds: number, what: string, fn: () => unknown) => {
       const timer = setInterval(safely(logger, what, fn), seconds * 1000);
       timer.unref();
@@ -121,6 +129,7 @@ export class Broadcaster {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.unsubscribe?.();
+    this.unsubscribeCatalog?.();
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     this.wss.close();
   }
@@ -130,7 +139,7 @@ export class Broadcaster {
     req: IncomingMessage,
     socket: Duplex,
     head: Buffer,
-    client: Pick<SocketClient, 'who' | 'locks' | 'origin' | 'address'> & {
+    client: Pick<SocketClient, 'who' | 'locks' | 'subscribed' | 'origin' | 'address'> & {
       since: Map<string, number> | undefined;
     },
   ): void {
@@ -139,6 +148,7 @@ export class Broadcaster {
       const state: SocketClient = {
         who: client.who,
         locks: client.locks,
+        subscribed: client.subscribed,
         origin: client.origin,
         address: client.address,
         req,
@@ -211,9 +221,49 @@ export class Broadcaster {
     });
   }
 
+  /**
+   * A lock declared while clients are connected: those that asked for every lock, and may view
+   * it, are sent its frames from now on (an `added` frame first, once its Lease exists).
+   */
+  private declared(lock: string): void {
+    const { auth } = this.deps;
+    for (const [ws, client] of this.clientsBySocket) {
+      if (client.subscribed || client.locks.has(lock)) continue;
+      void auth.allowed(client.who, 'view', lock).then(
+        (allowed) => {
+          if (!allowed || ws.readyState !== WebSocket.OPEN || !this.deps.service.has(lock)) return;
+          client.locks = new Set([...client.locks, lock]);
+          const state = this.deps.service.peek(lock);
+          if (state) this.sendAdded(ws, state);
+        },
+        (error: unknown) =>
+          this.failures.warn('could not check a client for a new lock', { err: error }),
+      );
+    }
+  }
+
+  /** A lock deleted: its viewers are told with a `removed` frame and sent nothing more of it. */
+  private removed(lock: string): void {
+    const data = JSON.stringify({ type: 'removed', lock });
+    for (const [ws, client] of this.clientsBySocket) {
+      if (!client.locks.has(lock)) continue;
+      client.locks = new Set([...client.locks].filter((l) => l !== lock));
+      this.sendData(ws, 'removed', data);
+    }
+  }
+
+  private sendAdded(ws: WebSocket, state: LockState): void {
+    const { service, clock } = this.deps;
+    this.send(ws, { type: 'added', lock: checkBody(state, clock(), service.liveQueue(state)) });
+  }
+
   private onChange(change: StoreChange): void {
     const { service, metrics } = this.deps;
     if (!change.next || !service.has(change.name)) return;
+    // A declared lock's Lease was just made: its viewers get its first state.
+    if (!change.prev)
+      for (const [ws, client] of this.clientsBySocket)
+        if (client.locks.has(change.name)) this.sendAdded(ws, change.next);
     const seen = performance.now();
     const frames: Frame[] = transitions(change.prev, change.next).map(eventFrame);
     // Who waits in line, when that changed (a renewal of entries alone is not a change).
@@ -289,10 +339,11 @@ export class Broadcaster {
     if (ws.readyState !== WebSocket.OPEN) return;
     try {
       const who = await auth.identify(client.req, 'view', fresh);
+      const wanted = service.locks.filter((lock) => client.subscribed?.has(lock) ?? true);
       const allowed = await Promise.all(
-        service.locks.map((lock) => auth.allowed(who, 'view', lock, fresh)),
+        wanted.map((lock) => auth.allowed(who, 'view', lock, fresh)),
       );
-      const locks = new Set(service.locks.filter((_, i) => allowed[i]));
+      const locks = new Set(wanted.filter((_, i) => allowed[i]));
       if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
       client.who = who;
       client.locks = locks;

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { LockService } from '@retrospective/lock';
+import { dnsLabel } from '@retrospective/runtime';
 import type { Authorizer } from '../auth/authorizer.js';
 import { clientAddress, originVerdict } from '../auth/origin.js';
 import type { Config } from '../config.js';
@@ -51,13 +52,14 @@ export function upgradeHandler(deps: UpgradeDeps) {
     const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
     const since = parseSince(query.get('since'), service.locks);
     if (since instanceof Error) return rawAnswer(socket, 400, since.message);
+    const subscribed = parseLocks(query.get('locks'), (lock) => service.has(lock));
+    if (subscribed instanceof Error) return rawAnswer(socket, 400, subscribed.message);
     pending++;
     try {
       const who = await auth.identify(req, 'view');
-      const allowed = await Promise.all(
-        service.locks.map((lock) => auth.allowed(who, 'view', lock)),
-      );
-      const locks = new Set(service.locks.filter((_, i) => allowed[i]));
+      const wanted = subscribed ? [...subscribed] : service.locks;
+      const allowed = await Promise.all(wanted.map((lock) => auth.allowed(who, 'view', lock)));
+      const locks = new Set(wanted.filter((_, i) => allowed[i]));
       if (socket.destroyed) return;
       if (locks.size === 0) {
         metrics.authRefusals.inc({ reason: 'forbidden' });
@@ -66,6 +68,7 @@ export function upgradeHandler(deps: UpgradeDeps) {
       broadcaster.accept(req, socket, head, {
         who,
         locks,
+        subscribed,
         origin,
         address: clientAddress(req, config.TRUSTED_PROXY_HOPS),
         since,
@@ -86,4 +89,25 @@ export function upgradeHandler(deps: UpgradeDeps) {
       }
     });
   };
+}
+
+/** At most this many locks in `?locks=`. */
+export const maxSubscribedLocks = 100;
+
+/**
+ * `?locks=a,b`: the locks a client wants frames of (absent: every lock it may view, those
+ * declared later included). Only names of locks served now; never echoed back (see rawAnswer).
+ */
+export function parseLocks(
+  value: string | null,
+  served: (lock: string) => boolean,
+): ReadonlySet<string> | undefined | Error {
+  if (value === null) return undefined;
+  const names = value.split(',');
+  if (names.length > maxSubscribedLocks)
+    return new Error(`locks: at most ${maxSubscribedLocks} names`);
+  if (!names.every((name) => dnsLabel.test(name)))
+    return new Error('locks: a comma-separated list of lock names');
+  if (!names.every(served)) return new Error('locks: it names a lock that does not exist');
+  return new Set(names);
 }
