@@ -1,6 +1,6 @@
 import { FixedCatalog, LockService, MemoryStore, type LockStore } from '@retrospective/lock';
 import {
-  KubeLockCatalog,
+  lockCatalogFor,
   WatchedHistory,
   kubeObserver,
   leaseStoreFor,
@@ -34,15 +34,7 @@ function main(): void {
     watching: () => store.watching() && (catalog?.watching() ?? true),
   });
   const observe = kubeObserver(metrics);
-  const catalog = declared
-    ? new KubeLockCatalog({
-        kubeConfig,
-        namespace,
-        observe,
-        requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
-        watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
-      })
-    : undefined;
+  const catalog = declared ? lockCatalogFor(kubeConfig, config, observe, logger) : undefined;
   // A lock's series appear with its Lock (not again on a change of its spec) and go with it.
   const followed = new Set<string>();
   catalog?.subscribe(({ name, policy }) => {

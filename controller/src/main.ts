@@ -1,7 +1,7 @@
 import { LockService } from '@retrospective/lock';
 import {
   ConfigMapHistory,
-  KubeLockCatalog,
+  lockCatalogFor,
   lockApiVersion,
   lockKind,
   LeaderElector,
@@ -33,18 +33,7 @@ function main(): void {
   });
   const kube = createKubeMetrics(metrics.registry, () => store.watching());
   const observe = kubeObserver(kube);
-  const declared =
-    config.LOCK_SOURCE === 'resources'
-      ? new KubeLockCatalog({
-          kubeConfig,
-          namespace,
-          observe,
-          requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
-          watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
-          onInvalid: (lock, problem) =>
-            logger.warn({ lock, problem }, 'ignoring an unreadable Lock'),
-        })
-      : undefined;
+  const declared = lockCatalogFor(kubeConfig, config, observe, logger);
   const store = leaseStoreFor(
     kubeConfig,
     { ...config, LOCKS: declared ? 'labelled' : locks },

@@ -1,4 +1,5 @@
 import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CatalogListener, LockCatalog, LockPolicy } from '@retrospective/lock';
 import { ignoreCalls, type KubeObserver } from './client.js';
@@ -153,4 +154,31 @@ export class KubeLockCatalog implements LockCatalog {
       }
     }
   }
+}
+
+/**
+ * The `Lock` catalog of a process when its locks are declared (`LOCK_SOURCE=resources`): its
+ * namespace, timeouts, and a warning for a `Lock` it cannot read. Undefined with `LOCKS`.
+ */
+export function lockCatalogFor(
+  kubeConfig: KubeConfig,
+  config: {
+    NAMESPACE: string;
+    LOCK_SOURCE: 'env' | 'resources';
+    KUBE_REQUEST_TIMEOUT_SECONDS: number;
+    KUBE_WATCH_TIMEOUT_SECONDS: number;
+  },
+  observe: KubeObserver,
+  logger: Pick<Logger, 'warn'>,
+): KubeLockCatalog | undefined {
+  if (config.LOCK_SOURCE !== 'resources') return undefined;
+  return new KubeLockCatalog({
+    kubeConfig,
+    namespace: config.NAMESPACE,
+    observe,
+    requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
+    watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
+    onInvalid: (lock, problem) =>
+      logger.warn({ lock, problem }, 'a Lock this version cannot read; serving it as last read'),
+  });
 }
