@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryHistory } from '@retrospective/lock';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
 import { TableReviewer } from './testing/reviewer.js';
+import type { Identity } from './auth/authorizer.js';
 
 /**
  * What one anonymous or hostile client could do to a replica before (header injection, unbounded
@@ -380,5 +381,37 @@ describe('sockets the server owns', () => {
     }
     await new Promise((r) => setTimeout(r, 400));
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('listing and watching locks in kubernetes auth mode', () => {
+  const locks = Array.from({ length: 30 }, (_, i) => `team-${String(i).padStart(2, '0')}`);
+  /** ana may view every lock (a rule without names); bob only team-03 and team-17. */
+  class NamedReviewer extends TableReviewer {
+    checks: string[] = [];
+    override async mayAccess(who: Identity, verb: string, lock: string): Promise<boolean> {
+      this.checks.push(`${who.user}:${lock}`);
+      if (verb !== 'get') return false;
+      return who.user === 'ana' || ['team-03', 'team-17'].includes(lock);
+    }
+  }
+  const list = (token: string) =>
+    fetch(`${t.url}/locks?limit=500`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+    }).then(async (res) => ((await res.json()) as { locks: { lock: string }[] }).locks);
+
+  it('asks once for a viewer of every lock, and lists only their own locks to others', async () => {
+    const reviewer = new NamedReviewer({ a: 'ana', b: 'bob' }, {});
+    t = await startTestApp({ AUTH_MODE: 'kubernetes', LOCKS: locks.join(',') }, reviewer);
+    expect(await list('a')).toHaveLength(30);
+    expect(reviewer.checks).toEqual(['ana:']);
+    expect((await list('b')).map((l) => l.lock)).toEqual(['team-03', 'team-17']);
+    const socket = await openSocket(t.url, { token: 'b' });
+    const snapshot = await socket.next('snapshot');
+    expect((snapshot.locks as { lock: string }[]).map((l) => l.lock)).toEqual([
+      'team-03',
+      'team-17',
+    ]);
+    socket.close();
   });
 });

@@ -241,6 +241,7 @@ describe('chart options', () => {
     expect(paths.map((p) => `${p.pathType} ${p.path}`)).toEqual([
       'Prefix /retrospective/',
       'Prefix /locks/',
+      'Exact /locks',
       'Exact /ws',
       'Exact /',
       'Exact /view.js',

@@ -20,7 +20,7 @@ export class TableReviewer implements Reviewer {
     return user ? { user, groups: ['system:authenticated'] } : undefined;
   }
 
-  async mayAccess(who: Identity, verb: string): Promise<boolean> {
+  async mayAccess(who: Identity, verb: string, _lock?: string): Promise<boolean> {
     return this.grants[who.user]?.includes(verb) ?? false;
   }
 }

@@ -25,6 +25,7 @@ import {
   missedReleases,
   type ReleasedFrame,
 } from './replay.js';
+import { viewable } from './viewable.js';
 
 export interface BroadcasterDeps {
   readonly config: Config;
@@ -229,21 +230,23 @@ export class Broadcaster {
     const { auth } = this.deps;
     for (const [ws, client] of this.clientsBySocket) {
       if (client.subscribed || client.locks.has(lock)) continue;
-      void auth.allowed(client.who, 'view', lock).then(
-        (allowed) => {
+      void auth
+        .allowed(client.who, 'view', lock)
+        .then((allowed) => {
           if (!allowed || ws.readyState !== WebSocket.OPEN || !this.deps.service.has(lock)) return;
           client.locks = new Set([...client.locks, lock]);
           const state = this.deps.service.peek(lock);
           if (state) this.sendAdded(ws, state);
-        },
-        (error: unknown) =>
+        })
+        .catch((error: unknown) =>
           this.failures.warn('could not check a client for a new lock', { err: error }),
-      );
+        );
     }
   }
 
   /** A lock deleted: its viewers are told with a `removed` frame and sent nothing more of it. */
   private removed(lock: string): void {
+    this.recent.forget(lock); // a Lock declared again under this name is another lock
     const data = JSON.stringify({ type: 'removed', lock });
     for (const [ws, client] of this.clientsBySocket) {
       if (!client.locks.has(lock)) continue;
@@ -339,11 +342,16 @@ export class Broadcaster {
     if (ws.readyState !== WebSocket.OPEN) return;
     try {
       const who = await auth.identify(client.req, 'view', fresh);
-      const wanted = service.locks.filter((lock) => client.subscribed?.has(lock) ?? true);
-      const allowed = await Promise.all(
-        wanted.map((lock) => auth.allowed(who, 'view', lock, fresh)),
+      // The locks asked for, or (for a client of every lock) those it is sent now.
+      const asked = [...(client.subscribed ?? client.locks)].filter((lock) => service.has(lock));
+      const found = await viewable(auth, who, asked, fresh);
+      if (found === 'too_many') return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
+      // Locks added or removed while this check ran keep what they did meanwhile.
+      const locks = new Set(
+        [...found, ...[...client.locks].filter((lock) => !asked.includes(lock))].filter((lock) =>
+          service.has(lock),
+        ),
       );
-      const locks = new Set(wanted.filter((_, i) => allowed[i]));
       if (locks.size === 0) return this.drop(ws, 'unauthorized', 1008, 'no longer allowed');
       client.who = who;
       client.locks = locks;

@@ -92,4 +92,8 @@ export class RecentReleases {
   of(lock: string): readonly ReleasedFrame[] {
     return this.frames.get(lock) ?? [];
   }
+
+  forget(lock: string): void {
+    this.frames.delete(lock);
+  }
 }

@@ -11,6 +11,7 @@ import { guardSocket, rawAnswer } from '../http/raw.js';
 import type { Metrics } from '../metrics.js';
 import type { Broadcaster } from './broadcaster.js';
 import { parseSince } from './replay.js';
+import { maxSubscribedLocks, viewable } from './viewable.js';
 
 export interface UpgradeDeps {
   readonly config: Config;
@@ -52,14 +53,23 @@ export function upgradeHandler(deps: UpgradeDeps) {
     const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
     const since = parseSince(query.get('since'), service.locks);
     if (since instanceof Error) return rawAnswer(socket, 400, since.message);
-    const subscribed = parseLocks(query.get('locks'), (lock) => service.has(lock));
+    const subscribed = parseLocks(query.get('locks'));
     if (subscribed instanceof Error) return rawAnswer(socket, 400, subscribed.message);
     pending++;
     try {
       const who = await auth.identify(req, 'view');
-      const wanted = subscribed ? [...subscribed] : service.locks;
-      const allowed = await Promise.all(wanted.map((lock) => auth.allowed(who, 'view', lock)));
-      const locks = new Set(wanted.filter((_, i) => allowed[i]));
+      // Which locks exist is told only to callers who are who they say.
+      if (subscribed && ![...subscribed].every((lock) => service.has(lock)))
+        return rawAnswer(socket, 400, 'locks: it names a lock that does not exist');
+      const locks = await viewable(auth, who, subscribed ? [...subscribed] : service.locks);
+      if (locks === 'too_many') {
+        metrics.authRefusals.inc({ reason: 'forbidden' });
+        return rawAnswer(
+          socket,
+          403,
+          `You may view only some locks: name them with ?locks= (at most ${maxSubscribedLocks})`,
+        );
+      }
       if (socket.destroyed) return;
       if (locks.size === 0) {
         metrics.authRefusals.inc({ reason: 'forbidden' });
@@ -91,23 +101,16 @@ export function upgradeHandler(deps: UpgradeDeps) {
   };
 }
 
-/** At most this many locks in `?locks=`. */
-export const maxSubscribedLocks = 100;
-
 /**
  * `?locks=a,b`: the locks a client wants frames of (absent: every lock it may view, those
  * declared later included). Only names of locks served now; never echoed back (see rawAnswer).
  */
-export function parseLocks(
-  value: string | null,
-  served: (lock: string) => boolean,
-): ReadonlySet<string> | undefined | Error {
+export function parseLocks(value: string | null): ReadonlySet<string> | undefined | Error {
   if (value === null) return undefined;
   const names = value.split(',');
   if (names.length > maxSubscribedLocks)
     return new Error(`locks: at most ${maxSubscribedLocks} names`);
   if (!names.every((name) => dnsLabel.test(name)))
     return new Error('locks: a comma-separated list of lock names');
-  if (!names.every(served)) return new Error('locks: it names a lock that does not exist');
   return new Set(names);
 }

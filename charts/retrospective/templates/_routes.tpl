@@ -5,6 +5,7 @@ view. Nothing else (in particular /metrics, which lives on its own port anyway).
 {{- define "retrospective.routes" -}}
 - {path: /retrospective/, type: Prefix}
 - {path: /locks/, type: Prefix}
+- {path: /locks, type: Exact}
 - {path: /ws, type: Exact}
 - {path: /, type: Exact}
 - {path: /view.js, type: Exact}
