@@ -4,6 +4,7 @@ const main = document.getElementById('locks');
 const connection = document.getElementById('connection');
 const template = document.getElementById('lock-card');
 const signIn = document.getElementById('sign-in');
+const filter = document.getElementById('filter');
 
 // AUTH_MODE=kubernetes: a bearer token, kept for this tab only. It travels in the Authorization
 // header and, for the WebSocket, in Kubernetes' bearer subprotocol: never in a URL.
@@ -63,9 +64,18 @@ function card(name) {
   return el;
 }
 
+/** Shows only the locks whose name contains the filter's text. */
+function applyFilter() {
+  const text = filter.value.trim();
+  for (const el of main.querySelectorAll('[data-lock]'))
+    el.hidden = text !== '' && !el.dataset.lock.includes(text);
+}
+filter.addEventListener('input', applyFilter);
+
 function render(name) {
   const lock = locks.get(name);
   const el = card(name);
+  el.hidden = filter.value.trim() !== '' && !name.includes(filter.value.trim());
   const held = Boolean(lock.holder);
   const state = el.querySelector('.state');
   state.textContent = held ? 'held' : 'available';
@@ -130,6 +140,17 @@ const handlers = {
       locks.set(lock.lock, lock);
       render(lock.lock);
     }
+  },
+  /** A lock declared while this page is open. */
+  added(msg) {
+    locks.set(msg.lock.lock, msg.lock);
+    render(msg.lock.lock);
+  },
+  /** A lock deleted: its card goes. */
+  removed(msg) {
+    locks.delete(msg.lock);
+    lastRelease.delete(msg.lock);
+    main.querySelector(`[data-lock="${CSS.escape(msg.lock)}"]`)?.remove();
   },
   acquired(msg) {
     const lock = { ...locks.get(msg.lock), holder: msg.holder, since: msg.since, token: msg.token };
