@@ -146,9 +146,15 @@ for (const mode of ['header', 'kubernetes'] as const) {
         { numRuns: 400 },
       );
       console.info(`statuses (${mode}): ${JSON.stringify([...statuses].sort())}`);
-      // The generator reaches past the front door: grants and refusals of every kind happen.
+      // The generator reaches past the front door: grants happen, the front door's refusals (400,
+      // 404, 405) in every run, and refusals decided on a lock (403, 409, 412, 413, 423) 5 to 15
+      // times in 400 requests, though each of those kinds now and then not at all (demanding five
+      // kinds failed 1 of the 16 runs on record).
       expect(statuses.get(200)).toBeGreaterThan(0);
-      expect([...statuses.keys()].filter((s) => s >= 400).length).toBeGreaterThan(4);
+      for (const status of [400, 404, 405])
+        expect(statuses.get(status), String(status)).toBeGreaterThan(0);
+      const onALock = [403, 409, 412, 413, 423].map((s) => statuses.get(s) ?? 0);
+      expect(onALock.reduce((a, b) => a + b)).toBeGreaterThan(0);
     });
 
     it('drops a client that sends anything on the socket, and changes no lock', async () => {
