@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import { waitFor } from '../../hack/cluster/process.ts';
 import { kubectl, repoRoot } from './kube.ts';
 
 const crd = join(repoRoot, 'charts/retrospective/crds/locks.retrospective.dev.yaml');
@@ -9,13 +10,21 @@ const crd = join(repoRoot, 'charts/retrospective/crds/locks.retrospective.dev.ya
 export async function installLockCrd(): Promise<void> {
   const applied = await kubectl('apply', '--server-side', '--force-conflicts', '-f', crd);
   if (applied.code !== 0) throw new Error(`could not apply the Lock CRD: ${applied.stderr}`);
-  const established = await kubectl(
-    'wait',
-    '--for=condition=Established',
-    '--timeout=30s',
-    'crd/locks.retrospective.dev',
+  // Polled rather than `kubectl wait`, which fails at once while a CRD created a moment ago (by
+  // this file or another one running beside it) has no conditions yet.
+  await waitFor(
+    'the Lock CRD to be established',
+    async () =>
+      (
+        await kubectl(
+          'get',
+          'crd/locks.retrospective.dev',
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        )
+      ).stdout === 'True',
+    30_000,
   );
-  if (established.code !== 0) throw new Error(`Lock CRD not established: ${established.stderr}`);
 }
 
 let files = 0;
