@@ -27,15 +27,13 @@ const held: LockState = {
   releaseReason: 'released',
 };
 
+/** The status of `state` at `now`, for a Lock whose threshold is 60 s. */
+const statusOf = (state: LockState | undefined, now: Date, shown = object(), waiting = 0) =>
+  desiredStatus({ object: shown, state, waiting, heldTooLongSeconds: 60, now });
+
 describe('the status of a Lock', () => {
   it('says who holds it, since when, with which token, and that its Lease is in step', () => {
-    const status = desiredStatus({
-      object: object(),
-      state: held,
-      waiting: 2,
-      heldTooLongSeconds: 60,
-      now: t0,
-    });
+    const status = statusOf(held, t0, object(), 2);
     expect(status).toMatchObject({
       observedGeneration: 2,
       holder: 'ana',
@@ -51,41 +49,17 @@ describe('the status of a Lock', () => {
   });
 
   it('stays the same, transition times included, while only the Lease renews (no write)', () => {
-    const first = desiredStatus({
-      object: object(),
-      state: held,
-      waiting: 0,
-      heldTooLongSeconds: 60,
-      now: t0,
-    });
+    const first = statusOf(held, t0);
     const later = new Date(t0.getTime() + 30_000);
     const renewed = { ...held, renewedAt: later };
-    const second = desiredStatus({
-      object: object(first),
-      state: renewed,
-      waiting: 0,
-      heldTooLongSeconds: 60,
-      now: later,
-    });
+    const second = statusOf(renewed, later, object(first), 0);
     expect(sameStatus(first, second)).toBe(true);
   });
 
   it('turns HeldTooLong on past the threshold, moving only that transition time', () => {
-    const first = desiredStatus({
-      object: object(),
-      state: held,
-      waiting: 0,
-      heldTooLongSeconds: 60,
-      now: t0,
-    });
+    const first = statusOf(held, t0);
     const later = new Date(t0.getTime() + 61_000);
-    const second = desiredStatus({
-      object: object(first),
-      state: held,
-      waiting: 0,
-      heldTooLongSeconds: 60,
-      now: later,
-    });
+    const second = statusOf(held, later, object(first), 0);
     const tooLong = second.conditions?.find((c) => c.type === 'HeldTooLong');
     expect(tooLong).toMatchObject({ status: 'True', lastTransitionTime: later.toISOString() });
     expect(second.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime).toBe(
@@ -95,13 +69,7 @@ describe('the status of a Lock', () => {
   });
 
   it('is not Ready while the Lease is missing, and names no holder then', () => {
-    const status = desiredStatus({
-      object: object(),
-      state: undefined,
-      waiting: 0,
-      heldTooLongSeconds: 60,
-      now: t0,
-    });
+    const status = statusOf(undefined, t0);
     expect(status.holder).toBeUndefined();
     expect(status.conditions?.[0]).toMatchObject({
       type: 'Ready',
