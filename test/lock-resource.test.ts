@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lockObject } from '../runtime/src/kube/lock-resource.ts';
 import { createNamespace, kubectl } from './support/kube.ts';
-import { applyYaml, installLockCrd, lockYaml as lock } from './support/locks.ts';
+import { applyYaml, installLockCrd, lockYaml as lock, patchLock } from './support/locks.ts';
 
 /**
  * The CRD the chart installs, generated from the zod schemas, on a real kube-apiserver: a bad spec
@@ -68,16 +68,10 @@ describe('the Lock custom resource on a real API server', () => {
 
   it('shows NAME, HOLDER, SINCE, TOKEN, WAITING, READY and AGE in kubectl get locks', async () => {
     await apply(lock('team-b', '  {}'));
-    const patched = await kubectl(
-      'patch',
-      'lock',
-      'team-b',
-      '-n',
+    const patched = await patchLock(
       namespace,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
+      'team-b',
+      {
         status: {
           holder: 'ana',
           since: new Date().toISOString(),
@@ -93,7 +87,8 @@ describe('the Lock custom resource on a real API server', () => {
             },
           ],
         },
-      }),
+      },
+      'status',
     );
     expect(patched.stderr).toBe('');
     const table = await kubectl('get', 'locks', '-n', namespace);

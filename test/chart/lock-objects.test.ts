@@ -4,7 +4,13 @@ import { statusOf } from '../../runtime/src/kube/client.ts';
 import { lockObject } from '../../runtime/src/kube/lock-resource.ts';
 import { runChartProcesses, type ChartProcesses } from '../support/chart-processes.ts';
 import { chartPath, helm } from '../support/helm.ts';
-import { cluster, createNamespace, kubectl, leaseEvents } from '../support/kube.ts';
+import {
+  cluster,
+  createNamespace,
+  kubectl,
+  leaseEvents,
+  lockObjectEvents,
+} from '../support/kube.ts';
 import { applyYaml, installLockCrd, lockYaml } from '../support/locks.ts';
 
 /**
@@ -131,17 +137,7 @@ describe('the chart with Lock objects', () => {
     await expect
       .poll(() => leaseEvents(namespace, 'team-a'), { timeout: 10_000 })
       .toEqual(expect.arrayContaining(['Acquired', 'HeldTooLong']));
-    const { stdout } = await kubectl(
-      'get',
-      'events',
-      '-n',
-      namespace,
-      '--field-selector',
-      'involvedObject.kind=Lock,involvedObject.name=team-a',
-      '-o',
-      'name',
-    );
-    expect(stdout.trim()).not.toBe('');
+    expect(await lockObjectEvents(namespace, 'team-a')).not.toEqual([]);
     await expect
       .poll(
         async () =>

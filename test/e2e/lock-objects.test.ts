@@ -6,7 +6,7 @@ import { LockService } from '../../lock/src/index.ts';
 import { LeaseStore } from '../../runtime/src/kube/lease-store.ts';
 import { lockObject, type LockObject } from '../../runtime/src/kube/lock-resource.ts';
 import { adminConfig, cluster, createNamespace, kubectl } from '../support/kube.ts';
-import { applyYaml, installLockCrd, lockYaml } from '../support/locks.ts';
+import { applyYaml, installLockCrd, lockYaml, patchLock } from '../support/locks.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
 /**
@@ -95,16 +95,7 @@ describe('Lock objects reconciled by the controller', () => {
 
   it("marks the hold HeldTooLong past the Lock's threshold, then expires it by its own timeout", async () => {
     // A new threshold, below the age of the hold: the spec's change reaches the controller.
-    const patched = await kubectl(
-      'patch',
-      'lock',
-      lock,
-      '-n',
-      namespace,
-      '--type=merge',
-      '-p',
-      '{"spec":{"heldTooLongSeconds":1}}',
-    );
+    const patched = await patchLock(namespace, lock, { spec: { heldTooLongSeconds: 1 } });
     expect(patched.code).toBe(0);
     await waitFor(
       'HeldTooLong',
@@ -248,16 +239,9 @@ describe('declared locks served by every api-server replica', () => {
 
   it('keeps serving a lock whose description counts more UTF-16 units than characters', async () => {
     // 600 characters the CRD accepts (its bound is 1024 characters), 1200 UTF-16 units.
-    const patched = await kubectl(
-      'patch',
-      'lock',
-      'team-b',
-      '-n',
-      namespace,
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { description: '🔒'.repeat(600) } }),
-    );
+    const patched = await patchLock(namespace, 'team-b', {
+      spec: { description: '🔒'.repeat(600) },
+    });
     expect(patched.stderr).toBe('');
     await new Promise((r) => setTimeout(r, 1000));
     for (const replica of [0, 1])

@@ -92,8 +92,17 @@ export async function leaseHolder(namespace: string, lease: string): Promise<str
   return (await kubectl('get', 'lease', lease, '-n', namespace, '-o', jsonpath)).stdout;
 }
 
-/** The reasons (or `reason:message` lines) of the Events on a lock's Lease, oldest first. */
+/** The reasons (or `reason:message` lines) of the Events on a lock's Lease (or its Lock), oldest first. */
 export async function leaseEvents(namespace: string, lock = 'retrospective', withMessages = false) {
+  return events(namespace, `involvedObject.name=${lock}`, withMessages);
+}
+
+/** The reasons of the Events recorded on the `Lock` object itself (declared locks). */
+export async function lockObjectEvents(namespace: string, lock: string) {
+  return events(namespace, `involvedObject.kind=Lock,involvedObject.name=${lock}`, false);
+}
+
+async function events(namespace: string, fieldSelector: string, withMessages: boolean) {
   const format = withMessages ? '{.reason}:{.message}' : '{.reason}';
   const { stdout } = await kubectl(
     'get',
@@ -101,7 +110,7 @@ export async function leaseEvents(namespace: string, lock = 'retrospective', wit
     '-n',
     namespace,
     '--field-selector',
-    `involvedObject.name=${lock}`,
+    fieldSelector,
     '-o',
     `jsonpath={range .items[*]}${format}{"\\n"}{end}`,
   );

@@ -41,3 +41,18 @@ export async function applyYaml(namespace: string, yaml: string) {
 /** A Lock manifest; `spec` is YAML indented by two spaces (or `  {}`). */
 export const lockYaml = (name: string, spec = '  {}') =>
   `apiVersion: retrospective.dev/v1alpha1\nkind: Lock\nmetadata:\n  name: ${name}\nspec:\n${spec}\n`;
+
+/** `kubectl patch lock <name> --type=merge` (of its status with `subresource: 'status'`). */
+export function patchLock(namespace: string, name: string, patch: unknown, subresource?: 'status') {
+  return kubectl(
+    'patch',
+    'lock',
+    name,
+    '-n',
+    namespace,
+    ...(subresource ? [`--subresource=${subresource}`] : []),
+    '--type=merge',
+    '-p',
+    JSON.stringify(patch),
+  );
+}
