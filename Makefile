@@ -16,7 +16,7 @@ help: ## List every target with one line each.
 
 bin/node: hack/versions.env hack/tools.sh
 	hack/tools.sh node
-bin/kube-apiserver bin/kubectl: hack/versions.env hack/tools.sh
+bin/kube-apiserver bin/kubectl &: hack/versions.env hack/tools.sh
 	hack/tools.sh kube
 bin/etcd: hack/versions.env hack/tools.sh
 	hack/tools.sh etcd
@@ -26,9 +26,9 @@ bin/chromium: hack/tools.sh
 	hack/tools.sh chromium
 bin/jsonnet: hack/versions.env hack/tools.sh
 	hack/tools.sh jsonnet
-bin/prometheus bin/promtool: hack/versions.env hack/tools.sh
+bin/prometheus bin/promtool &: hack/versions.env hack/tools.sh
 	hack/tools.sh prometheus
-bin/alertmanager bin/amtool: hack/versions.env hack/tools.sh
+bin/alertmanager bin/amtool &: hack/versions.env hack/tools.sh
 	hack/tools.sh alertmanager
 bin/crds: hack/versions.env hack/tools.sh
 	hack/tools.sh crds
@@ -38,7 +38,7 @@ bin/bench-peers: hack/tools.sh $(wildcard bench/peers/*)
 	hack/tools.sh bench_peers
 
 .PHONY: tools
-tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/jsonnet bin/prometheus bin/alertmanager bin/crds bin/kind bin/chromium bin/bench-peers ## Install every pinned tool into bin/ (cached per user).
+tools: bin/node bin/kube-apiserver bin/kubectl bin/etcd bin/helm bin/jsonnet bin/prometheus bin/alertmanager bin/crds bin/chromium bin/bench-peers ## Install the pinned tools make test needs into bin/ (cached per user; make -j4 tools builds them side by side; kind comes with test-kind).
 
 $(NODE_MODULES): bin/node package.json package-lock.json $(wildcard */package.json)
 	npm ci --no-audit --no-fund --loglevel=error

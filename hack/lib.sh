@@ -18,6 +18,27 @@ link() {
   for name in "$@"; do ln -sfn "$dir/$name" "$bin/$name"; done
 }
 
+# progress <name> <command>...: runs the command, saying every 30 s that it still runs (a cold
+# build is minutes of silence otherwise). The ticker sleeps in 1 s steps so it ends with the command;
+# inside another progress (dynamic scope), only the outer one ticks.
+progress() {
+  local name=$1; shift
+  if [ -n "${progress_ticking:-}" ]; then "$@"; return; fi
+  local started=$SECONDS ticker rc=0 progress_ticking=1
+  (
+    n=0
+    while sleep 1; do
+      n=$((n + 1))
+      [ $((n % 30)) -eq 0 ] && log "$name: still running ($((SECONDS - started)) s)"
+    done
+  ) &
+  ticker=$!
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  return "$rc"
+}
+
 # go_build <dir> <module@version> <go.mod body> <ldflags> <package>...: build binaries in a wrapper module.
 go_build() {
   local dir=$1 mod=$2 body=$3 ldflags=$4; shift 4
@@ -27,7 +48,7 @@ go_build() {
   for pkg in "$@"; do
     local started=$SECONDS
     log "go build $pkg (first run only; cached in $dir)"
-    (cd "$work" && go get "$pkg" && CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -tags "${GO_TAGS:-}" -ldflags "-s -w $ldflags" -o "$dir/" "$pkg")
+    progress "go build $(basename "$pkg")" bash -c 'cd "$1" && go get "$2" && CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -tags "${GO_TAGS:-}" -ldflags "-s -w $3" -o "$4/" "$2"' _ "$work" "$pkg" "$ldflags" "$dir"
     log "built $(basename "$pkg") in $((SECONDS - started)) s"
   done
   rm -rf "$work"
@@ -44,6 +65,11 @@ staging_replaces() {
 module_dir() {
   (cd /tmp && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 }
+
+# The build tags of every binary built from k8s.io/kubernetes, the same for the control plane of
+# the test tier and the kind node's binaries: Go's build cache then compiles the packages they
+# share (most of them) once.
+KUBE_GO_TAGS="selinux notest grpcnotrace"
 
 # kube_ldflags: version stamps for binaries built from k8s.io/kubernetes.
 kube_ldflags() {

@@ -30,7 +30,7 @@ install_kube() {
     local minor="v0.${KUBERNETES_VERSION#1.}" replaces
     replaces=$(staging_replaces "k8s.io/kubernetes@$v" "$minor")
     mkdir -p "$dir.tmp"
-    go_build "$dir.tmp" "k8s.io/kubernetes@$v" "$replaces" "$(kube_ldflags)" \
+    GO_TAGS=$KUBE_GO_TAGS go_build "$dir.tmp" "k8s.io/kubernetes@$v" "$replaces" "$(kube_ldflags)" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
@@ -100,7 +100,7 @@ install_alertmanager() {
     printf '<!doctype html><title>Alertmanager</title><p>Built without the web UI; use the API (/api/v2) or amtool.\n' > "$work/ui/app/dist/index.html"
     mkdir -p "$dir.tmp"
     log "go build alertmanager and amtool $ALERTMANAGER_VERSION (first run only; cached in $dir)"
-    (cd "$work" && CGO_ENABLED=0 go build -trimpath \
+    (cd "$work" && progress "go build alertmanager" env CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=$ALERTMANAGER_VERSION" \
       -o "$dir.tmp/" ./cmd/alertmanager ./cmd/amtool)
     rm -rf "$work" "$dir" && mv "$dir.tmp" "$dir"
@@ -143,7 +143,7 @@ install_bench_peers() {
     local started=$SECONDS
     log "go build bench/peers (client-go $KUBERNETES_VERSION, etcd client $ETCD_VERSION; first run only; cached in $dir)"
     mkdir -p "$dir.tmp"
-    (cd "$root/bench/peers" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir.tmp/bench-peers" .)
+    (cd "$root/bench/peers" && progress "go build bench-peers" env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir.tmp/bench-peers" .)
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
     log "built bench-peers in $((SECONDS - started)) s"
   fi

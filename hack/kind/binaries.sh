@@ -14,14 +14,14 @@ step() {
   local started=$SECONDS
   log "$name: building (first run only)"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  "$fn" "$dir.tmp"
+  progress "$name" "$fn" "$dir.tmp"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   log "$name: built in $((SECONDS - started)) s"
 }
 
 kube_node() {
   local v=v$KUBERNETES_VERSION
-  GO_TAGS="selinux notest grpcnotrace" go_build "$1" "k8s.io/kubernetes@$v" \
+  GO_TAGS=$KUBE_GO_TAGS go_build "$1" "k8s.io/kubernetes@$v" \
     "$(staging_replaces "k8s.io/kubernetes@$v" "v0.${KUBERNETES_VERSION#1.}")" "$(kube_ldflags)" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm \
     k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
@@ -92,11 +92,15 @@ operator() {
   rm -rf "$work"
 }
 
+# Two lanes side by side: the Kubernetes node binaries, and the rest. Each Go build alone leaves
+# cores idle while it fetches modules and links; two at once keep both cores busy.
 step "kubelet, kubeadm, kube-controller-manager, kube-scheduler, kube-proxy $KUBERNETES_VERSION" \
-  "$cache/kubernetes-node-$KUBERNETES_VERSION" kube-proxy kube_node
+  "$cache/kubernetes-node-$KUBERNETES_VERSION" kube-proxy kube_node &
+node_lane=$!
 step "containerd $CONTAINERD_VERSION" "$cache/containerd-$CONTAINERD_VERSION" containerd-shim-runc-v2 containerd
 step "CoreDNS $COREDNS_VERSION" "$cache/coredns-$COREDNS_VERSION" coredns coredns
 step "pause" "$cache/pause-$KUBERNETES_VERSION" pause pause
 step "Traefik $TRAEFIK_VERSION" "$cache/traefik-$TRAEFIK_VERSION" traefik traefik
 step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION" "$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" \
   prometheus-config-reloader operator
+wait "$node_lane"
