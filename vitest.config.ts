@@ -19,6 +19,10 @@ export default defineConfig({
             '{lock,runtime,api-server,controller,standalone}/src/**/*.test.ts',
             'hack/**/*.test.ts',
           ],
+          // A timeout catches a hang, not slowness: the property tests (400 requests) and the
+          // token flood (11,000 reviews) take 1-3 s alone and over 5 s on two cores shared with
+          // the cluster tier's files (Vitest's default 5 s failed them there).
+          testTimeout: 30_000,
         },
       },
       {

@@ -133,6 +133,69 @@ describe('the seed workflow', () => {
     expect(fresh.status).toBe(200);
   });
 
+  it('writes and releases in one request when the release carries content, and refuses bad content without releasing', async () => {
+    await avail('ana');
+    const tooBig = await call('/retrospective/release', {
+      method: 'POST',
+      user: 'ana',
+      headers: { 'Content-Type': 'text/plain' },
+      body: 'x'.repeat(1025),
+    });
+    expect(tooBig.status).toBe(413);
+    expect(lockState()).toMatchObject({ holder: 'ana', content: '' });
+    const stale = await call('/retrospective/release', {
+      method: 'POST',
+      user: 'ana',
+      headers: { Retrospective: 'lost?', 'If-Match': '7' },
+    });
+    expect(stale.status).toBe(412);
+    expect(lockState()).toMatchObject({ holder: 'ana', content: '' });
+    const socket = await openSocket(t.url);
+    await socket.next('snapshot');
+    const done = await call('/retrospective/release', {
+      method: 'POST',
+      user: 'ana',
+      json: true,
+      headers: { 'Content-Type': 'application/json', 'If-Match': '1' },
+      body: JSON.stringify({ retrospective: 'notes, one write' }),
+    });
+    expect(await json(done)).toEqual({
+      lock: 'retrospective',
+      status: 'released',
+      token: 1,
+      bytes: 16,
+    });
+    expect(lockState()).toMatchObject({ holder: undefined, content: 'notes, one write' });
+    expect(lockState().lastEditor).toBe('ana');
+    expect(await socket.next('released')).toMatchObject({ content: 'notes, one write' });
+    socket.close();
+  });
+
+  it('refuses a forced release that carries content', async () => {
+    await t.close();
+    t = await startTestApp({ ADMIN_USERS: 'root' });
+    await avail('ana');
+    const forced = await call('/retrospective/release?force=true', {
+      method: 'POST',
+      user: 'root',
+      json: true,
+      headers: { Retrospective: 'overwrite' },
+    });
+    expect(forced.status).toBe(400);
+    expect(await json(forced)).toMatchObject({ error: 'content_with_force' });
+    expect(lockState()).toMatchObject({ holder: 'ana', content: '' });
+  });
+
+  it("grants a hold with the time-to-live asked for, within the lock's bound", async () => {
+    for (const bad of ['0', '-1', '1.5', 'abc', '604801'])
+      expect((await call(`/retrospective/avail?ttl=${bad}`, { user: 'ana' })).status, bad).toBe(
+        400,
+      );
+    expect(lockState().holder).toBeUndefined();
+    expect((await call('/retrospective/avail?ttl=30', { user: 'ana' })).status).toBe(200);
+    expect(lockState()).toMatchObject({ holder: 'ana', holdTimeoutSeconds: 30 });
+  });
+
   it('serves metrics and probes on the admin port, and no metrics on the API port', async () => {
     expect((await call('/metrics')).status).toBe(404);
     expect((await fetch(`${t.metricsUrl}/readyz`)).status).toBe(200);

@@ -321,17 +321,27 @@ describe('kubernetes auth mode', () => {
 
   it('has at most 64 token reviews waiting on the API server, whatever the number of addresses', async () => {
     const reviewer = reviewerFor();
-    reviewer.delayMs = 500;
+    // Reviews stay in flight until the gate opens, however slowly the requests arrive.
+    let open = () => {};
+    reviewer.gate = new Promise((resolve) => (open = resolve));
     t = await startTestApp({ AUTH_MODE: 'kubernetes', TRUSTED_PROXY_HOPS: '1' }, reviewer);
-    const answers = await Promise.all(
-      Array.from({ length: 100 }, (_, i) =>
-        fetch(`${t.url}/retrospective/check`, {
+    let refused = 0;
+    const answers = Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const answer = await fetch(`${t.url}/retrospective/check`, {
           headers: { Authorization: `Bearer forged-${i}`, 'X-Forwarded-For': `10.0.0.${i}` },
-        }),
-      ),
+        });
+        if (answer.status === 503) refused++;
+        return answer.status;
+      }),
     );
+    // Every request arrived: 64 wait on their review, the rest were answered 503 at once.
+    await vi.waitFor(() => expect(refused).toBe(36), { timeout: 20_000 });
     expect(reviewer.reviews).toBe(64);
-    expect(answers.filter((a) => a.status === 503)).toHaveLength(36);
+    open();
+    const statuses = await answers;
+    expect(statuses.filter((s) => s === 401)).toHaveLength(64);
+    expect(reviewer.reviews).toBe(64);
   });
 
   it('closes an open socket (1008) once its token is no longer valid', async () => {

@@ -47,6 +47,14 @@ const wait = {
   description:
     'Seconds to wait in line when the lock is taken (cut to WAIT_MAX_SECONDS); answered on the grant, or 423 when the time runs out.',
 };
+const ttl = {
+  name: 'ttl',
+  in: 'query',
+  required: false,
+  schema: { type: 'integer', minimum: 1 },
+  description:
+    "The hold's time-to-live in seconds: a hold its holder does not renew (avail or change) within it is expired by the controller. At most the lock's maxHoldSeconds (a week when it sets none); over it: 400 invalid_ttl.",
+};
 const force = {
   name: 'force',
   in: 'query',
@@ -58,9 +66,30 @@ const locked = refusal(
   'Wait: someone else holds the lock (or others wait in line first); see Retry-After',
 );
 
+/** The new content: the seed's header, or the body (change; release may carry it too). */
+const contentHeader = {
+  name: 'Retrospective',
+  in: 'header',
+  required: false,
+  schema: { type: 'string' },
+};
+const contentBody = {
+  required: false,
+  content: {
+    'text/plain': { schema: { type: 'string' } },
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['retrospective'],
+        properties: { retrospective: { type: 'string' } },
+      },
+    },
+  },
+};
+
 const takeTheLock = {
   summary: 'Take the lock, or wait in line for it',
-  parameters: [username, wait],
+  parameters: [username, wait, ttl],
   responses: { '200': ok('Granted or renewed', 'Avail'), '423': locked, ...limited, ...common },
 };
 
@@ -70,24 +99,8 @@ const verbs = {
   change: {
     post: {
       summary: 'Replace the content (holder only)',
-      parameters: [
-        username,
-        ifMatch,
-        { name: 'Retrospective', in: 'header', required: false, schema: { type: 'string' } },
-      ],
-      requestBody: {
-        required: false,
-        content: {
-          'text/plain': { schema: { type: 'string' } },
-          'application/json': {
-            schema: {
-              type: 'object',
-              required: ['retrospective'],
-              properties: { retrospective: { type: 'string' } },
-            },
-          },
-        },
-      },
+      parameters: [username, ifMatch, contentHeader],
+      requestBody: contentBody,
       responses: {
         '200': ok('Updated', 'Mutation'),
         '409': refusal('Not held: avail first'),
@@ -103,11 +116,14 @@ const verbs = {
   release: {
     post: {
       summary: "Release the lock (holder only, or anyone's with force=true)",
-      parameters: [username, ifMatch, force],
+      parameters: [username, ifMatch, force, contentHeader],
+      requestBody: contentBody,
       responses: {
-        '200': ok('Released', 'Mutation'),
+        '200': ok('Released (and the content written, when the request carried it)', 'Mutation'),
         '409': refusal('Not held'),
         '412': refusal('Stale token'),
+        '413': refusal('Content or body too large'),
+        '415': refusal('Unsupported media type'),
         '423': locked,
         ...limited,
         ...common,
@@ -244,6 +260,7 @@ export const openapi = {
           status: { enum: ['updated', 'released'] },
           reason: { enum: ['forced'] },
           token: { type: 'integer' },
+          bytes: { type: 'integer', description: 'The content written, in bytes.' },
         },
       },
       Me: {

@@ -78,6 +78,12 @@ function jsonContent(text: string): string {
   return parsed.data.retrospective;
 }
 
+/** Whether the request carries content (the Retrospective header or a non-empty body). */
+export function hasContent(req: Request): boolean {
+  const body: unknown = req.body;
+  return req.get('Retrospective') !== undefined || (Buffer.isBuffer(body) && body.length > 0);
+}
+
 /** The new content: the seed's Retrospective header, else a text/plain or JSON body. */
 export function readContent(req: Request, maxBytes: number): string {
   const header = req.get('Retrospective');

@@ -159,15 +159,33 @@ describe('reconciling a lock', () => {
       releaseReason: 'expired',
       releasedBy: 'retrospective-controller',
     });
-    expect(f.events.events.map((e) => e.message)).toContain(
+    expect(f.events.events.map((e) => [e.reason, e.message])).toContainEqual([
+      'HandOverExpired',
       'the hand-over of retrospective to bob was not taken up within 60 s (its api-server is gone)',
-    );
+    ]);
   });
 
   it('applies the configured timeout to holds that carry none', async () => {
     const f = await fixture({ holdTimeoutSeconds: 10 });
     await f.service.execute('retrospective', { kind: 'avail', user: 'ana' });
     await f.advance(10);
+    await f.reconcile();
+    expect(f.service.state('retrospective').releaseReason).toBe('expired');
+    await f.advance(0);
+    expect(f.events.events.map((e) => e.reason)).toContain('HoldExpired');
+  });
+
+  it("expires a hold by the time-to-live its client asked for, not the lock's timeout", async () => {
+    const f = await fixture({ holdTimeoutSeconds: 600 });
+    await f.service.execute('retrospective', { kind: 'avail', user: 'ana', holdTimeoutSeconds: 3 });
+    await f.advance(2);
+    await f.reconcile();
+    expect(f.service.state('retrospective').holder).toBe('ana');
+    await f.service.execute('retrospective', { kind: 'avail', user: 'ana' });
+    await f.advance(2);
+    await f.reconcile();
+    expect(f.service.state('retrospective').holder).toBe('ana');
+    await f.advance(2);
     await f.reconcile();
     expect(f.service.state('retrospective').releaseReason).toBe('expired');
   });

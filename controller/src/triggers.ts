@@ -35,7 +35,8 @@ async function recordEvent(
   }
 }
 
-const reasons = { released: 'Released', expired: 'Expired', forced: 'ForceReleased' } as const;
+/** Event reasons; an expiry is `HoldExpired`, or `HandOverExpired` for a hand-over nobody took up. */
+const reasons = { released: 'Released', expired: 'HoldExpired', forced: 'ForceReleased' } as const;
 
 /**
  * What the leader records for one observed change: Events, the history, the hold duration, and
@@ -90,7 +91,7 @@ export async function recordChange(
       deps,
       event.lock,
       event.reason === 'released' ? 'Normal' : 'Warning',
-      reasons[event.reason],
+      event.reason === 'expired' && notTakenUp ? 'HandOverExpired' : reasons[event.reason],
       message,
       options,
     );

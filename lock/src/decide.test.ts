@@ -138,6 +138,20 @@ describe('decide', () => {
     });
     expect(d.ok && d.next.holder).toBeUndefined();
   });
+
+  it('writes content and releases in one decision when the release carries it', () => {
+    const release: Command = { kind: 'release', user: 'ana', content: 'new', ifMatch: 5 };
+    const d = decide(held({ content: 'old' }), release, later(9000));
+    expect(d).toMatchObject({
+      ok: true,
+      outcome: 'released',
+      next: { content: 'new', lastEditor: 'ana', lastEditedAt: later(9000), releasedBy: 'ana' },
+    });
+    expect(d.ok && d.next.holder).toBeUndefined();
+    // Refused as a release is: nothing is written, the content stays.
+    expect(outcome(held({ content: 'old' }), { ...release, ifMatch: 4 })).toBe('stale_token');
+    expect(outcome(held(), { ...release, user: 'bob' })).toBe('locked');
+  });
 });
 
 describe('decide: the waiting line', () => {

@@ -34,6 +34,8 @@ export type Command =
       readonly kind: 'release';
       readonly user: string;
       readonly ifMatch?: number | undefined;
+      /** Written in the same update that releases: a whole edit in one write. */
+      readonly content?: string | undefined;
       /** Only while the hold is still the one granted to (or last claimed by) this request. */
       readonly claim?: string | undefined;
     }
@@ -259,7 +261,11 @@ export function decide(
       if (refusal) return refusal;
       if (command.claim !== undefined && command.claim !== state.grantedTo)
         return refuse('superseded', state);
-      return apply('released', released(state, command.user, 'released', now, live));
+      const edited =
+        command.content === undefined
+          ? state
+          : { ...state, content: command.content, lastEditor: command.user, lastEditedAt: now };
+      return apply('released', released(edited, command.user, 'released', now, live));
     }
     case 'expire': {
       if (!isHeld(state)) return refuse('not_held', state);

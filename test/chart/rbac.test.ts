@@ -91,7 +91,7 @@ describe('the chart ServiceAccounts are sufficient and least-privilege', () => {
 
     await expect
       .poll(() => leaseEvents(namespace), { timeout: 10_000 })
-      .toEqual(expect.arrayContaining(['Acquired', 'Released', 'Expired', 'HeldTooLong']));
+      .toEqual(expect.arrayContaining(['Acquired', 'Released', 'HoldExpired', 'HeldTooLong']));
 
     await expect
       .poll(

@@ -120,7 +120,7 @@ describe('the controller under a scripted workload', () => {
           'Acquired',
           'Acquired',
           'Acquired',
-          'Expired',
+          'HoldExpired',
           'HeldTooLong',
           'HeldTooLong',
           'Released',

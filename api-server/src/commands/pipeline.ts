@@ -22,9 +22,14 @@ export type Verb = 'check' | 'avail' | 'change' | 'release';
 export interface CommandInput {
   /** avail: seconds to wait in line (cut to WAIT_MAX_SECONDS). */
   readonly wait?: number | undefined;
+  /**
+   * avail: the hold's time-to-live in seconds: a hold its holder does not renew (avail, change)
+   * within it is expired by the controller. Bounded by the lock's `maxHoldSeconds`.
+   */
+  readonly ttl?: number | undefined;
   /** change, release: the fencing token the caller was granted. */
   readonly ifMatch?: number | undefined;
-  /** change: the new content. */
+  /** change: the new content; release: content written in the releasing update, if any. */
   readonly content?: string | undefined;
 }
 
@@ -170,7 +175,9 @@ export class CommandPipeline {
     const input = request.input();
     if (verb === 'avail') {
       const policy = this.deps.policy(lock);
-      const holdTimeoutSeconds = policy.holdTimeoutSeconds;
+      const ttlRefused = ttlRefusal(input.ttl, policy);
+      if (ttlRefused) return ttlRefused;
+      const holdTimeoutSeconds = input.ttl ?? policy.holdTimeoutSeconds;
       const wait = Math.min(input.wait ?? 0, policy.waiting.maxSeconds);
       const result = await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal);
       if (isRefused(result)) return result;
@@ -202,19 +209,38 @@ export class CommandPipeline {
         text: `${title(lock)} Updated (${bytes} bytes).`,
       }));
     }
-    if (request.force())
+    if (request.force()) {
+      if (input.content !== undefined)
+        return refused(
+          400,
+          'content_with_force',
+          'A forced release cannot write content; release with force=true and no content.',
+        );
       return run({ kind: 'force', by: user, ifMatch: input.ifMatch }, (s) => ({
         outcome: 'forced',
         body: { lock, status: 'released', reason: 'forced', token: releasedToken(s) },
         text: `${title(lock)} Released (forced by ${user}).`,
         token: releasedToken(s),
       }));
-    return run({ kind: 'release', user, ifMatch: input.ifMatch }, (s) => ({
-      outcome: 'released',
-      body: { lock, status: 'released', token: releasedToken(s) },
-      text: `${title(lock)} Released.`,
-      token: releasedToken(s),
-    }));
+    }
+    const content = input.content;
+    return run({ kind: 'release', user, ifMatch: input.ifMatch, content }, (s) => {
+      const bytes = content === undefined ? undefined : Buffer.byteLength(content);
+      return {
+        outcome: 'released',
+        body: {
+          lock,
+          status: 'released',
+          token: releasedToken(s),
+          ...(bytes === undefined ? {} : { bytes }),
+        },
+        text:
+          bytes === undefined
+            ? `${title(lock)} Released.`
+            : `${title(lock)} Updated (${bytes} bytes) and Released.`,
+        token: releasedToken(s),
+      };
+    });
   }
 
   /** A store result as an answer: `present` for success, the refusal's status and sentence otherwise. */
@@ -264,4 +290,19 @@ export class CommandPipeline {
     else if (answer.outcome === 'forced') this.deps.logger.warn(fields, 'lock command');
     else this.deps.logger.info(fields, 'lock command');
   }
+}
+
+/** The longest time-to-live a client may ask for when its lock sets no bound: a week. */
+export const maxTtlSeconds = 7 * 24 * 3600;
+
+/** A `ttl` over the lock's `maxHoldSeconds` (or a week when it sets none) is refused, not cut. */
+function ttlRefusal(ttl: number | undefined, policy: LockPolicy): Refused | undefined {
+  if (ttl === undefined) return undefined;
+  const max = policy.maxHoldSeconds || maxTtlSeconds;
+  if (ttl <= max) return undefined;
+  return refused(
+    400,
+    'invalid_ttl',
+    `This lock allows a time-to-live of at most ${max} seconds; ask for ttl=${max} or less.`,
+  );
 }

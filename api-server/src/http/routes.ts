@@ -5,7 +5,7 @@ import { clientAddress, originVerdict } from '../auth/origin.js';
 import type { CommandPipeline, Verb } from '../commands/pipeline.js';
 import type { Config } from '../config.js';
 import { HttpError } from '../errors.js';
-import { readContent, readIfMatch } from '../validate.js';
+import { hasContent, readContent, readIfMatch } from '../validate.js';
 import { readBody } from './body.js';
 import { closeIfUnread, reply } from './respond.js';
 
@@ -66,8 +66,13 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
         requestId: (res.locals as { requestId: string }).requestId,
         input: () => ({
           wait: verb === 'avail' ? readWait(req) : undefined,
+          ttl: verb === 'avail' ? readTtl(req) : undefined,
           ifMatch: verb === 'change' || verb === 'release' ? readIfMatch(req) : undefined,
-          content: verb === 'change' ? readContent(req, policy(lock).maxContentBytes) : undefined,
+          // release may carry the new content: written and released in one Lease update.
+          content:
+            verb === 'change' || (verb === 'release' && hasContent(req))
+              ? readContent(req, policy(lock).maxContentBytes)
+              : undefined,
         }),
         signal: gone.signal,
       });
@@ -77,7 +82,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
       const unread = closeIfUnread(req);
       reply(req, res, answer.status, body, answer.message, { ...answer.headers, ...unread });
     };
-    const chain = verb === 'change' ? [...parsers, handle] : [handle];
+    const chain = verb === 'change' || verb === 'release' ? [...parsers, handle] : [handle];
     router.all(`/retrospective/${verb}`, ...chain);
     router.all(`/locks/:lock/${verb}`, ...chain);
   }
@@ -91,6 +96,15 @@ function readWait(req: Request): number {
   if (typeof wait !== 'string' || !/^\d{1,6}$/.test(wait))
     throw new HttpError(400, 'invalid_wait', 'Use wait=<seconds>, a whole number.');
   return Number(wait);
+}
+
+/** `?ttl=<seconds>` on avail: the hold's time-to-live (the lock's policy bounds it); none when absent. */
+function readTtl(req: Request): number | undefined {
+  const ttl = req.query.ttl;
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'string' || !/^\d{1,7}$/.test(ttl) || Number(ttl) < 1)
+    throw new HttpError(400, 'invalid_ttl', 'Use ttl=<seconds>, a whole number of at least 1.');
+  return Number(ttl);
 }
 
 /** `?force=true` on release: an admin's release of someone else's hold. */

@@ -13,6 +13,8 @@ const command = z
     lock: z.string().max(63),
     /** Cut to WAIT_MAX_SECONDS, as on HTTP. */
     wait: z.number().int().min(0).max(999_999).optional(),
+    /** avail: the hold's time-to-live in seconds, as `avail?ttl=` (the lock's policy bounds it). */
+    ttl: z.number().int().min(1).max(9_999_999).optional(),
     /** Echoed in the reply, to match replies to commands. */
     id: z.string().max(64).optional(),
   })
@@ -69,7 +71,7 @@ export class SocketCommands {
       origin: client.origin,
       address: client.address,
       requestId: randomUUID(),
-      input: () => ({ wait: cmd.wait }),
+      input: () => ({ wait: cmd.wait, ttl: cmd.type === 'avail' ? cmd.ttl : undefined }),
       signal: client.gone.signal,
     });
     if (answer.ok) return { ...reply, ok: true, status: answer.outcome, token: answer.token };
