@@ -8,6 +8,13 @@ const ok = (description: string, schema: string) => ({
   description,
   content: { ...text, 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
 });
+const query = (name: string, schema: Record<string, unknown>, description: string) => ({
+  name,
+  in: 'query',
+  required: false,
+  schema,
+  description,
+});
 const username = {
   name: 'Username',
   in: 'header',
@@ -89,8 +96,15 @@ const contentBody = {
 
 const takeTheLock = {
   summary: 'Take the lock, or wait in line for it',
-  parameters: [username, wait, ttl],
-  responses: { '200': ok('Granted or renewed', 'Avail'), '423': locked, ...limited, ...common },
+  parameters: [username, wait, ttl, ifMatch],
+  responses: {
+    '200': ok('Granted or renewed', 'Avail'),
+    '409': refusal('If-Match given and the lock is not held: nothing renewed, nothing granted'),
+    '412': refusal('If-Match given and the lock was granted again since'),
+    '423': locked,
+    ...limited,
+    ...common,
+  },
 };
 
 const verbs = {
@@ -177,6 +191,12 @@ Object.assign(paths, {
     get: {
       summary:
         'Every lock you may view, sorted by name, a page at a time: ?limit= (1-500, 100), ?continue= (the continue of the page before), ?search= (part of a name), ?held=true|false',
+      parameters: [
+        query('limit', { type: 'integer', minimum: 1, maximum: 500 }, 'Locks per page (100).'),
+        query('continue', { type: 'string' }, "The previous page's continue."),
+        query('search', { type: 'string' }, 'Only locks whose name contains it.'),
+        query('held', { enum: ['true', 'false'] }, 'Only held (true) or free (false) locks.'),
+      ],
       responses: {
         '200': ok('The locks', 'LockList'),
         '400': refusal('A query value out of range'),

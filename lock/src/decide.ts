@@ -23,6 +23,12 @@ export type Command =
        * leaves it alone.
        */
       readonly claim?: string | undefined;
+      /**
+       * A renewal pinned to the hold granted with this token: refused (`not_held`, `locked`,
+       * `stale_token`) unless the caller still holds it, never a new grant. A client that keeps
+       * a hold alive cannot take the lock again by mistake after it lost it.
+       */
+      readonly ifMatch?: number | undefined;
     }
   | {
       readonly kind: 'change';
@@ -208,6 +214,10 @@ export function decide(
 ): Decision {
   switch (command.kind) {
     case 'avail': {
+      if (command.ifMatch !== undefined) {
+        const refusal = checkHolder(state, command.user, command.ifMatch);
+        if (refusal) return refusal;
+      }
       if (!isHeld(state)) {
         // Waiters go first: a free lock goes to the head of the line, or to anyone if none waits.
         const line = liveQueue(state, live);

@@ -178,6 +178,21 @@ export class CommandPipeline {
       const ttlRefused = ttlRefusal(input.ttl, policy);
       if (ttlRefused) return ttlRefused;
       const holdTimeoutSeconds = input.ttl ?? policy.holdTimeoutSeconds;
+      if (input.ifMatch !== undefined) {
+        // A renewal pinned to a hold: answered at once (renewed, or refused), never a new grant.
+        const command: Command = {
+          kind: 'avail',
+          user,
+          holdTimeoutSeconds,
+          ifMatch: input.ifMatch,
+          claim: request.requestId,
+        };
+        return this.answer(lock, 'avail', await service.execute(lock, command), input.ifMatch, (s) => ({
+          outcome: 'renewed',
+          body: grantBody(s, 'renewed'),
+          text: `You already hold ${title(lock)}; hold renewed (token ${s.token}).`,
+        }));
+      }
       const wait = Math.min(input.wait ?? 0, policy.waiting.maxSeconds);
       const result = await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal);
       if (isRefused(result)) return result;

@@ -67,7 +67,7 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
         input: () => ({
           wait: verb === 'avail' ? readWait(req) : undefined,
           ttl: verb === 'avail' ? readTtl(req) : undefined,
-          ifMatch: verb === 'change' || verb === 'release' ? readIfMatch(req) : undefined,
+          ifMatch: verb === 'check' ? undefined : readIfMatch(req),
           // release may carry the new content: written and released in one Lease update.
           content:
             verb === 'change' || (verb === 'release' && hasContent(req))

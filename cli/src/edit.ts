@@ -1,0 +1,101 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sleep, type Hold, type RetrospectiveClient } from '@retrospective/client';
+import { exitCodes } from './args.js';
+import { Exit, takeAndHold, type TakeFlags } from './take.js';
+
+const say = (text: string) => process.stderr.write(`retrospective: ${text}\n`);
+
+/**
+ * `retrospective edit NAME`: takes the lock, opens your editor on the content, then writes the
+ * new content and releases in one request. An editor that fails, or a file left unchanged,
+ * releases without a write. A hold lost while editing keeps your text in its file.
+ */
+export async function editLocked(
+  client: RetrospectiveClient,
+  lock: string,
+  flags: TakeFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const hold = await takeAndHold(client, lock, flags);
+  const dir = mkdtempSync(join(tmpdir(), 'retrospective-'));
+  const file = join(dir, `${lock}.txt`);
+  let keep = false;
+  try {
+    const original = await contentAsGranted(client, hold);
+    // Editors end a file with a newline; one is added here and taken off again.
+    const newline = !original.endsWith('\n');
+    writeFileSync(file, newline ? `${original}\n` : original, { mode: 0o600 });
+    const status = await runEditor(editorOf(env), file);
+    if (hold.loss) {
+      keep = true;
+      throw new Exit(
+        exitCodes.lost,
+        `${hold.loss.message} Nothing was written; your text is in ${file}.`,
+      );
+    }
+    if (status !== 0) {
+      await hold.release();
+      throw new Exit(
+        exitCodes.failed,
+        `The editor exited with ${status}: nothing was written, ${lock} is released.`,
+      );
+    }
+    let edited = readFileSync(file, 'utf8');
+    if (newline && edited.endsWith('\n')) edited = edited.slice(0, -1);
+    if (edited === original) {
+      await hold.release();
+      say(`${lock} unchanged; released.`);
+      return exitCodes.ok;
+    }
+    try {
+      const done = await hold.release(edited);
+      say(`${lock} updated (${done.bytes ?? Buffer.byteLength(edited)} bytes) and released.`);
+      return exitCodes.ok;
+    } catch (error) {
+      keep = true;
+      throw new Exit(
+        hold.loss ? exitCodes.lost : exitCodes.failed,
+        `${(error as Error).message} Nothing was written; your text is in ${file}.`,
+      );
+    }
+  } finally {
+    hold.stop();
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The content as of this hold: `check` comes from a replica's watch cache, which shows the
+ * previous holder's last write once it shows this grant (the grant came after it).
+ */
+async function contentAsGranted(client: RetrospectiveClient, hold: Hold): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const state = await client.check(hold.lock);
+    if (state.token >= hold.token) return state.content;
+    await sleep(50);
+  }
+  throw new Exit(exitCodes.failed, `The service did not show ${hold.lock} as granted within 5 s.`);
+}
+
+/** RETROSPECTIVE_EDITOR, else VISUAL, else EDITOR, else vi (as kubectl edit chooses). */
+export function editorOf(env: NodeJS.ProcessEnv): string {
+  return env.RETROSPECTIVE_EDITOR || env.VISUAL || env.EDITOR || 'vi';
+}
+
+/** Runs the editor on `file` with the terminal; an editor with arguments goes through sh. */
+function runEditor(editor: string, file: string): Promise<number> {
+  const simple = !/\s/.test(editor);
+  const child = simple
+    ? spawn(editor, [file], { stdio: 'inherit' })
+    : spawn('/bin/sh', ['-c', `${editor} "$1"`, 'sh', file], { stdio: 'inherit' });
+  return new Promise((resolve) => {
+    child.once('error', (error) => {
+      say(`cannot run the editor ${editor}: ${error.message}`);
+      resolve(exitCodes.notFound);
+    });
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+}
