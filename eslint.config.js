@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/', 'bin/', '.cache/', 'node_modules/', 'coverage/', 'charts/', '**/*.generated.ts'] },
+  {
+    ignores: [
+      '**/dist/',
+      'bin/',
+      '.cache/',
+      'node_modules/',
+      'coverage/',
+      'charts/',
+      '**/*.generated.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -16,7 +16,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{lock,runtime,api-server,controller,standalone}/src/**/*.test.ts',
+            '{lock,runtime,api-server,controller,client,cli,standalone}/src/**/*.test.ts',
             'hack/**/*.test.ts',
           ],
           // A timeout catches a hang, not slowness: the property tests (400 requests) and the

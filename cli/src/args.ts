@@ -33,7 +33,7 @@ export function parseDuration(text: string, flag: string): number {
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
   if (!parts.length || parts.map((p) => p[0]).join('') !== text)
     throw new UsageError(`${flag} takes a duration such as 30s, 5m or 1h30m, not "${text}".`);
-  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units[unit!]!, 0);
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * (units[unit ?? ''] ?? 0), 0);
 }
 
 /** Options every command takes: where the service is and who you are. */
@@ -59,7 +59,7 @@ export function parse<O extends NonNullable<ParseArgsConfig['options']>>(
       strict: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!);
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'Bad arguments.');
   }
 }
 

@@ -57,7 +57,7 @@ export async function editLocked(
     } catch (error) {
       keep = true;
       throw new Exit(
-        hold.loss ? exitCodes.lost : exitCodes.failed,
+        hold.signal.aborted ? exitCodes.lost : exitCodes.failed,
         `${(error as Error).message} Nothing was written; your text is in ${file}.`,
       );
     }

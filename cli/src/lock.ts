@@ -24,13 +24,15 @@ export async function runLocked(
   command: readonly string[],
   flags: LockFlags,
 ): Promise<number> {
+  const [program, ...args] = command;
+  if (program === undefined) throw new Error('No command to run.');
   const hold = await takeAndHold(client, lock, flags);
   // With a terminal, CMD stays in the foreground group (editors, prompts, Ctrl-C work); without,
   // it leads a group of its own so that stopping it stops its children too.
   const detached = !process.stdin.isTTY;
   let child: ChildProcess;
   try {
-    child = spawn(command[0]!, command.slice(1), {
+    child = spawn(program, args, {
       stdio: 'inherit',
       detached,
       env: {
@@ -59,7 +61,7 @@ export async function runLocked(
   const onLoss = () => {
     lost = hold.signal.reason as Loss;
     say(
-      `${lost.message} Stopping ${command[0]} (SIGTERM, then SIGKILL after ${flags.graceSeconds} s).`,
+      `${lost.message} Stopping ${program} (SIGTERM, then SIGKILL after ${flags.graceSeconds} s).`,
     );
     signal('SIGTERM');
     killer = setTimeout(() => signal('SIGKILL'), flags.graceSeconds * 1000);
@@ -78,12 +80,10 @@ export async function runLocked(
 
   const status = await new Promise<number>((resolve) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
-      say(`cannot run ${command[0]}: ${error.message}`);
+      say(`cannot run ${program}: ${error.message}`);
       resolve(error.code === 'ENOENT' ? exitCodes.notFound : exitCodes.cannotRun);
     });
-    child.once('exit', (code, name) =>
-      resolve(code ?? 128 + (name ? (constants.signals[name] ?? 0) : 0)),
-    );
+    child.once('exit', (code, name) => resolve(code ?? 128 + (name ? constants.signals[name] : 0)));
   });
   clearTimeout(killer);
   for (const stop of forwarded) stop();

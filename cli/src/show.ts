@@ -8,7 +8,7 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
       .join('')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
@@ -124,7 +124,7 @@ export async function watchLocks(
       onError: reject,
     });
     watch.opened.catch((error: unknown) => {
-      if (!signal.aborted) reject(error as Error);
+      if (!signal.aborted) reject(error instanceof Error ? error : new Error(String(error)));
     });
     signal.addEventListener('abort', () => resolve(), { once: true });
   });

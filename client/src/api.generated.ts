@@ -199,6 +199,8 @@ export interface paths {
                 header?: {
                     /** @description AUTH_MODE=header: who you are (required for avail, change and release). */
                     Username?: string;
+                    /** @description The token you were granted; 412 when the lock was granted again since. */
+                    "If-Match"?: string;
                 };
                 path: {
                     lock: string;
@@ -249,6 +251,26 @@ export interface paths {
                 };
                 /** @description Unknown lock */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock is not held: nothing renewed, nothing granted */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock was granted again since */
+                412: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -302,6 +324,8 @@ export interface paths {
                 header?: {
                     /** @description AUTH_MODE=header: who you are (required for avail, change and release). */
                     Username?: string;
+                    /** @description The token you were granted; 412 when the lock was granted again since. */
+                    "If-Match"?: string;
                 };
                 path: {
                     lock: string;
@@ -352,6 +376,26 @@ export interface paths {
                 };
                 /** @description Unknown lock */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock is not held: nothing renewed, nothing granted */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock was granted again since */
+                412: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -417,6 +461,8 @@ export interface paths {
                 header?: {
                     /** @description AUTH_MODE=header: who you are (required for avail, change and release). */
                     Username?: string;
+                    /** @description The token you were granted; 412 when the lock was granted again since. */
+                    "If-Match"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -465,6 +511,26 @@ export interface paths {
                 };
                 /** @description Unknown lock */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock is not held: nothing renewed, nothing granted */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock was granted again since */
+                412: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -518,6 +584,8 @@ export interface paths {
                 header?: {
                     /** @description AUTH_MODE=header: who you are (required for avail, change and release). */
                     Username?: string;
+                    /** @description The token you were granted; 412 when the lock was granted again since. */
+                    "If-Match"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -566,6 +634,26 @@ export interface paths {
                 };
                 /** @description Unknown lock */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock is not held: nothing renewed, nothing granted */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
+                    };
+                };
+                /** @description If-Match given and the lock was granted again since */
+                412: {
                     headers: {
                         [name: string]: unknown;
                     };

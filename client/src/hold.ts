@@ -80,6 +80,10 @@ export class Hold {
     this.watcher.close();
   }
 
+  private isEnded(): boolean {
+    return this.ended;
+  }
+
   private get everyMs(): number {
     const ttl = this.options.ttlSeconds;
     // A third of the TTL, as etcd's clients renew; at least 1.1 s, since the service answers
@@ -99,7 +103,8 @@ export class Hold {
       this.lastRenewed = Date.now();
       this.schedule();
     } catch (error) {
-      if (this.ended) return;
+      // stop() may have run while the renewal was in flight.
+      if (this.isEnded()) return;
       if (
         error instanceof RetrospectiveError &&
         error.status !== 0 &&

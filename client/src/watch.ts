@@ -40,6 +40,7 @@ export function watch(url: string, credentials: Credentials, options: WatchOptio
   // A caller that only awaits frames must not see an unhandled rejection.
   opened.catch(() => {});
 
+  const isClosed = () => closed;
   const fail = (error: Error) => {
     closed = true;
     settle?.reject(error);
@@ -63,7 +64,8 @@ export function watch(url: string, credentials: Credentials, options: WatchOptio
       fail(error as Error);
       return;
     }
-    if (closed) return;
+    // close() may have run while the credentials were asked for.
+    if (isClosed()) return;
     const ws = new WebSocket(target, ['retrospective.v1'], { headers, maxPayload: 64 << 20 });
     socket = ws;
     ws.on('message', (data: Buffer) => {

@@ -187,11 +187,17 @@ export class CommandPipeline {
           ifMatch: input.ifMatch,
           claim: request.requestId,
         };
-        return this.answer(lock, 'avail', await service.execute(lock, command), input.ifMatch, (s) => ({
-          outcome: 'renewed',
-          body: grantBody(s, 'renewed'),
-          text: `You already hold ${title(lock)}; hold renewed (token ${s.token}).`,
-        }));
+        return this.answer(
+          lock,
+          'avail',
+          await service.execute(lock, command),
+          input.ifMatch,
+          (s) => ({
+            outcome: 'renewed',
+            body: grantBody(s, 'renewed'),
+            text: `You already hold ${title(lock)}; hold renewed (token ${s.token}).`,
+          }),
+        );
       }
       const wait = Math.min(input.wait ?? 0, policy.waiting.maxSeconds);
       const result = await room.avail(lock, user, holdTimeoutSeconds, wait, request.signal);
