@@ -23,7 +23,7 @@ link() {
 # inside another progress (dynamic scope), only the outer one ticks.
 progress() {
   local name=$1; shift
-  if [ -n "${progress_ticking:-}" ]; then "$@"; return; fi
+  if [ -n "${progress_ticking:-}" ]; then "$@"; return $?; fi
   local started=$SECONDS ticker rc=0 progress_ticking=1
   (
     n=0
@@ -33,7 +33,10 @@ progress() {
     done
   ) &
   ticker=$!
-  "$@" || rc=$?
+  # In the background, where set -e still holds inside a function (in `cmd || rc=$?` bash
+  # ignores -e in everything cmd runs, and a failed step would be cached as built).
+  "$@" &
+  wait $! || rc=$?
   kill "$ticker" 2>/dev/null || true
   wait "$ticker" 2>/dev/null || true
   return "$rc"

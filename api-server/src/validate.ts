@@ -78,10 +78,23 @@ function jsonContent(text: string): string {
   return parsed.data.retrospective;
 }
 
-/** Whether the request carries content (the Retrospective header or a non-empty body). */
+/**
+ * Whether a release carries content to write: the Retrospective header, a text body, or a JSON
+ * body with a `retrospective` key. Anything else a release was sent with is ignored, as it
+ * always was (`curl -d x` sends a form), so no client that released before is refused now.
+ */
 export function hasContent(req: Request): boolean {
+  if (req.get('Retrospective') !== undefined) return true;
   const body: unknown = req.body;
-  return req.get('Retrospective') !== undefined || (Buffer.isBuffer(body) && body.length > 0);
+  if (!Buffer.isBuffer(body)) return false;
+  if (req.is('text/*')) return body.length > 0;
+  if (!req.is('application/json')) return false;
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    return typeof value === 'object' && value !== null && 'retrospective' in value;
+  } catch {
+    return false;
+  }
 }
 
 /** The new content: the seed's Retrospective header, else a text/plain or JSON body. */

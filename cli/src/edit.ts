@@ -23,12 +23,19 @@ export async function editLocked(
   const dir = mkdtempSync(join(tmpdir(), 'retrospective-'));
   const file = join(dir, `${lock}.txt`);
   let keep = false;
+  const done = { released: false };
+  const release = async (content?: string) => {
+    done.released = true;
+    return hold.release(content);
+  };
   try {
     const original = await contentAsGranted(client, hold);
     // Editors end a file with a newline; one is added here and taken off again.
     const newline = !original.endsWith('\n');
-    writeFileSync(file, newline ? `${original}\n` : original, { mode: 0o600 });
+    const written = newline ? `${original}\n` : original;
+    writeFileSync(file, written, { mode: 0o600 });
     const status = await runEditor(editorOf(env), file);
+    const saved = readFileSync(file, 'utf8');
     if (hold.loss) {
       keep = true;
       throw new Exit(
@@ -37,22 +44,23 @@ export async function editLocked(
       );
     }
     if (status !== 0) {
-      await hold.release();
+      // An editor may fail after saving (vim after an error): the text is kept, not written.
+      keep = saved !== written;
+      await release();
       throw new Exit(
         exitCodes.failed,
-        `The editor exited with ${status}: nothing was written, ${lock} is released.`,
+        `The editor exited with ${status}: nothing was written, ${lock} is released${keep ? `; your text is in ${file}` : ''}.`,
       );
     }
-    let edited = readFileSync(file, 'utf8');
-    if (newline && edited.endsWith('\n')) edited = edited.slice(0, -1);
+    const edited = newline && saved.endsWith('\n') ? saved.slice(0, -1) : saved;
     if (edited === original) {
-      await hold.release();
+      await release();
       say(`${lock} unchanged; released.`);
       return exitCodes.ok;
     }
     try {
-      const done = await hold.release(edited);
-      say(`${lock} updated (${done.bytes ?? Buffer.byteLength(edited)} bytes) and released.`);
+      const answer = await release(edited);
+      say(`${lock} updated (${answer.bytes ?? Buffer.byteLength(edited)} bytes) and released.`);
       return exitCodes.ok;
     } catch (error) {
       keep = true;
@@ -62,6 +70,8 @@ export async function editLocked(
       );
     }
   } finally {
+    // Whatever went wrong before the editor's text was dealt with, the lock is not kept.
+    if (!done.released && !hold.signal.aborted) await hold.release().catch(() => undefined);
     hold.stop();
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -91,11 +101,16 @@ function runEditor(editor: string, file: string): Promise<number> {
   const child = simple
     ? spawn(editor, [file], { stdio: 'inherit' })
     : spawn('/bin/sh', ['-c', `${editor} "$1"`, 'sh', file], { stdio: 'inherit' });
-  return new Promise((resolve) => {
+  // Ctrl-C belongs to the editor (it shares the terminal's group): the CLI waits for it.
+  const ignore = () => {};
+  for (const name of ['SIGINT', 'SIGHUP'] as const) process.on(name, ignore);
+  return new Promise<number>((resolve) => {
     child.once('error', (error) => {
       say(`cannot run the editor ${editor}: ${error.message}`);
       resolve(exitCodes.notFound);
     });
     child.once('exit', (code) => resolve(code ?? 1));
+  }).finally(() => {
+    for (const name of ['SIGINT', 'SIGHUP'] as const) process.off(name, ignore);
   });
 }

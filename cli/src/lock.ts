@@ -27,6 +27,11 @@ export async function runLocked(
   const [program, ...args] = command;
   if (program === undefined) throw new Error('No command to run.');
   const hold = await takeAndHold(client, lock, flags);
+  // Lost while the watch was opened (forced, expired, or granted again): CMD never starts.
+  if (hold.loss) {
+    say(`${hold.loss.message} ${program} was not started.`);
+    return exitCodes.lost;
+  }
   // With a terminal, CMD stays in the foreground group (editors, prompts, Ctrl-C work); without,
   // it leads a group of its own so that stopping it stops its children too.
   const detached = !process.stdin.isTTY;
@@ -46,11 +51,13 @@ export async function runLocked(
     await release(hold);
     throw error;
   }
+  // Detached, the whole group is signalled, even once its leader has exited (its children may
+  // still run); on a terminal only CMD itself can be (it shares the terminal's group).
   const signal = (name: NodeJS.Signals) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    if (child.pid === undefined) return;
     try {
       if (detached) process.kill(-child.pid, name);
-      else child.kill(name);
+      else if (child.exitCode === null && child.signalCode === null) child.kill(name);
     } catch {
       // Already gone.
     }
@@ -88,7 +95,11 @@ export async function runLocked(
   clearTimeout(killer);
   for (const stop of forwarded) stop();
   hold.signal.removeEventListener('abort', onLoss);
-  if (lost) return exitCodes.lost;
+  if (lost) {
+    // Nothing CMD started may go on once the hold is gone.
+    signal('SIGKILL');
+    return exitCodes.lost;
+  }
   await release(hold);
   return status;
 }

@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
       const lock = lockName(positionals[0], 'lock');
       return runLocked(await connect(values), lock, cmd, {
         ...take(values),
-        graceSeconds: parseDuration(values.grace ?? '10s', '--grace'),
+        graceSeconds: bounded(parseDuration(values.grace ?? '10s', '--grace'), '--grace', 0, 3600),
       });
     }
     case 'edit': {
@@ -139,12 +139,26 @@ function usage(): number {
   return exitCodes.ok;
 }
 
-/** --wait and --ttl in seconds (--ttl 15s by default: a killed client frees the lock soon). */
+/**
+ * --wait and --ttl in seconds. --ttl is 15 s by default (a killed client frees the lock soon)
+ * and at least 3 s: renewals go a third of it apart, and at least 1.1 s (the service does not
+ * write renewals closer than a second).
+ */
 function take(values: { wait?: string | undefined; ttl?: string | undefined }) {
-  const waitSeconds = Math.ceil(parseDuration(values.wait ?? '0', '--wait'));
-  const ttlSeconds = Math.ceil(parseDuration(values.ttl ?? '15s', '--ttl'));
-  if (ttlSeconds < 1) throw new UsageError('--ttl must be at least 1s.');
+  const waitSeconds = Math.ceil(
+    bounded(parseDuration(values.wait ?? '0', '--wait'), '--wait', 0, 7 * 86_400),
+  );
+  const ttlSeconds = Math.ceil(
+    bounded(parseDuration(values.ttl ?? '15s', '--ttl'), '--ttl', 3, 7 * 86_400),
+  );
   return { waitSeconds, ttlSeconds };
+}
+
+/** A duration within [min, max] seconds, or a usage error that names the bounds. */
+function bounded(seconds: number, flag: string, min: number, max: number): number {
+  if (seconds < min || seconds > max)
+    throw new UsageError(`${flag} must be between ${min}s and ${max}s.`);
+  return seconds;
 }
 
 main(process.argv.slice(2)).then(

@@ -115,22 +115,36 @@ export class RetrospectiveClient {
   async take(lock: string, options: TakeOptions = {}): Promise<Grant> {
     const deadline = Date.now() + (options.waitSeconds ?? 0) * 1000;
     for (;;) {
-      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      // The service cuts one wait to its WAIT_MAX_SECONDS; an hour per ask is plenty.
+      const left = Math.min(3600, Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+      const asked = Date.now();
+      let grant: Grant;
       try {
-        return await this.avail(lock, { wait: left, ttl: options.ttlSeconds }, options.signal);
+        grant = await this.avail(lock, { wait: left, ttl: options.ttlSeconds }, options.signal);
       } catch (error) {
         const again =
           error instanceof RetrospectiveError &&
           ['locked', 'queued', 'queue_full', 'shutting_down'].includes(error.code) &&
           Date.now() < deadline - 1000;
         if (!again) throw error;
-        // A full line or a replica going away: wait as asked (at most until the deadline).
-        if (error.code === 'queue_full' || error.code === 'shutting_down')
+        // Answered without waiting (a full line, a replica going away, a lock that lets no one
+        // wait): ask again after Retry-After, never in a tight loop.
+        if (Date.now() - asked < 1000)
           await sleep(
             Math.min((error.retryAfter ?? 1) * 1000, deadline - Date.now()),
             options.signal,
           );
+        continue;
       }
+      // `renewed`: the same identity holds the lock already, through another client. Two clients
+      // sharing one hold would both think they hold it alone.
+      if (grant.status !== 'granted')
+        throw new RetrospectiveError(
+          409,
+          'already_held',
+          `${grant.holder} already holds ${lock} (token ${String(grant.token)}) through another client; give each client its own identity (--user in header mode, its own ServiceAccount otherwise).`,
+        );
+      return grant;
     }
   }
 
@@ -143,8 +157,9 @@ export class RetrospectiveClient {
   /** Replaces the content (holder only); `token` pins the hold (412 `stale_token` otherwise). */
   change(lock: string, content: string, token?: number, signal?: AbortSignal): Promise<Mutation> {
     return this.request('POST', `${lockPath(lock)}/change`, {
-      headers: { 'Content-Type': 'text/plain; charset=utf-8', ...ifMatch(token) },
-      body: content,
+      headers: { 'Content-Type': 'application/json', ...ifMatch(token) },
+      // As JSON: an empty text body would be no content at all.
+      body: JSON.stringify({ retrospective: content }),
       signal,
     });
   }
@@ -162,9 +177,9 @@ export class RetrospectiveClient {
       query: { force: options.force ? 'true' : undefined },
       headers: {
         ...ifMatch(options.token),
-        ...(content === undefined ? {} : { 'Content-Type': 'text/plain; charset=utf-8' }),
+        ...(content === undefined ? {} : { 'Content-Type': 'application/json' }),
       },
-      ...(content === undefined ? {} : { body: content }),
+      ...(content === undefined ? {} : { body: JSON.stringify({ retrospective: content }) }),
       signal: options.signal,
     });
   }

@@ -31,7 +31,8 @@ export class Hold {
   private readonly controller = new AbortController();
   private readonly watcher: Watch;
   private timer: NodeJS.Timeout | undefined;
-  private lastRenewed = Date.now();
+  /** Fires when no renewal succeeded for most of the TTL: the hold must be taken for lost. */
+  private watchdog: NodeJS.Timeout | undefined;
   private ended = false;
 
   constructor(
@@ -51,6 +52,7 @@ export class Hold {
       since: new Map([[lock, this.token - 1]]),
       onFrame: (frame) => this.observe(frame),
     });
+    this.armWatchdog(Date.now());
     this.schedule();
   }
 
@@ -77,6 +79,7 @@ export class Hold {
   stop(): void {
     this.ended = true;
     clearTimeout(this.timer);
+    clearTimeout(this.watchdog);
     this.watcher.close();
   }
 
@@ -96,11 +99,35 @@ export class Hold {
     this.timer = setTimeout(() => void this.renew(), delay);
   }
 
+  /**
+   * With a TTL, the service expires the hold once it was not renewed for that long, counted from
+   * a renewal's arrival, which is after it was sent: a hold whose last successful renewal was
+   * *sent* more than TTL minus a margin ago is taken for lost here, whatever the network does
+   * (a connection that hangs without a reset would otherwise keep a command running unheld).
+   */
+  private armWatchdog(sentAt: number): void {
+    const ttl = this.options.ttlSeconds;
+    if (!ttl) return;
+    clearTimeout(this.watchdog);
+    const margin = Math.min(1000, (ttl * 1000) / 6);
+    this.watchdog = setTimeout(
+      () =>
+        this.lose({
+          reason: 'unreachable',
+          message: `Could not renew the hold on ${this.lock} (token ${this.token}) within its ${ttl} s time-to-live; it may have expired.`,
+        }),
+      sentAt + ttl * 1000 - margin - Date.now(),
+    );
+  }
+
   private async renew(): Promise<void> {
     if (this.ended) return;
+    const sentAt = Date.now();
     try {
-      await this.client.avail(this.lock, { ttl: this.options.ttlSeconds }, undefined, this.token);
-      this.lastRenewed = Date.now();
+      // Pinned to this hold's token, without `ttl` (a renewal keeps the hold's own), and cut
+      // off after one renewal period so that a hung connection is retried, not waited on.
+      await this.client.avail(this.lock, {}, AbortSignal.timeout(this.everyMs), this.token);
+      this.armWatchdog(sentAt);
       this.schedule();
     } catch (error) {
       // stop() may have run while the renewal was in flight.
@@ -119,13 +146,7 @@ export class Hold {
             : `The hold on ${this.lock} (token ${this.token}) ended: ${error.message}`,
         });
       }
-      // Not reachable, or busy: try again soon, until the hold's own TTL has passed.
-      const ttl = this.options.ttlSeconds;
-      if (ttl && Date.now() - this.lastRenewed > ttl * 1000)
-        return this.lose({
-          reason: 'unreachable',
-          message: `Could not renew the hold on ${this.lock} within its ${ttl} s time-to-live: ${(error as Error).message}`,
-        });
+      // Not reachable, timed out, or busy: try again soon; the watchdog ends it in time.
       this.schedule(Math.min(1000, this.everyMs));
     }
   }

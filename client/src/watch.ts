@@ -80,6 +80,8 @@ export function watch(url: string, credentials: Credentials, options: WatchOptio
         settle?.resolve();
         settle = undefined;
       }
+      // A deleted lock is no longer resumed: naming it would have the next socket refused.
+      if (frame.type === 'removed') seen.delete(frame.lock);
       if (frame.type === 'released') {
         const last = seen.get(frame.lock);
         if (frame.replayed && last !== undefined && frame.token <= last) return;
@@ -91,6 +93,12 @@ export function watch(url: string, credentials: Credentials, options: WatchOptio
       const status = response.statusCode ?? 0;
       response.resume();
       ws.terminate();
+      // A resume naming a lock this replica does not know (deleted, or not yet seen here):
+      // open again without resuming rather than give up.
+      if (status === 400 && seen.size > 0 && !options.since?.size) {
+        seen.clear();
+        return;
+      }
       // 401 may be an expired token (asked for again next time); 5xx and 429 pass.
       if ([400, 403, 404].includes(status))
         fail(

@@ -75,10 +75,9 @@ export async function recordChange(
     const held = seconds === undefined ? '' : ` after ${Math.round(seconds)} s`;
     const holder = change.prev?.holder ?? 'its holder';
     // Expired while still unclaimed, and before its own hold timeout: a hand-over not taken up.
+    // (A hand-over taken up is confirmed, which clears the mark: one still there was never taken up.)
     const untaken = change.prev?.unclaimedSeconds;
-    const timeout = change.prev?.holdTimeoutSeconds;
-    const notTakenUp =
-      untaken !== undefined && (!timeout || seconds === undefined || seconds < timeout);
+    const notTakenUp = untaken !== undefined;
     const message =
       event.reason === 'expired' && notTakenUp
         ? `the hand-over of ${event.lock} to ${holder} was not taken up within ${untaken} s (its api-server is gone)`

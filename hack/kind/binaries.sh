@@ -97,6 +97,8 @@ operator() {
 step "kubelet, kubeadm, kube-controller-manager, kube-scheduler, kube-proxy $KUBERNETES_VERSION" \
   "$cache/kubernetes-node-$KUBERNETES_VERSION" kube-proxy kube_node &
 node_lane=$!
+# A failing step of this lane must not leave the other building (and holding the output).
+trap 'kill "$node_lane" 2>/dev/null || true' EXIT
 step "containerd $CONTAINERD_VERSION" "$cache/containerd-$CONTAINERD_VERSION" containerd-shim-runc-v2 containerd
 step "CoreDNS $COREDNS_VERSION" "$cache/coredns-$COREDNS_VERSION" coredns coredns
 step "pause" "$cache/pause-$KUBERNETES_VERSION" pause pause
@@ -104,3 +106,4 @@ step "Traefik $TRAEFIK_VERSION" "$cache/traefik-$TRAEFIK_VERSION" traefik traefi
 step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION" "$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" \
   prometheus-config-reloader operator
 wait "$node_lane"
+trap - EXIT

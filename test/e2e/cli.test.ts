@@ -228,9 +228,11 @@ describe('the CLI on two replicas', () => {
       () => {},
     );
     await sleep(500);
-    const edited = await cli(['edit', 'retrospective', '--url', b.url, '--user', 'carol'], {
-      EDITOR: editor,
-    });
+    // A 30 s TTL: no renewal (every 10 s) lands among the updates counted.
+    const edited = await cli(
+      ['edit', 'retrospective', '--url', b.url, '--user', 'carol', '--ttl', '30s'],
+      { EDITOR: editor },
+    );
     expect(edited.code, edited.stderr).toBe(0);
     await waitFor('the release to be watched', async () => updates.some((u) => !u.holder), 5000);
     watcher.abort();
@@ -249,6 +251,39 @@ describe('the CLI on two replicas', () => {
     // b sees the release within its watch delay; the content stays as the script left it.
     await waitFor('b to see the release', async () => !(await check(b.url)).holder, 5000);
     expect((await check(b.url)).content).toBe('edited by the script');
+  });
+
+  it('refuses to share a hold with another client of the same user, and starts nothing', async () => {
+    const dir = scratch();
+    const first = startCli([
+      'lock',
+      'retrospective',
+      '--url',
+      a.url,
+      '--user',
+      'frank',
+      '--',
+      'sh',
+      '-c',
+      `touch ${join(dir, 'first')}; sleep 2`,
+    ]);
+    await waitFor('the first command', async () => (await check(b.url)).holder === 'frank', 15_000);
+    const second = await cli([
+      'lock',
+      'retrospective',
+      '--url',
+      b.url,
+      '--user',
+      'frank',
+      '--',
+      'sh',
+      '-c',
+      `touch ${join(dir, 'second')}`,
+    ]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/frank already holds retrospective .* through another client/);
+    expect((await first.done).code).toBe(0);
+    expect(() => readFileSync(join(dir, 'second'))).toThrow();
   });
 
   it('says what to do for a lock not granted within --wait (124) and for bad flags (2)', async () => {

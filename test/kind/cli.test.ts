@@ -39,14 +39,21 @@ describe('the retrospective CLI through the Ingress on kind', () => {
       { EDITOR: editor },
     );
     expect(edit.code, edit.stderr).toBe(0);
+    // Any replica answers status: poll until the one asked has seen the release.
+    await expect
+      .poll(
+        async () => {
+          const status = await cli(['status', 'retrospective', '-o', 'json', '--url', url]);
+          return JSON.parse(status.stdout) as {
+            content: string;
+            lastEditor: string;
+            token: number;
+          };
+        },
+        { timeout: 10_000 },
+      )
+      .toMatchObject({ content: 'edited on kind', lastEditor: 'kind-cli' });
     const status = await cli(['status', 'retrospective', '-o', 'json', '--url', url]);
-    expect(status.code, status.stderr).toBe(0);
-    const state = JSON.parse(status.stdout) as {
-      content: string;
-      token: number;
-      lastEditor: string;
-    };
-    expect(state).toMatchObject({ content: 'edited on kind', lastEditor: 'kind-cli' });
-    expect(state.token).toBeGreaterThan(Number(token));
+    expect((JSON.parse(status.stdout) as { token: number }).token).toBeGreaterThan(Number(token));
   });
 });

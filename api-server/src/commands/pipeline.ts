@@ -316,10 +316,14 @@ export class CommandPipeline {
 /** The longest time-to-live a client may ask for when its lock sets no bound: a week. */
 export const maxTtlSeconds = 7 * 24 * 3600;
 
-/** A `ttl` over the lock's `maxHoldSeconds` (or a week when it sets none) is refused, not cut. */
+/**
+ * A `ttl` over the lock's `maxHoldSeconds` is refused, not cut. Without one, a lock with a hold
+ * timeout bounds it by that timeout (a client may ask to be expired sooner, never later than the
+ * operator set), and a lock with neither by a week.
+ */
 function ttlRefusal(ttl: number | undefined, policy: LockPolicy): Refused | undefined {
   if (ttl === undefined) return undefined;
-  const max = policy.maxHoldSeconds || maxTtlSeconds;
+  const max = policy.maxHoldSeconds || policy.holdTimeoutSeconds || maxTtlSeconds;
   if (ttl <= max) return undefined;
   return refused(
     400,

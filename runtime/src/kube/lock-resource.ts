@@ -79,7 +79,7 @@ export const lockSpec = z
     maxHoldSeconds: seconds(week)
       .default(0)
       .describe(
-        'The longest hold time-to-live or hold timeout a client may ask for with `avail?ttl=` or `avail?timeout=`; 0 allows any up to a week.',
+        'The longest hold time-to-live a client may ask for with `avail?ttl=`; 0 allows up to holdTimeoutSeconds when that is set, else up to a week.',
       ),
     heldTooLongSeconds: z
       .number()
