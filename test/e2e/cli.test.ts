@@ -1,11 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { waitFor } from '../../hack/cluster/process.ts';
 import { cli, startCli } from '../support/cli.ts';
 import {
+  accountWithRole,
   adminConfig,
   cluster,
   createNamespace,
@@ -323,32 +324,11 @@ describe('the CLI with a kubeconfig, in kubernetes auth mode', () => {
 
   beforeAll(async () => {
     namespace = await createNamespace('cli-kube');
-    const admin = adminConfig();
-    await admin
-      .makeApiClient(CoreV1Api)
-      .createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'dev' } } });
-    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({
-      namespace,
-      body: {
-        metadata: { name: 'holder' },
-        rules: [
-          {
-            apiGroups: ['coordination.k8s.io'],
-            resources: ['leases'],
-            resourceNames: ['retrospective'],
-            verbs: ['get', 'hold'],
-          },
-        ],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'holder' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'holder' },
-        subjects: [{ kind: 'ServiceAccount', name: 'dev', namespace }],
-      },
+    await accountWithRole(namespace, 'dev', {
+      apiGroups: ['coordination.k8s.io'],
+      resources: ['leases'],
+      resourceNames: ['retrospective'],
+      verbs: ['get', 'hold'],
     });
     kubeconfig = join(scratch(), 'dev.kubeconfig');
     writeFileSync(kubeconfig, (await serviceAccountConfig(namespace, 'dev')).exportConfig());

@@ -1,11 +1,17 @@
-import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { waitFor } from '../../hack/cluster/process.ts';
 import { LockService } from '../../lock/src/index.ts';
 import { LeaseStore } from '../../runtime/src/kube/lease-store.ts';
 import { lockObject, type LockObject } from '../../runtime/src/kube/lock-resource.ts';
-import { adminConfig, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import {
+  accountWithRole,
+  adminConfig,
+  cluster,
+  createNamespace,
+  kubectl,
+} from '../support/kube.ts';
 import { applyYaml, installLockCrd, lockYaml, patchLock } from '../support/locks.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
@@ -310,32 +316,11 @@ describe('a Role pinned to one Lock by resourceNames', () => {
       const applied = await applyYaml(namespace, lockYaml(name));
       expect(applied.code).toBe(0);
     }
-    const admin = adminConfig();
-    await admin
-      .makeApiClient(CoreV1Api)
-      .createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'dev' } } });
-    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({
-      namespace,
-      body: {
-        metadata: { name: 'team-a-editor' },
-        rules: [
-          {
-            apiGroups: ['retrospective.dev'],
-            resources: ['locks'],
-            resourceNames: ['team-a'],
-            verbs: ['get', 'hold'],
-          },
-        ],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'team-a-editor' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'team-a-editor' },
-        subjects: [{ kind: 'ServiceAccount', name: 'dev', namespace }],
-      },
+    await accountWithRole(namespace, 'dev', {
+      apiGroups: ['retrospective.dev'],
+      resources: ['locks'],
+      resourceNames: ['team-a'],
+      verbs: ['get', 'hold'],
     });
     const created = await kubectl('create', 'token', 'dev', '-n', namespace);
     token = created.stdout.trim();

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { loadKubeConfig } from '../../runtime/src/kube/client.ts';
 
@@ -115,4 +115,32 @@ async function events(namespace: string, fieldSelector: string, withMessages: bo
     `jsonpath={range .items[*]}${format}{"\\n"}{end}`,
   );
   return stdout.split('\n').filter(Boolean);
+}
+
+/**
+ * A ServiceAccount `account` in `namespace` bound to a Role of that name with one rule: the
+ * identity a test in kubernetes auth mode acts as.
+ */
+export async function accountWithRole(
+  namespace: string,
+  account: string,
+  rule: { apiGroups: string[]; resources: string[]; resourceNames: string[]; verbs: string[] },
+): Promise<void> {
+  const admin = adminConfig();
+  await admin
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccount({ namespace, body: { metadata: { name: account } } });
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace,
+    body: { metadata: { name: account }, rules: [rule] },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: account },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: account },
+      subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
+    },
+  });
 }
