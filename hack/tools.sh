@@ -72,14 +72,16 @@ install_jsonnet() {
 }
 
 # Prometheus 3.X.Y is the Go module version v0.3XX.Y. Built without the web UI's assets: the API,
-# rule evaluation and promtool are all there.
+# rule evaluation and promtool are all there. Service discovery is only static, file, http and
+# kubernetes (what the tests and kind's prometheus-operator use): the cloud providers' SDKs
+# (AWS, Azure, GCE, ...) are most of a cold build's time and none of its use.
 install_prometheus() {
   local dir=$cache/prometheus-$PROMETHEUS_VERSION
   if [ ! -x "$dir/prometheus" ] || [ ! -x "$dir/promtool" ]; then
     local minor=${PROMETHEUS_VERSION#3.}; minor=${minor%%.*}
     local mod=v0.$((300 + minor)).${PROMETHEUS_VERSION##*.}
     mkdir -p "$dir.tmp"
-    go_build "$dir.tmp" "github.com/prometheus/prometheus@$mod" "" \
+    GO_TAGS="remove_all_sd enable_kubernetes_sd" go_build "$dir.tmp" "github.com/prometheus/prometheus@$mod" "" \
       "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
       github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
