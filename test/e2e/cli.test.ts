@@ -366,7 +366,7 @@ describe('the CLI with a kubeconfig, in kubernetes auth mode', () => {
 describe('the CLI against make run', () => {
   let service: Service;
   beforeAll(async () => {
-    service = await startStandalone();
+    service = await startStandalone({ ADMIN_USERS: 'root' });
   });
   afterAll(async () => service.stop());
 
@@ -398,5 +398,49 @@ describe('the CLI against make run', () => {
     expect(history.stdout).toMatch(/\n2 .* bob +released +bob +5\n/);
     const status = await cli(['status', '--url', service.url]);
     expect(status.stdout).toMatch(/^NAME +HOLDER +HELD +TOKEN +WAITING\nretrospective +2 +0\n$/);
+  });
+
+  it('watches grants and releases live, and force-releases as an admin', async () => {
+    const watching = startCli(['watch', 'retrospective', '-o', 'json', '--url', service.url]);
+    await waitFor('the snapshot', async () => watching.output().includes('"snapshot"'), 15_000);
+    const take = await fetch(`${service.url}/retrospective/avail`, {
+      headers: { Username: 'gus' },
+    });
+    expect(take.status).toBe(200);
+    const notAdmin = await cli([
+      'release',
+      'retrospective',
+      '--force',
+      '--url',
+      service.url,
+      '--user',
+      'hal',
+    ]);
+    expect(notAdmin.code).toBe(1);
+    expect(notAdmin.stderr).toMatch(/may not force-release/);
+    const forced = await cli([
+      'release',
+      'retrospective',
+      '--force',
+      '--url',
+      service.url,
+      '--user',
+      'root',
+    ]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/^retrospective released \(forced\) \(token \d+\)\.$/m);
+    await sleep(500); // the release frame arrives
+    watching.child.kill('SIGTERM');
+    const watched = await watching.done;
+    expect(watched.code).toBe(0);
+    const frames = watched.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; holder?: string; reason?: string });
+    expect(frames.map((f) => f.type)).toEqual(
+      expect.arrayContaining(['snapshot', 'acquired', 'released']),
+    );
+    expect(frames.find((f) => f.type === 'acquired')?.holder).toBe('gus');
+    expect(frames.find((f) => f.type === 'released')?.reason).toBe('forced');
   });
 });

@@ -21,7 +21,9 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
   const done = new Promise<CliResult>((resolve) =>
     child.once('close', (code) => resolve({ code, stdout, stderr })),
   );
-  return { child: child as ChildProcess, done };
+  /** What it printed on stdout so far. */
+  const output = () => stdout;
+  return { child: child as ChildProcess, done, output };
 }
 
 /** Runs the CLI to its end. */
