@@ -226,8 +226,11 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
         spec: get(deployment, 'spec.template.spec') as PodSpec,
       };
     });
-    const created = await apply(pods, namespace, []);
+    // And the helm test pod, as the chart renders it.
+    const testPod = one(manifests, 'Pod', 'rel-retrospective-test-api');
+    const created = await apply([...pods, testPod], namespace, []);
     expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/rel-retrospective-test-api created/);
     expect(created.stdout).toMatch(/rel-retrospective-api-server-admitted created/);
     expect(created.stdout).toMatch(/rel-retrospective-controller-admitted created/);
 

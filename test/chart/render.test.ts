@@ -14,12 +14,13 @@ const env = (m: Manifest, name: string) => container(m).env.find((e) => e.name =
 const deployments = (ms: Manifest[]) => ms.filter((m) => m.kind === 'Deployment');
 
 describe('the chart with its defaults', () => {
-  it('renders the two Deployments, their ServiceAccounts, Roles, Services and PDBs, and nothing optional', async () => {
+  it('renders the two Deployments, their ServiceAccounts, Roles, Services and PDBs, the helm test pod, and nothing optional', async () => {
     const ms = await render();
     expect(kinds(ms)).toEqual(
       [
         'Deployment',
         'Deployment',
+        'Pod',
         'PodDisruptionBudget',
         'PodDisruptionBudget',
         'Role',
@@ -43,6 +44,19 @@ describe('the chart with its defaults', () => {
         'app.kubernetes.io/managed-by': 'Helm',
       });
     }
+  });
+
+  it('has a helm test pod that checks the API and metrics ports through the Service, and none when tests are off', async () => {
+    const pod = one(await render(), 'Pod', 'rel-retrospective-test-api');
+    expect(get(pod, 'metadata.annotations')).toMatchObject({ 'helm.sh/hook': 'test' });
+    expect((get(pod, 'spec.containers') as { image: string }[])[0]?.image).toBe(
+      'retrospective:0.1.0',
+    );
+    expect((get(pod, 'spec.containers') as { env: unknown }[])[0]?.env).toEqual([
+      { name: 'API', value: 'http://rel-retrospective-api-server:80' },
+      { name: 'METRICS', value: 'http://rel-retrospective-api-server:8080' },
+    ]);
+    expect(kinds(await render({ 'tests.enabled': 'false' }))).not.toContain('Pod');
   });
 
   it('runs both processes from one image, as a non-root user with a read-only root filesystem', async () => {
@@ -417,6 +431,24 @@ describe('chart options', () => {
       {
         ports: [{ port: 'metrics', protocol: 'TCP' }],
         from: [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }],
+      },
+      // The release's own helm test pod.
+      {
+        ports: [
+          { port: 'http', protocol: 'TCP' },
+          { port: 'metrics', protocol: 'TCP' },
+        ],
+        from: [
+          {
+            podSelector: {
+              matchLabels: {
+                'app.kubernetes.io/name': 'retrospective',
+                'app.kubernetes.io/instance': 'rel',
+                'app.kubernetes.io/component': 'test',
+              },
+            },
+          },
+        ],
       },
     ]);
     const controller = one(ms, 'NetworkPolicy', 'rel-retrospective-controller');

@@ -22,9 +22,14 @@ export function adminConfig(): KubeConfig {
 /** A fresh namespace, so test files never see each other's objects. */
 export async function createNamespace(prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await adminConfig()
-    .makeApiClient(CoreV1Api)
-    .createNamespace({ body: { metadata: { name } } });
+  const core = adminConfig().makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name } } });
+  // A cluster's controller-manager gives every namespace its `default` ServiceAccount; this
+  // control plane has none, and a Pod naming no account is refused without it.
+  await core.createNamespacedServiceAccount({
+    namespace: name,
+    body: { metadata: { name: 'default' } },
+  });
   return name;
 }
 
