@@ -21,6 +21,8 @@ COPY lock/package.json lock/
 COPY runtime/package.json runtime/
 COPY controller/package.json controller/
 COPY api-server/package.json api-server/
+COPY client/package.json client/
+COPY cli/package.json cli/
 COPY standalone/package.json standalone/
 RUN ["/usr/local/bin/node", "/usr/local/lib/node_modules/npm/bin/npm-cli.js", "ci", "--ignore-scripts", "--loglevel=error"]
 COPY tsconfig.base.json tsconfig.build.json ./
@@ -28,6 +30,9 @@ COPY lock/ lock/
 COPY runtime/ runtime/
 COPY controller/ controller/
 COPY api-server/ api-server/
+# The client and CLI are workspaces of the same build; the image ships neither.
+COPY client/ client/
+COPY cli/ cli/
 COPY standalone/ standalone/
 RUN ["/usr/local/bin/node", "node_modules/typescript/bin/tsc", "--build", "tsconfig.build.json"]
 RUN ["/usr/local/bin/node", "/usr/local/lib/node_modules/npm/bin/npm-cli.js", "prune", "--omit=dev", "--ignore-scripts", "--loglevel=error"]
