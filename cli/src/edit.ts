@@ -4,9 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep, type Hold, type RetrospectiveClient } from '@retrospective/client';
 import { exitCodes } from './args.js';
-import { Exit, takeAndHold, type TakeFlags } from './take.js';
-
-const say = (text: string) => process.stderr.write(`retrospective: ${text}\n`);
+import { Exit, say, takeAndHold, type TakeFlags } from './take.js';
 
 /**
  * `retrospective edit NAME`: takes the lock, opens your editor on the content, then writes the

@@ -2,14 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Hold, Loss, RetrospectiveClient } from '@retrospective/client';
 import { exitCodes } from './args.js';
-import { takeAndHold, type TakeFlags } from './take.js';
+import { say, takeAndHold, type TakeFlags } from './take.js';
 
 export interface LockFlags extends TakeFlags {
   /** Seconds between SIGTERM and SIGKILL when the hold is lost. */
   readonly graceSeconds: number;
 }
-
-const say = (text: string) => process.stderr.write(`retrospective: ${text}\n`);
 
 /**
  * `retrospective lock NAME -- CMD ARGS...`: runs CMD only while holding the lock. CMD gets the

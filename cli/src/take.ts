@@ -6,6 +6,9 @@ import {
 } from '@retrospective/client';
 import { exitCodes } from './args.js';
 
+/** One line on stderr, as every message of the CLI. */
+export const say = (text: string) => process.stderr.write(`retrospective: ${text}\n`);
+
 /** Ends the CLI with an exit code and one sentence on stderr. */
 export class Exit extends Error {
   override readonly name = 'Exit';
