@@ -1,7 +1,7 @@
 // make generate / make verify: renders the monitoring mixin into the chart (the PrometheusRule's
 // groups and the dashboard), the Lock CRD from its zod schemas, the typed client's request and
-// response types from the OpenAPI document, and the chart README from values.yaml. With --check, renders in memory
-// and fails when a committed file differs.
+// response types from the OpenAPI document, and the chart README and the schema's descriptions from
+// values.yaml. With --check, renders in memory and fails when a committed file differs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { openapi } from '../api-server/src/openapi.ts';
 import { lockCrd } from '../runtime/src/kube/lock-resource.ts';
 import { valueRows, valuesTable } from './chart-docs.ts';
+import { describeSchema, schemaText, type SchemaNode } from './chart-schema.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const chart = resolve(root, 'charts/retrospective');
@@ -54,6 +55,14 @@ async function render(): Promise<Map<string, string>> {
   const template = readFileSync(resolve(chart, 'README.md.gotmpl'), 'utf8');
   if (!template.includes(marker)) throw new Error(`README.md.gotmpl lacks the line ${marker}`);
   files.set(resolve(chart, 'README.md'), template.replace(marker, valuesTable(rows).trimEnd()));
+  const schemaPath = resolve(chart, 'values.schema.json');
+  const described = describeSchema(
+    JSON.parse(readFileSync(schemaPath, 'utf8')) as SchemaNode,
+    rows,
+  );
+  if (described.missing.length)
+    throw new Error(`values.schema.json lacks documented keys: ${described.missing.join(', ')}`);
+  files.set(schemaPath, schemaText(described.schema));
   return files;
 }
 
