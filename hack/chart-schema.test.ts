@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeSchema, schemaText } from './chart-schema.ts';
+import { describeSchema, schemaText, withAlertNames } from './chart-schema.ts';
 
 const schema = {
   type: 'object',
@@ -42,5 +42,33 @@ describe("the chart schema's descriptions", () => {
 
   it('are written as two-space JSON ending in a newline', () => {
     expect(schemaText({ type: 'object' })).toBe('{\n  "type": "object"\n}\n');
+  });
+
+  it("accept per-alert overrides for the mixin's alert names only, and need the alerts key to put them in", () => {
+    const alerts = { type: 'object', additionalProperties: false, properties: { Old: {} } };
+    const chart = {
+      properties: { monitoring: { properties: { prometheusRule: { properties: { alerts } } } } },
+    };
+    expect(
+      withAlertNames(chart, ['RetrospectiveA', 'RetrospectiveB']).properties?.monitoring?.properties
+        ?.prometheusRule?.properties?.alerts,
+    ).toEqual({
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        RetrospectiveA: expect.objectContaining({ additionalProperties: false }) as unknown,
+        RetrospectiveB: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            enabled: { type: 'boolean' },
+            severity: { type: 'string', enum: ['critical', 'warning', 'info'] },
+          },
+        },
+      },
+    });
+    expect(() => withAlertNames({ properties: {} }, ['RetrospectiveA'])).toThrow(
+      /lacks monitoring.prometheusRule.alerts/,
+    );
   });
 });

@@ -6,7 +6,6 @@ import type { ValueRow } from './chart-docs.ts';
 export interface SchemaNode {
   description?: string;
   properties?: Record<string, SchemaNode>;
-  propertyNames?: { enum?: string[] };
   [keyword: string]: unknown;
 }
 
@@ -27,6 +26,23 @@ export function describeSchema(
     else missing.push(row.key);
   }
   return { schema: copy, missing };
+}
+
+/** A copy of `schema` that accepts overrides (monitoring.prometheusRule.alerts) for these alerts only. */
+export function withAlertNames(schema: SchemaNode, names: readonly string[]): SchemaNode {
+  const copy = structuredClone(schema);
+  const alerts = copy.properties?.monitoring?.properties?.prometheusRule?.properties?.alerts;
+  if (!alerts) throw new Error('values.schema.json lacks monitoring.prometheusRule.alerts');
+  const override = {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      enabled: { type: 'boolean' },
+      severity: { type: 'string', enum: ['critical', 'warning', 'info'] },
+    },
+  };
+  alerts.properties = Object.fromEntries(names.map((name) => [name, override]));
+  return copy;
 }
 
 /** The schema text as committed: two-space JSON and a final newline. */

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { openapi } from '../api-server/src/openapi.ts';
 import { lockCrd } from '../runtime/src/kube/lock-resource.ts';
 import { valueRows, valuesTable } from './chart-docs.ts';
-import { describeSchema, schemaText, type SchemaNode } from './chart-schema.ts';
+import { describeSchema, schemaText, withAlertNames, type SchemaNode } from './chart-schema.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const chart = resolve(root, 'charts/retrospective');
@@ -32,6 +32,11 @@ async function render(): Promise<Map<string, string>> {
     '-S',
   );
   files.set(resolve(chart, 'files/prometheus-rules.yaml'), header + rules);
+  const alertNames = JSON.parse(
+    jsonnet(
+      '[r.alert for g in (import "mixin.libsonnet").prometheusAlerts.groups for r in g.rules]',
+    ),
+  ) as string[];
   const dashboards = JSON.parse(jsonnet('(import "mixin.libsonnet").grafanaDashboards')) as Record<
     string,
     unknown
@@ -57,7 +62,7 @@ async function render(): Promise<Map<string, string>> {
   files.set(resolve(chart, 'README.md'), template.replace(marker, valuesTable(rows).trimEnd()));
   const schemaPath = resolve(chart, 'values.schema.json');
   const described = describeSchema(
-    JSON.parse(readFileSync(schemaPath, 'utf8')) as SchemaNode,
+    withAlertNames(JSON.parse(readFileSync(schemaPath, 'utf8')) as SchemaNode, alertNames),
     rows,
   );
   if (described.missing.length)

@@ -585,11 +585,15 @@ interface SchemaNode {
   additionalProperties?: unknown;
 }
 
-/** Where the strict schema and values.yaml disagree on which keys exist (helm's `global` aside). */
+/**
+ * Where the strict schema and values.yaml disagree on which keys exist (helm's `global` aside). An
+ * empty map in values.yaml is one whose keys are all optional (`monitoring.prometheusRule.alerts`).
+ */
 function mismatches(schema: SchemaNode, value: unknown, path: string): string[] {
   if (!schema.properties || schema.additionalProperties !== false) return [];
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     return [`${path}: not a map in values.yaml`];
+  if (Object.keys(value).length === 0) return [];
   const inSchema = Object.keys(schema.properties).filter((k) => path !== '' || k !== 'global');
   const inValues = Object.keys(value);
   const at = (k: string) => (path ? `${path}.${k}` : k);

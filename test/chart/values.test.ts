@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { valueRows } from '../../hack/chart-docs.ts';
+import { chartPath, get, one, render, renderRaw } from '../support/helm.ts';
+
+/** The options for kube-prometheus-stack installs and their pods: one test per value. */
+const monitoring = { 'monitoring.enabled': 'true' };
+
+interface Rule {
+  alert: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+const rulesOf = async (values: Record<string, string>) =>
+  (
+    get(one(await render({ ...monitoring, ...values }), 'PrometheusRule'), 'spec.groups') as {
+      name: string;
+      rules: Rule[];
+    }[]
+  ).flatMap((g) => g.rules);
+const mixin = (
+  parse(readFileSync(resolve(chartPath, 'files/prometheus-rules.yaml'), 'utf8')) as {
+    groups: { rules: Rule[] }[];
+  }
+).groups.flatMap((g) => g.rules);
+
+describe('the PrometheusRule, from the mixin with overrides', () => {
+  it("has no dashboard_url by default, and the mixin's runbook links", async () => {
+    const rules = await rulesOf({});
+    expect(rules.map((r) => r.alert)).toEqual(mixin.map((r) => r.alert));
+    for (const rule of rules) {
+      expect(rule.annotations.dashboard_url).toBeUndefined();
+      expect(rule.annotations.runbook_url).toBe(
+        `https://github.com/retrospective-dev/retrospective/blob/main/docs/operations.md#${rule.alert.toLowerCase()}`,
+      );
+    }
+  });
+
+  it('runbookUrlBase: every runbook_url is the base and the alert name in lower case', async () => {
+    const rules = await rulesOf({
+      'monitoring.prometheusRule.runbookUrlBase': 'https://wiki.example.com/runbooks#',
+    });
+    expect(rules.map((r) => r.annotations.runbook_url)).toEqual(
+      mixin.map((r) => `https://wiki.example.com/runbooks#${r.alert.toLowerCase()}`),
+    );
+  });
+
+  it('additionalRuleLabels: on every alert, beside its severity; severity itself is refused there', async () => {
+    const rules = await rulesOf({
+      'monitoring.prometheusRule.additionalRuleLabels.team': 'platform',
+      'monitoring.prometheusRule.additionalRuleLabels.routing': 'chat',
+    });
+    expect(rules.map((r) => r.labels)).toEqual(
+      mixin.map((r) => ({ ...r.labels, team: 'platform', routing: 'chat' })),
+    );
+    const severity = await renderRaw({
+      'monitoring.prometheusRule.additionalRuleLabels.severity': 'critical',
+    });
+    expect(severity.stderr).toMatch(
+      /at '\/monitoring\/prometheusRule\/additionalRuleLabels\/severity'/,
+    );
+    const badName = await renderRaw({
+      'monitoring.prometheusRule.additionalRuleLabels.my-team': 'x',
+    });
+    expect(badName.stderr).toMatch(/additional properties 'my-team' not allowed/);
+  });
+
+  it('alerts.<name>.enabled=false leaves that alert out, and a group left empty goes too', async () => {
+    const without = await rulesOf({
+      'monitoring.prometheusRule.alerts.RetrospectiveLockWatchDisconnected.enabled': 'false',
+      'monitoring.prometheusRule.alerts.RetrospectiveAPIDown.enabled': 'true',
+    });
+    expect(without.map((r) => r.alert)).toEqual(
+      mixin.map((r) => r.alert).filter((a) => a !== 'RetrospectiveLockWatchDisconnected'),
+    );
+    const lockAlerts = [
+      'RetrospectiveLockHeldTooLong',
+      'RetrospectiveLockRepeatedlyHeldTooLong',
+      'RetrospectiveLockFailureRatioHigh',
+    ];
+    const ms = await render({
+      ...monitoring,
+      ...Object.fromEntries(
+        lockAlerts.map((a) => [`monitoring.prometheusRule.alerts.${a}.enabled`, 'false']),
+      ),
+    });
+    const groups = get(one(ms, 'PrometheusRule'), 'spec.groups') as { name: string }[];
+    expect(groups.map((g) => g.name)).toEqual(['retrospective-components']);
+  });
+
+  it("alerts.<name>.severity replaces that alert's severity only; unknown alerts and severities are refused", async () => {
+    const rules = await rulesOf({
+      'monitoring.prometheusRule.alerts.RetrospectiveLockFailureRatioHigh.severity': 'critical',
+    });
+    expect(rules.map((r) => r.labels.severity)).toEqual(
+      mixin.map((r) =>
+        r.alert === 'RetrospectiveLockFailureRatioHigh' ? 'critical' : r.labels.severity,
+      ),
+    );
+    expect(
+      (await renderRaw({ 'monitoring.prometheusRule.alerts.RetrospectiveTypo.enabled': 'false' }))
+        .stderr,
+    ).toMatch(
+      /at '\/monitoring\/prometheusRule\/alerts': additional properties 'RetrospectiveTypo'/,
+    );
+    expect(
+      (
+        await renderRaw({
+          'monitoring.prometheusRule.alerts.RetrospectiveAPIDown.severity': 'page',
+        })
+      ).stderr,
+    ).toMatch(/at '\/monitoring\/prometheusRule\/alerts\/RetrospectiveAPIDown\/severity'/);
+  });
+
+  it('grafanaUrl: every alert links to the dashboard (uid from the rendered dashboard) at its namespace and lock', async () => {
+    const dashboard = JSON.parse(
+      readFileSync(resolve(chartPath, 'files/dashboards/retrospective.json'), 'utf8'),
+    ) as { uid: string };
+    const rules = await rulesOf({ 'monitoring.grafanaUrl': 'https://grafana.example.com/' });
+    for (const rule of rules)
+      expect(rule.annotations.dashboard_url).toBe(
+        `https://grafana.example.com/d/${dashboard.uid}?var-namespace={{ $labels.namespace }}{{ with $labels.lock }}&var-lock={{ . }}{{ end }}`,
+      );
+    expect((await renderRaw({ 'monitoring.grafanaUrl': 'grafana.local' })).stderr).toMatch(
+      /at '\/monitoring\/grafanaUrl'/,
+    );
+  });
+});
+
+describe('values.schema.json descriptions', () => {
+  it('describe every documented value with its values.yaml comment', () => {
+    const { rows } = valueRows(readFileSync(resolve(chartPath, 'values.yaml'), 'utf8'));
+    const schema = JSON.parse(readFileSync(resolve(chartPath, 'values.schema.json'), 'utf8')) as {
+      properties?: Record<string, unknown>;
+    };
+    const described = (key: string) =>
+      key.split('.').reduce<unknown>((node, k) => get(node, `properties.${k}`), schema) as
+        { description?: string } | undefined;
+    expect(rows.length).toBeGreaterThan(100);
+    for (const row of rows) expect(described(row.key)?.description, row.key).toBe(row.description);
+  });
+});
