@@ -28,5 +28,15 @@
     dashboardUid: 'retrospective-lock',
     dashboardTags: ['retrospective'],
     dashboardRefresh: '30s',
+
+    // One Grafana over several clusters' metrics (kubernetes-mixin's convention): a cluster
+    // variable, shown, and every dashboard query matching clusterLabel="$cluster". Off, the
+    // variable is hidden and no query names the label.
+    showMultiCluster: false,
+    clusterLabel: 'cluster',
+
+    // Where the dashboard links to the management view (the api-server's `/`): the default of
+    // its hidden view_url variable, which `?var-view_url=` in the dashboard URL overrides.
+    managementViewURL: 'http://retrospective.local/',
   },
 }

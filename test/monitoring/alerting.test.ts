@@ -19,7 +19,8 @@ import {
  * A real Prometheus scrapes two api-servers and a controller with the chart's rules loaded, and a
  * real Alertmanager, configured as the chart's AlertmanagerConfig describes, notifies a webhook
  * here. Two long holds (threshold 3 s) make the warning fire, then the critical, which inhibits
- * the warning. Afterwards every panel query of the chart's dashboard must return data.
+ * the warning. Afterwards every panel query of the chart's dashboard (the current-holders table
+ * included) and every annotation query (grants, releases, firing alerts) must return data.
  */
 interface Notification {
   readonly status: 'firing' | 'resolved';
@@ -253,33 +254,49 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
     },
   );
 
-  it('returns data for every panel query of the dashboard', { timeout: 60_000 }, async () => {
-    const dashboard = JSON.parse(
-      readFileSync(
-        resolve(repoRoot, 'charts/retrospective/files/dashboards/retrospective.json'),
-        'utf8',
-      ),
-    ) as { panels: { title: string; targets?: { expr: string; legendFormat: string }[] }[] };
-    const end = Date.now() / 1000;
-    const start = started / 1000 - 5;
-    const empty: string[] = [];
-    let queries = 0;
-    for (const panel of dashboard.panels) {
-      for (const target of panel.targets ?? []) {
-        const expr = target.expr
-          .replaceAll('$namespace', namespace)
-          .replaceAll('$lock', '.+')
-          .replaceAll('$__rate_interval', '10s')
-          .replaceAll('$__range', `${Math.ceil(end - start)}s`);
-        const series = (await api(
-          `/api/v1/query_range?query=${encodeURIComponent(expr)}&start=${start}&end=${end}&step=1`,
-        )) as { values: [number, string][] }[];
-        queries++;
-        const finite = series.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v))));
-        if (!finite) empty.push(`${panel.title} / ${target.legendFormat}: ${expr}`);
+  it(
+    'returns data for every panel and annotation query of the dashboard',
+    { timeout: 60_000 },
+    async () => {
+      const dashboard = JSON.parse(
+        readFileSync(
+          resolve(repoRoot, 'charts/retrospective/files/dashboards/retrospective.json'),
+          'utf8',
+        ),
+      ) as {
+        panels: { title: string; targets?: { expr: string; legendFormat?: string }[] }[];
+        annotations: { list: { name: string; target: { expr: string; legendFormat?: string } }[] };
+      };
+      const end = Date.now() / 1000;
+      const start = started / 1000 - 5;
+      const empty: string[] = [];
+      let queries = 0;
+      const annotations = dashboard.annotations.list.map((a) => ({
+        title: `annotation ${a.name}`,
+        targets: [a.target],
+      }));
+      for (const panel of [...dashboard.panels, ...annotations]) {
+        for (const target of panel.targets ?? []) {
+          const expr = target.expr
+            .replaceAll('$namespace', namespace)
+            .replaceAll('$lock', '.+')
+            .replaceAll('$__rate_interval', '10s')
+            .replaceAll('$__range', `${Math.ceil(end - start)}s`);
+          const series = (await api(
+            `/api/v1/query_range?query=${encodeURIComponent(expr)}&start=${start}&end=${end}&step=1`,
+          )) as { values: [number, string][] }[];
+          queries++;
+          const finite = series.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v))));
+          if (!finite) empty.push(`${panel.title} / ${target.legendFormat ?? ''}: ${expr}`);
+        }
       }
-    }
-    expect(queries).toBeGreaterThanOrEqual(20);
-    expect(empty).toEqual([]);
-  });
+      expect(queries).toBeGreaterThanOrEqual(30);
+      expect(annotations.map((a) => a.title)).toEqual([
+        'annotation Grants',
+        'annotation Releases',
+        'annotation Firing alerts',
+      ]);
+      expect(empty).toEqual([]);
+    },
+  );
 });
