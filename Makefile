@@ -73,13 +73,14 @@ verify: bin/jsonnet bin/helm $(NODE_MODULES) ## Fail when a generated file drift
 	helm lint --strict $(CHART)
 
 .PHONY: test
-test: tools build ## Run every test tier: unit, contract and e2e on a real control plane.
-	npm run --silent test
+test: ## Run every test tier: unit, contract and e2e on a real control plane (steps: tools, build, tests).
+	hack/steps.sh tools '$(MAKE) --no-print-directory tools' build '$(MAKE) --no-print-directory build' \
+	  tests 'npm run --silent test'
 
 .PHONY: kind-up
-kind-up: tools build bin/kind ## A kind cluster with the chart, Traefik and the monitoring stack, all built here (KIND_IMAGES=upstream pulls).
-	hack/docker.sh privileged
-	hack/docker.sh exec node hack/kind/up.ts
+kind-up: ## A kind cluster with the chart, Traefik and the monitoring stack, all built here (KIND_IMAGES=upstream pulls).
+	hack/steps.sh tools '$(MAKE) --no-print-directory tools bin/kind' build '$(MAKE) --no-print-directory build' \
+	  Docker 'hack/docker.sh privileged' 'kind cluster' 'hack/docker.sh exec node hack/kind/up.ts'
 
 .PHONY: kind-down
 kind-down: bin/node bin/kind ## Delete the kind cluster of make kind-up.

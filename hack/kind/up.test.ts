@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { clusterConfig } from './up.ts';
+import { clusterConfig, stepLine } from './up.ts';
 
 describe('the kind cluster config', () => {
   it('publishes the ingress NodePort on loopback only, and carries the cgroup v1 and image-tag patches', () => {
@@ -25,5 +25,12 @@ describe('the kind cluster config', () => {
       dns: { imageTag: expect.stringMatching(/^v\d+\.\d+\.\d+$/) as unknown },
     });
     expect(clusterConfig(1)).not.toContain('${');
+  });
+});
+
+describe('the progress of make kind-up', () => {
+  it('numbers each step and says how long it took', () => {
+    expect(stepLine(3, 11, 'node image')).toBe('[3/11] node image ...');
+    expect(stepLine(3, 11, 'node image', 41.6)).toBe('[3/11] node image: done in 42 s');
   });
 });

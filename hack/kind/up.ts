@@ -58,14 +58,29 @@ const ok = (command: string, args: string[]) => {
 };
 const kubectl = (...args: string[]) => run(bin('kubectl'), args);
 
-/** Runs `fn` as a named step, saying how long it took. */
-async function step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-  const started = performance.now();
-  log(`${name} ...`);
-  const result = await fn();
-  log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-  return result;
+/** A step's line: `[n/total] name ...` as it starts, `[n/total] name: done in X s` at its end. */
+export const stepLine = (n: number, total: number, name: string, seconds?: number) =>
+  `[${n}/${total}] ${name}${seconds === undefined ? ' ...' : `: done in ${seconds.toFixed(0)} s`}`;
+
+/** The steps of `make kind-up`: building images (one step for upstream images, else four), then seven. */
+const totalSteps = (upstream ? 1 : 4) + 7;
+
+/** Numbers the steps of one run and says how long each took. */
+function counter(total: number) {
+  let n = 0;
+  const step = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+    const number = ++n;
+    const started = performance.now();
+    log(stepLine(number, total, name));
+    const result = await fn();
+    log(stepLine(number, total, name, (performance.now() - started) / 1000));
+    return result;
+  };
+  /** A step with nothing to do. */
+  const skip = (name: string, why: string) => log(`[${++n}/${total}] ${name}: ${why}`);
+  return { step, skip };
 }
+type Step = ReturnType<typeof counter>['step'];
 
 /** The kind cluster config, with the ingress port and the image tags the node image carries. */
 export function clusterConfig(port: number): string {
@@ -100,7 +115,7 @@ function healthy(nodeImage: string): boolean {
 }
 
 /** The images to build here and load into the node; the node image. */
-async function buildImages(): Promise<{ node: string; workloads: string[] }> {
+async function buildImages(step: Step): Promise<{ node: string; workloads: string[] }> {
   if (upstream) {
     await step(`image ${image} on upstream bases`, () =>
       run(resolve(root, 'hack/image/build.sh'), [image], { quiet: false }),
@@ -135,7 +150,8 @@ function moduleDir(module: string): string {
 /** Everything `make kind-up` does; returns once the chart's pods are ready. */
 export async function up(): Promise<void> {
   mkdirSync(stateDir, { recursive: true });
-  const { node, workloads } = await buildImages();
+  const { step, skip } = counter(totalSteps);
+  const { node, workloads } = await buildImages(step);
   if (!healthy(node)) {
     await step('kind cluster', () => {
       if (ok(bin('kind'), ['get', 'kubeconfig', '--name', clusterName]))
@@ -157,7 +173,7 @@ export async function up(): Promise<void> {
         '180s',
       ]);
     });
-  } else log('kind cluster: healthy, kept');
+  } else skip('kind cluster', 'healthy, kept');
   await step(`loading ${workloads.length} images into the node`, () =>
     run(bin('kind'), ['load', 'docker-image', '--name', clusterName, ...workloads]),
   );
