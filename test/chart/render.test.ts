@@ -366,7 +366,7 @@ describe('chart options', () => {
     expect(kinds(await render())).not.toContain('ServiceMonitor');
   });
 
-  it('AlertmanagerConfig: routes Retrospective alerts to the webhook, and the critical inhibits the warning per lock', async () => {
+  it('AlertmanagerConfig: routes Retrospective alerts to the webhook, and a repeated long hold inhibits the single one per lock', async () => {
     const amc = one(
       await render({
         ...monitoring,

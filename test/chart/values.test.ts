@@ -38,6 +38,22 @@ describe('the PrometheusRule, from the mixin with overrides', () => {
     }
   });
 
+  it('pages (critical) only when the API is down; every other alert is a warning', async () => {
+    const severities = Object.fromEntries(
+      (await rulesOf({})).map((r) => [r.alert, r.labels.severity]),
+    );
+    expect(severities).toEqual({
+      RetrospectiveLockHeldTooLong: 'warning',
+      RetrospectiveLockRepeatedlyHeldTooLong: 'warning',
+      RetrospectiveLockFailureRatioHigh: 'warning',
+      RetrospectiveAPIDown: 'critical',
+      RetrospectiveControllerDown: 'warning',
+      RetrospectiveNoControllerLeader: 'warning',
+      RetrospectiveKubernetesAPIErrors: 'warning',
+      RetrospectiveLockWatchDisconnected: 'warning',
+    });
+  });
+
   it('runbookUrlBase: every runbook_url is the base and the alert name in lower case', async () => {
     const rules = await rulesOf({
       'monitoring.prometheusRule.runbookUrlBase': 'https://wiki.example.com/runbooks#',

@@ -1,5 +1,10 @@
 // Alerts, per DESIGN section 7. Each has a severity, a static summary, a templated description and
 // a runbook in docs/operations.md (anchor: the alert name in lower case).
+//
+// Severities follow the monitoring-mixins rule: `critical` pages a person now, so only an outage
+// every user meets is critical (RetrospectiveAPIDown: nobody can take, edit or release a lock).
+// Everything a person should look at within working hours is `warning`, the lock alerts included:
+// a long hold, even a repeated one, is a team's habit to talk about, not an emergency.
 {
   local config = self._config,
   local alert(name, severity, expr, summary, description, forDuration=null) = {
@@ -53,7 +58,7 @@
           ),
           alert(
             'RetrospectiveLockRepeatedlyHeldTooLong',
-            'critical',
+            'warning',
             |||
               %s
               and on (namespace, lock)
