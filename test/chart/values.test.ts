@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { valueRows } from '../../hack/chart-docs.ts';
-import { chartPath, get, one, render, renderRaw } from '../support/helm.ts';
+import { chartPath, get, kinds, one, render, renderRaw } from '../support/helm.ts';
 
 /** The options for kube-prometheus-stack installs and their pods: one test per value. */
 const monitoring = { 'monitoring.enabled': 'true' };
@@ -156,5 +156,85 @@ describe('values.schema.json descriptions', () => {
         { description?: string } | undefined;
     expect(rows.length).toBeGreaterThan(100);
     for (const row of rows) expect(described(row.key)?.description, row.key).toBe(row.description);
+  });
+});
+
+describe('scraping: ServiceMonitor relabelings, or a PodMonitor', () => {
+  it('serviceMonitor.relabelings and metricRelabelings go on its endpoint; none by default', async () => {
+    const plain = one(await render(monitoring), 'ServiceMonitor');
+    expect(get(plain, 'spec.endpoints.0.relabelings')).toBeUndefined();
+    expect(get(plain, 'spec.endpoints.0.metricRelabelings')).toBeUndefined();
+    const sm = one(
+      await render({
+        ...monitoring,
+        'monitoring.serviceMonitor.relabelings[0].targetLabel': 'cluster',
+        'monitoring.serviceMonitor.relabelings[0].replacement': 'eu-1',
+        'monitoring.serviceMonitor.metricRelabelings[0].sourceLabels[0]': '__name__',
+        'monitoring.serviceMonitor.metricRelabelings[0].regex': 'nodejs_.*',
+        'monitoring.serviceMonitor.metricRelabelings[0].action': 'drop',
+      }),
+      'ServiceMonitor',
+    );
+    expect(get(sm, 'spec.endpoints.0.relabelings')).toEqual([
+      { targetLabel: 'cluster', replacement: 'eu-1' },
+    ]);
+    expect(get(sm, 'spec.endpoints.0.metricRelabelings')).toEqual([
+      { sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' },
+    ]);
+    expect(
+      (await renderRaw({ 'monitoring.serviceMonitor.relabelings[0].action': 'delete' })).stderr,
+    ).toMatch(/at '\/monitoring\/serviceMonitor\/relabelings\/0\/action'/);
+  });
+
+  it('podMonitor: the same job names from a pod label, its own interval, timeout and relabelings, instead of the ServiceMonitor', async () => {
+    expect(kinds(await render(monitoring))).not.toContain('PodMonitor');
+    const ms = await render({
+      ...monitoring,
+      'monitoring.serviceMonitor.enabled': 'false',
+      'monitoring.podMonitor.enabled': 'true',
+      'monitoring.podMonitor.interval': '15s',
+      'monitoring.podMonitor.scrapeTimeout': '5s',
+      'monitoring.podMonitor.relabelings[0].targetLabel': 'cluster',
+      'monitoring.podMonitor.relabelings[0].replacement': 'eu-1',
+      'monitoring.podMonitor.metricRelabelings[0].regex': 'nodejs_.*',
+      'monitoring.podMonitor.metricRelabelings[0].sourceLabels[0]': '__name__',
+      'monitoring.podMonitor.metricRelabelings[0].action': 'drop',
+      'monitoring.additionalLabels.release': 'kps',
+    });
+    expect(kinds(ms)).not.toContain('ServiceMonitor');
+    const pm = one(ms, 'PodMonitor');
+    expect(pm.metadata.labels?.release).toBe('kps');
+    expect(get(pm, 'spec.jobLabel')).toBe('retrospective.dev/job');
+    expect(get(pm, 'spec.selector.matchLabels')).toEqual({
+      'app.kubernetes.io/name': 'retrospective',
+      'app.kubernetes.io/instance': 'rel',
+    });
+    expect(get(pm, 'spec.podMetricsEndpoints')).toEqual([
+      {
+        port: 'metrics',
+        path: '/metrics',
+        interval: '15s',
+        scrapeTimeout: '5s',
+        relabelings: [{ targetLabel: 'cluster', replacement: 'eu-1' }],
+        metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'nodejs_.*', action: 'drop' }],
+      },
+    ]);
+    // The job label the alerts select on, on exactly the pods that serve metrics.
+    const jobs = ms
+      .filter((m) => m.kind === 'Deployment')
+      .map((d) => get(d, 'spec.template.metadata.labels') as Record<string, string>)
+      .map((labels) => labels['retrospective.dev/job'])
+      .sort();
+    expect(jobs).toEqual(['retrospective-api-server', 'retrospective-controller']);
+    expect(
+      (get(one(ms, 'Pod'), 'metadata.labels') as Record<string, string>)['retrospective.dev/job'],
+    ).toBeUndefined();
+  });
+
+  it('refuses a PodMonitor beside the ServiceMonitor, saying which to turn off', async () => {
+    const both = await renderRaw({ ...monitoring, 'monitoring.podMonitor.enabled': 'true' });
+    expect(both.stderr).toMatch(
+      /monitoring.podMonitor.enabled and monitoring.serviceMonitor.enabled are both true.*set monitoring.serviceMonitor.enabled=false/,
+    );
   });
 });

@@ -162,6 +162,9 @@ seccompProfile:
 {{- if gt (int .Values.apiServer.waiting.maxPerUser) (int .Values.apiServer.waiting.maxWaiters) -}}
 {{- fail "apiServer.waiting.maxPerUser must not be more than apiServer.waiting.maxWaiters" -}}
 {{- end -}}
+{{- if and .Values.monitoring.enabled .Values.monitoring.podMonitor.enabled .Values.monitoring.serviceMonitor.enabled -}}
+{{- fail "monitoring.podMonitor.enabled and monitoring.serviceMonitor.enabled are both true: Prometheus would scrape every pod twice; set monitoring.serviceMonitor.enabled=false" -}}
+{{- end -}}
 {{- if and .Values.monitoring.alertmanagerConfig.enabled (not (or .Values.monitoring.alertmanagerConfig.webhook.url .Values.monitoring.alertmanagerConfig.webhook.urlSecret.name)) -}}
 {{- fail "monitoring.alertmanagerConfig.enabled needs monitoring.alertmanagerConfig.webhook.url or .webhook.urlSecret" -}}
 {{- end -}}
