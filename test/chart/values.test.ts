@@ -238,3 +238,61 @@ describe('scraping: ServiceMonitor relabelings, or a PodMonitor', () => {
     );
   });
 });
+
+describe('securityContext of every pod and container', () => {
+  const restrictedPod = {
+    runAsNonRoot: true,
+    runAsUser: 65532,
+    runAsGroup: 65532,
+    fsGroup: 65532,
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  const restrictedContainer = {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    runAsNonRoot: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  /** [value prefix, pod spec, container] of the api-server, the controller and the helm test pod. */
+  const pods = (ms: Awaited<ReturnType<typeof render>>) =>
+    (
+      [
+        ['apiServer', one(ms, 'Deployment', 'rel-retrospective-api-server'), 'spec.template.spec'],
+        ['controller', one(ms, 'Deployment', 'rel-retrospective-controller'), 'spec.template.spec'],
+        ['tests', one(ms, 'Pod'), 'spec'],
+      ] as const
+    ).map(([name, m, path]) => ({
+      name,
+      pod: get(m, `${path}.securityContext`),
+      container: get(m, `${path}.containers.0.securityContext`),
+    }));
+
+  it('is restricted by default', async () => {
+    for (const { pod, container } of pods(await render())) {
+      expect(pod).toEqual(restrictedPod);
+      expect(container).toEqual(restrictedContainer);
+    }
+  });
+
+  it('merges overrides, and drops keys set to null (OpenShift: no fixed UID, GID or fsGroup)', async () => {
+    const openshift: Record<string, string> = {};
+    for (const name of ['apiServer', 'controller', 'tests']) {
+      for (const key of ['runAsUser', 'runAsGroup', 'fsGroup'])
+        openshift[`${name}.podSecurityContext.${key}`] = 'null';
+      openshift[`${name}.containerSecurityContext.seccompProfile.type`] = 'Localhost';
+      openshift[`${name}.containerSecurityContext.seccompProfile.localhostProfile`] =
+        `${name}.json`;
+    }
+    for (const { name, pod, container } of pods(await render(openshift))) {
+      expect(pod, name).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(container, name).toEqual({
+        ...restrictedContainer,
+        seccompProfile: { type: 'Localhost', localhostProfile: `${name}.json` },
+      });
+    }
+    expect(
+      (await renderRaw({ 'controller.podSecurityContext.runAsUser': 'nobody' })).stderr,
+    ).toMatch(/at '\/controller\/podSecurityContext\/runAsUser'/);
+  });
+});

@@ -117,26 +117,6 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
 
-{{/* The restricted Pod Security Standard, for every pod and container of the chart. */}}
-{{- define "retrospective.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{- define "retrospective.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
 {{/* Checks that options fit together; fails with a message naming the values to change. */}}
 {{- define "retrospective.validate" -}}
 {{- if and .Values.ingress.enabled .Values.httpRoute.enabled -}}
