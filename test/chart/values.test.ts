@@ -296,3 +296,76 @@ describe('securityContext of every pod and container', () => {
     ).toMatch(/at '\/controller\/podSecurityContext\/runAsUser'/);
   });
 });
+
+describe('topology spread', () => {
+  const spread = async (values: Record<string, string>, component: string) =>
+    get(
+      one(await render(values), 'Deployment', `rel-retrospective-${component}`),
+      'spec.template.spec.topologySpreadConstraints',
+    );
+  const soft = (component: string) => ({
+    maxSkew: 1,
+    topologyKey: 'kubernetes.io/hostname',
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: {
+      matchLabels: {
+        'app.kubernetes.io/name': 'retrospective',
+        'app.kubernetes.io/instance': 'rel',
+        'app.kubernetes.io/component': component,
+      },
+    },
+    matchLabelKeys: ['pod-template-hash'],
+  });
+
+  it('spreads both components softly over nodes by default, and not a single replica', async () => {
+    expect(await spread({}, 'api-server')).toEqual([soft('api-server')]);
+    expect(await spread({}, 'controller')).toEqual([soft('controller')]);
+    expect(await spread({ 'apiServer.replicaCount': '1' }, 'api-server')).toBeUndefined();
+    expect(await spread({ 'controller.replicaCount': '1' }, 'controller')).toBeUndefined();
+  });
+
+  it('topologySpread: its key, skew and hardness are values, and it can be turned off', async () => {
+    for (const [prefix, component] of [
+      ['apiServer', 'api-server'],
+      ['controller', 'controller'],
+    ] as const) {
+      expect(
+        await spread(
+          {
+            [`${prefix}.topologySpread.topologyKey`]: 'topology.kubernetes.io/zone',
+            [`${prefix}.topologySpread.maxSkew`]: '2',
+            [`${prefix}.topologySpread.whenUnsatisfiable`]: 'DoNotSchedule',
+          },
+          component,
+        ),
+      ).toEqual([
+        {
+          ...soft(component),
+          maxSkew: 2,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'DoNotSchedule',
+        },
+      ]);
+      expect(
+        await spread({ [`${prefix}.topologySpread.enabled`]: 'false' }, component),
+      ).toBeUndefined();
+      const own = {
+        [`${prefix}.topologySpreadConstraints[0].maxSkew`]: '1',
+        [`${prefix}.topologySpreadConstraints[0].topologyKey`]: 'topology.kubernetes.io/zone',
+        [`${prefix}.topologySpreadConstraints[0].whenUnsatisfiable`]: 'DoNotSchedule',
+      };
+      const zone = {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'DoNotSchedule',
+      };
+      expect(await spread(own, component)).toEqual([soft(component), zone]);
+      expect(
+        await spread({ ...own, [`${prefix}.topologySpread.enabled`]: 'false' }, component),
+      ).toEqual([zone]);
+    }
+    expect(
+      (await renderRaw({ 'apiServer.topologySpread.whenUnsatisfiable': 'Maybe' })).stderr,
+    ).toMatch(/at '\/apiServer\/topologySpread\/whenUnsatisfiable'/);
+  });
+});

@@ -117,6 +117,27 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
 
+{{/*
+A component's topology spread constraints, as a YAML list: the soft default over nodes (while it
+has more than one replica; pod-template-hash keeps a rollout's old pods out of the count), then
+the user's. Call with (dict "root" $ "component" "api-server" "values" .Values.apiServer).
+*/}}
+{{- define "retrospective.topologySpreadConstraints" -}}
+{{- $spread := .values.topologySpread -}}
+{{- if and $spread.enabled (gt (int .values.replicaCount) 1) }}
+- maxSkew: {{ $spread.maxSkew }}
+  topologyKey: {{ $spread.topologyKey }}
+  whenUnsatisfiable: {{ $spread.whenUnsatisfiable }}
+  labelSelector:
+    matchLabels:
+      {{- include "retrospective.componentSelectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
+  matchLabelKeys: [pod-template-hash]
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{/* Checks that options fit together; fails with a message naming the values to change. */}}
 {{- define "retrospective.validate" -}}
 {{- if and .Values.ingress.enabled .Values.httpRoute.enabled -}}
