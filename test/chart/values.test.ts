@@ -369,3 +369,47 @@ describe('topology spread', () => {
     ).toMatch(/at '\/apiServer\/topologySpread\/whenUnsatisfiable'/);
   });
 });
+
+describe('HTTPRoute timeouts', () => {
+  const gateway = { 'httpRoute.enabled': 'true', 'httpRoute.parentRefs[0].name': 'gw' };
+  const rules = async (values: Record<string, string>) =>
+    get(one(await render({ ...gateway, ...values }), 'HTTPRoute'), 'spec.rules') as {
+      matches: { path: { value: string } }[];
+      timeouts?: { request: string; backendRequest: string };
+    }[];
+
+  it('outlast the longest wait in line by 30 s (a Lock may allow 3600 s), and never cut a WebSocket', async () => {
+    const [api, ws] = await rules({});
+    expect(api!.matches.map((m) => m.path.value)).not.toContain('/ws');
+    expect(api!.timeouts).toEqual({ request: '330s', backendRequest: '330s' });
+    expect(ws!.matches.map((m) => m.path.value)).toEqual(['/ws']);
+    expect(ws!.timeouts).toEqual({ request: '0s', backendRequest: '0s' });
+    expect((await rules({ 'apiServer.waiting.maxSeconds': '60' }))[0]!.timeouts).toEqual({
+      request: '90s',
+      backendRequest: '90s',
+    });
+    expect((await rules({ lockSource: 'resources' }))[0]!.timeouts).toEqual({
+      request: '3630s',
+      backendRequest: '3630s',
+    });
+  });
+
+  it('timeouts.request, backendRequest and websocket override them', async () => {
+    const [api, ws] = await rules({
+      'httpRoute.timeouts.request': '10m',
+      'httpRoute.timeouts.backendRequest': '5m',
+      'httpRoute.timeouts.websocket': '2h',
+    });
+    expect(api!.timeouts).toEqual({ request: '10m', backendRequest: '5m' });
+    expect(ws!.timeouts).toEqual({ request: '2h', backendRequest: '2h' });
+    const [requestOnly, gatewayDefault] = await rules({
+      'httpRoute.timeouts.request': '0s',
+      'httpRoute.timeouts.websocket': '',
+    });
+    expect(requestOnly!.timeouts).toEqual({ request: '0s', backendRequest: '0s' });
+    expect(gatewayDefault!.timeouts).toBeUndefined();
+    expect((await renderRaw({ 'httpRoute.timeouts.request': '5 minutes' })).stderr).toMatch(
+      /at '\/httpRoute\/timeouts\/request'/,
+    );
+  });
+});

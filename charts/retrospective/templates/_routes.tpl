@@ -6,7 +6,7 @@ view. Nothing else (in particular /metrics, which lives on its own port anyway).
 - {path: /retrospective/, type: Prefix}
 - {path: /locks/, type: Prefix}
 - {path: /locks, type: Exact}
-- {path: /ws, type: Exact}
+- {path: /ws, type: Exact, websocket: true}
 - {path: /, type: Exact}
 - {path: /view.js, type: Exact}
 - {path: /view.css, type: Exact}
