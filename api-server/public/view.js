@@ -1,17 +1,36 @@
-// The management view: renders the WebSocket snapshot, then applies acquired/released events.
+// The management view: a page of locks (GET locks, filtered by name), each followed live over one
+// WebSocket subscribed to exactly those locks; a timeline of holds from each lock's history; and,
+// for those who may hold a lock, take / edit / save / release in the page.
+const pageSize = 50;
+/** How many of the last releases a card shows with what they changed. */
+const recentReleases = 3;
+
 const locks = new Map();
+/** Each shown lock's releases, oldest first (GET locks/<name>/history, then `released` frames). */
+const histories = new Map();
 const main = document.getElementById('locks');
 const connection = document.getElementById('connection');
 const template = document.getElementById('lock-card');
 const signIn = document.getElementById('sign-in');
 const filter = document.getElementById('filter');
+const windowSelect = document.getElementById('window');
+const pageNote = document.getElementById('page-note');
+const listError = document.getElementById('list-error');
+const nextPage = document.getElementById('next-page');
 
 // AUTH_MODE=kubernetes: a bearer token, kept for this tab only. It travels in the Authorization
 // header and, for the WebSocket, in Kubernetes' bearer subprotocol: never in a URL.
 let token = sessionStorage.getItem('retrospective-token') ?? '';
-/** What the signed-in user may do, per lock (GET api/me), and who they are. */
+/** What the signed-in user may do, per shown lock (GET api/me?locks=), and who they are. */
 let permissions = {};
 let me;
+
+/** The locks of this page, and how it was listed: `all` when no filter or page cuts the list. */
+let shown = [];
+let showsAll = false;
+/** Where this page starts (a `continue` of GET locks), and where the next one would. */
+let pageStart = '';
+let pageNext;
 
 const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
 const api = (path, init = {}) =>
@@ -19,9 +38,25 @@ const api = (path, init = {}) =>
     ...init,
     headers: { Accept: 'application/json', ...authHeaders(), ...init.headers },
   });
+const lockPath = (name, verb) => `locks/${encodeURIComponent(name)}/${verb}`;
+
+/** The message of a refused answer, whatever its body. */
+async function refusal(res) {
+  try {
+    return (await res.json()).message ?? `${res.status} ${res.statusText}`;
+  } catch {
+    return `${res.status} ${res.statusText}`;
+  }
+}
+
+function showError(el, message) {
+  el.textContent = message ?? '';
+  el.hidden = !message;
+}
 
 async function loadMe() {
-  const res = await api('api/me');
+  if (shown.length === 0) return true;
+  const res = await api(`api/me?locks=${shown.map(encodeURIComponent).join(',')}`);
   signIn.hidden = res.status !== 401;
   if (!res.ok) return false;
   const body = await res.json();
@@ -36,15 +71,19 @@ signIn.addEventListener('submit', async (e) => {
   e.preventDefault();
   token = new FormData(signIn).get('token').trim();
   sessionStorage.setItem('retrospective-token', token);
-  if (await loadMe()) socket?.close();
+  await list();
 });
 
 function duration(seconds) {
   const s = Math.max(0, Math.floor(seconds));
-  const h = Math.floor(s / 3600);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
   return h ? `${h}h ${m}m ${s % 60}s` : m ? `${m}m ${s % 60}s` : `${s}s`;
 }
+
+const time = (iso) => new Date(iso).toLocaleString();
 
 function card(name) {
   let el = main.querySelector(`[data-lock="${CSS.escape(name)}"]`);
@@ -55,83 +94,286 @@ function card(name) {
     el.querySelector('.force').addEventListener('click', () => forceRelease(name));
     el.querySelector('.take').addEventListener('click', () => command(name, 'avail'));
     el.querySelector('.release').addEventListener('click', () => command(name, 'release'));
-    el.querySelector('.history').addEventListener(
-      'toggle',
-      (e) => e.target.open && loadHistory(name),
-    );
+    el.querySelector('.save').addEventListener('click', () => save(name, false));
+    el.querySelector('.save-release').addEventListener('click', () => save(name, true));
     main.append(el);
+    void loadHistory(name);
   }
   return el;
 }
 
-/** Shows only the locks whose name contains the filter's text. */
-function applyFilter() {
-  const text = filter.value.trim();
-  for (const el of main.querySelectorAll('[data-lock]'))
-    el.hidden = text !== '' && !el.dataset.lock.includes(text);
+/** Whether `name` is held past the threshold its alert uses (`heldTooLongSeconds`). */
+function heldTooLong(lock) {
+  return Boolean(
+    lock.holder &&
+    lock.since &&
+    lock.heldTooLongSeconds &&
+    Date.now() - Date.parse(lock.since) >= lock.heldTooLongSeconds * 1000,
+  );
 }
-filter.addEventListener('input', applyFilter);
 
 function render(name) {
   const lock = locks.get(name);
+  if (!lock) return;
   const el = card(name);
-  el.hidden = filter.value.trim() !== '' && !name.includes(filter.value.trim());
   const held = Boolean(lock.holder);
-  const state = el.querySelector('.state');
-  state.textContent = held ? 'held' : 'available';
-  state.className = `state badge ${held ? 'held' : 'available'}`;
   el.querySelector('.holder').textContent = lock.holder ?? '—';
   el.querySelector('.last-editor').textContent = lock.lastEditor ?? '—';
   el.querySelector('.last-release').textContent = lock.releasedAt
-    ? `${lock.releasedBy} at ${new Date(lock.releasedAt).toLocaleString()} (${lock.releaseReason})`
-    : '—';
-  el.querySelector('.waiting').textContent = lock.waiting?.length
-    ? lock.waiting.map((w) => w.user).join(', ')
+    ? `${lock.releasedBy} at ${time(lock.releasedAt)} (${lock.releaseReason})`
     : '—';
   el.querySelector('.content').textContent = lock.content || '(empty)';
   el.querySelector('.force').hidden = !(held && permissions[name]?.['force-release']);
   const mine = held && me !== undefined && lock.holder === me;
   el.querySelector('.take').hidden = !(me && permissions[name]?.hold && !mine);
   el.querySelector('.release').hidden = !mine;
+  const editor = el.querySelector('.editor');
+  if (mine && editor.hidden) el.querySelector('textarea').value = lock.content ?? '';
+  editor.hidden = !mine;
+  el.querySelector('.content').hidden = mine;
+  renderTimeline(name);
   tick(name);
-  if (el.querySelector('.history').open) loadHistory(name);
+  renderReleases(name);
 }
 
+/** What changes every second: held-for, held too long, how long each waiter waits, the live hold. */
 function tick(name) {
   const lock = locks.get(name);
-  const since =
-    lock.holder && lock.since ? (Date.now() - Date.parse(lock.since)) / 1000 : undefined;
-  card(name).querySelector('.held-for').textContent = since === undefined ? '—' : duration(since);
+  const el = card(name);
+  const now = Date.now();
+  const since = lock.holder && lock.since ? (now - Date.parse(lock.since)) / 1000 : undefined;
+  el.querySelector('.held-for').textContent = since === undefined ? '—' : duration(since);
+  const tooLong = heldTooLong(lock);
+  const state = el.querySelector('.state');
+  state.textContent = lock.holder
+    ? tooLong
+      ? 'held too long'
+      : 'held'
+    : lock.provisioned === false
+      ? 'not ready'
+      : 'available';
+  state.className = `state badge ${lock.holder ? 'held' : 'available'}${tooLong ? ' too-long' : ''}`;
+  el.classList.toggle('too-long', tooLong);
+  el.querySelector('.waiting').textContent = lock.waiting?.length
+    ? lock.waiting
+        .map((w) =>
+          w.since ? `${w.user} (${duration((now - Date.parse(w.since)) / 1000)})` : w.user,
+        )
+        .join(', ')
+    : '—';
+  // The current hold grows; the rest of the timeline is drawn again only when it changes.
+  const live = el.querySelector('.hold.live');
+  if (Boolean(live) !== Boolean(lock.holder && lock.since)) return renderTimeline(name);
+  if (!live) return;
+  const span = Number(windowSelect.value) * 1000;
+  const from = Math.max(Date.parse(lock.since), now - span);
+  live.style.width = `${((now - from) / span) * 100}%`;
+  live.classList.toggle('too-long', tooLong);
+  live.title = `${lock.holder}: ${time(lock.since)} → now (${duration(since)}, still held)`;
+}
+
+/** The holds of a lock over the chosen window: one bar per hold, the current one growing. */
+function renderTimeline(name) {
+  const lock = locks.get(name);
+  const el = card(name);
+  const span = Number(windowSelect.value) * 1000;
+  const now = Date.now();
+  const start = now - span;
+  const threshold = (lock.heldTooLongSeconds ?? Infinity) * 1000;
+  const holds = (histories.get(name) ?? [])
+    .filter((r) => Date.parse(r.releasedAt) >= start)
+    .map((r) => ({
+      who: r.holder ?? r.lastEditor ?? r.releasedBy,
+      from: r.acquiredAt ? Date.parse(r.acquiredAt) : undefined,
+      to: Date.parse(r.releasedAt),
+      reason: r.reason,
+    }));
+  if (lock.holder && lock.since)
+    holds.push({ who: lock.holder, from: Date.parse(lock.since), to: now, live: true });
+  const bar = el.querySelector('.timeline');
+  const items = holds.map((h) => {
+    const item = document.createElement('span');
+    const from = h.from === undefined ? h.to : Math.max(h.from, start);
+    const length = h.from === undefined ? undefined : h.to - h.from;
+    item.className = `hold${h.from === undefined ? ' mark' : ''}${length >= threshold ? ' too-long' : ''}${h.live ? ' live' : ''}`;
+    item.style.left = `${((from - start) / span) * 100}%`;
+    if (h.from !== undefined) item.style.width = `${((h.to - from) / span) * 100}%`;
+    item.dataset.holder = h.who;
+    item.title =
+      h.from === undefined
+        ? `${h.who}: released at ${time(new Date(h.to))} (${h.reason}; when it was taken is not recorded)`
+        : `${h.who}: ${time(new Date(h.from))} → ${h.live ? 'now' : time(new Date(h.to))} (${duration(length / 1000)}${h.live ? ', still held' : ''})`;
+    return item;
+  });
+  bar.replaceChildren(...items);
+  const tooLong = holds.filter((h) => h.from !== undefined && h.to - h.from >= threshold).length;
+  const longest = holds.reduce(
+    (best, h) =>
+      h.from !== undefined && h.to - h.from > (best?.length ?? -1)
+        ? { ...h, length: h.to - h.from }
+        : best,
+    undefined,
+  );
+  const label = windowSelect.selectedOptions[0].textContent;
+  const summary = holds.length
+    ? `${holds.length} ${holds.length === 1 ? 'hold' : 'holds'} in the ${label}` +
+      (tooLong ? `, ${tooLong} held too long` : '') +
+      (longest ? `; longest ${duration(longest.length / 1000)} (${longest.who})` : '')
+    : `No holds in the ${label}`;
+  el.querySelector('.timeline-summary').textContent = summary;
+  bar.setAttribute('aria-label', summary);
+  el.querySelector('.axis-start').textContent = `${label.replace('last ', '')} ago`;
+}
+
+/**
+ * The lines that differ between two texts, as `+`/`-` lines (a longest-common-subsequence diff of
+ * lines, after the common start and end; texts too large to compare say only how many lines).
+ */
+function diffLines(before, after) {
+  const a = before === '' ? [] : before.split('\n');
+  const b = after === '' ? [] : after.split('\n');
+  let head = 0;
+  while (head < a.length && head < b.length && a[head] === b[head]) head++;
+  let tail = 0;
+  while (
+    tail < a.length - head &&
+    tail < b.length - head &&
+    a[a.length - 1 - tail] === b[b.length - 1 - tail]
+  )
+    tail++;
+  const x = a.slice(head, a.length - tail);
+  const y = b.slice(head, b.length - tail);
+  if (x.length * y.length > 40_000)
+    return [
+      ['-', `(${x.length} lines)`],
+      ['+', `(${y.length} lines)`],
+    ];
+  const lcs = Array.from({ length: x.length + 1 }, () => new Uint16Array(y.length + 1));
+  for (let i = x.length - 1; i >= 0; i--)
+    for (let j = y.length - 1; j >= 0; j--)
+      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length || j < y.length) {
+    if (i < x.length && j < y.length && x[i] === y[j]) {
+      i++;
+      j++;
+    } else if (j < y.length && (i === x.length || lcs[i][j + 1] >= lcs[i + 1][j]))
+      out.push(['+', y[j++]]);
+    else out.push(['-', x[i++]]);
+  }
+  return out;
+}
+
+/** The last releases, newest first, each with what it changed in the content. */
+function renderReleases(name) {
+  const entries = histories.get(name) ?? [];
+  const list = card(name).querySelector('.releases');
+  const items = entries
+    .map((entry, i) => ({ entry, before: i > 0 ? entries[i - 1].content : undefined }))
+    .slice(-recentReleases)
+    .reverse()
+    .map(({ entry, before }) => {
+      const li = document.createElement('li');
+      const head = document.createElement('div');
+      const held = entry.acquiredAt
+        ? ` after ${duration((Date.parse(entry.releasedAt) - Date.parse(entry.acquiredAt)) / 1000)}`
+        : '';
+      const by =
+        entry.holder && entry.holder !== entry.releasedBy ? ` (held by ${entry.holder})` : '';
+      head.textContent = `${time(entry.releasedAt)}: ${entry.releasedBy} (${entry.reason})${by}${held}`;
+      const diff = document.createElement('pre');
+      diff.className = 'diff';
+      const lines = before === undefined ? undefined : diffLines(before, entry.content);
+      if (lines === undefined) diff.textContent = entry.content.slice(0, 400) || '(empty)';
+      else if (lines.length === 0) diff.textContent = 'no change to the content';
+      else
+        diff.replaceChildren(
+          ...lines.slice(0, 20).map(([op, text]) => {
+            const line = document.createElement(op === '+' ? 'ins' : 'del');
+            line.textContent = `${op} ${text}\n`;
+            return line;
+          }),
+          ...(lines.length > 20 ? [`… ${lines.length - 20} more changed lines\n`] : []),
+        );
+      li.append(head, diff);
+      return li;
+    });
+  list.replaceChildren(...items);
+  const details = card(name).querySelector('.history');
+  details.hidden = items.length === 0;
+}
+
+async function loadHistory(name) {
+  const res = await api(lockPath(name, 'history'));
+  if (!res.ok) return;
+  const { releases } = await res.json();
+  // Releases seen live while this was loading are kept.
+  const seen = new Set(releases.map((r) => r.token));
+  const live = (histories.get(name) ?? []).filter((r) => !seen.has(r.token));
+  histories.set(
+    name,
+    [...releases, ...live].sort((a, b) => a.token - b.token),
+  );
+  if (locks.has(name)) render(name);
 }
 
 /** Takes (waiting in line up to 5 minutes) or releases a lock over the WebSocket. */
 function command(name, type) {
-  if (socket?.readyState !== WebSocket.OPEN) return;
-  const button = card(name).querySelector(type === 'avail' ? '.take' : '.release');
+  const el = card(name);
+  if (socket?.readyState !== WebSocket.OPEN)
+    return showError(el.querySelector('.error'), 'Not connected: try again in a moment.');
+  showError(el.querySelector('.error'));
+  const button = el.querySelector(type === 'avail' ? '.take' : '.release');
   button.disabled = true;
   button.textContent = type === 'avail' ? 'Waiting in line…' : 'Releasing…';
   socket.send(JSON.stringify({ type, lock: name, wait: 300, id: `${type}:${name}` }));
 }
 
-async function forceRelease(name) {
-  const holder = locks.get(name)?.holder;
-  if (!confirm(`Force-release ${name}, held by ${holder}? Their unsaved edits are lost.`)) return;
-  const res = await api(`locks/${encodeURIComponent(name)}/release?force=true`, { method: 'POST' });
-  if (!res.ok) alert((await res.json()).message);
+/** Saves the text area's content, pinned to this hold's token; and releases the lock with it. */
+async function save(name, release) {
+  const el = card(name);
+  const lock = locks.get(name);
+  const text = el.querySelector('textarea').value;
+  const buttons = [...el.querySelectorAll('.editor button')];
+  buttons.forEach((b) => (b.disabled = true));
+  showError(el.querySelector('.error'));
+  try {
+    const res = await api(lockPath(name, release ? 'release' : 'change'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'If-Match': String(lock.token) },
+      body: JSON.stringify({ retrospective: text }),
+    });
+    if (!res.ok) return showError(el.querySelector('.error'), await refusal(res));
+    if (!release) {
+      locks.set(name, { ...locks.get(name), content: text, lastEditor: me });
+      render(name);
+    }
+  } catch (error) {
+    showError(el.querySelector('.error'), `Not saved: ${error.message}`);
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
 }
 
-async function loadHistory(name) {
-  const list = card(name).querySelector('.timeline');
-  const res = await api(`locks/${encodeURIComponent(name)}/history`);
-  if (!res.ok) return;
-  const { releases } = await res.json();
-  list.replaceChildren(
-    ...releases.map((r) => {
-      const li = document.createElement('li');
-      li.textContent = `${new Date(r.releasedAt).toLocaleString()}: ${r.lastEditor ?? r.releasedBy} (${r.reason}) — ${r.content.slice(0, 120)}`;
-      return li;
-    }),
-  );
+async function forceRelease(name) {
+  const el = card(name);
+  const { holder, token: held } = locks.get(name) ?? {};
+  if (!confirm(`Force-release ${name}, held by ${holder}? Their unsaved edits are lost.`)) return;
+  // Pinned to the hold shown: a lock granted again meanwhile is not ended by mistake.
+  const res = await api(`${lockPath(name, 'release')}?force=true`, {
+    method: 'POST',
+    headers: { 'If-Match': String(held) },
+  });
+  showError(el.querySelector('.error'), res.ok ? undefined : await refusal(res));
+}
+
+function forget(name) {
+  locks.delete(name);
+  histories.delete(name);
+  lastRelease.delete(name);
+  main.querySelector(`[data-lock="${CSS.escape(name)}"]`)?.remove();
 }
 
 const handlers = {
@@ -140,17 +382,25 @@ const handlers = {
       locks.set(lock.lock, lock);
       render(lock.lock);
     }
+    // In the listing's order (by name).
+    for (const name of shown) {
+      const el = main.querySelector(`[data-lock="${CSS.escape(name)}"]`);
+      if (el) main.append(el);
+    }
   },
-  /** A lock declared while this page is open. */
+  /** A lock declared while this page is open (sent when this page follows every lock). */
   added(msg) {
+    const text = filter.value.trim();
+    if (text && !msg.lock.lock.includes(text)) return;
     locks.set(msg.lock.lock, msg.lock);
+    if (!shown.includes(msg.lock.lock)) shown = [...shown, msg.lock.lock];
     render(msg.lock.lock);
+    void loadMe();
   },
   /** A lock deleted: its card goes. */
   removed(msg) {
-    locks.delete(msg.lock);
-    lastRelease.delete(msg.lock);
-    main.querySelector(`[data-lock="${CSS.escape(msg.lock)}"]`)?.remove();
+    forget(msg.lock);
+    shown = shown.filter((name) => name !== msg.lock);
   },
   acquired(msg) {
     const lock = { ...locks.get(msg.lock), holder: msg.holder, since: msg.since, token: msg.token };
@@ -167,7 +417,7 @@ const handlers = {
       button.disabled = false;
       button.textContent = label;
     }
-    if (!msg.ok) alert(msg.message);
+    showError(el.querySelector('.error'), msg.ok ? undefined : msg.message);
   },
   queue(msg) {
     locks.set(msg.lock, { ...locks.get(msg.lock), waiting: msg.waiting });
@@ -175,6 +425,23 @@ const handlers = {
   },
   released(msg) {
     lastRelease.set(msg.lock, Math.max(msg.token, lastRelease.get(msg.lock) ?? 0));
+    const entries = histories.get(msg.lock) ?? [];
+    if (!entries.some((e) => e.token === msg.token)) {
+      const entry = {
+        token: msg.token,
+        lastEditor: msg.lastEditor,
+        releasedBy: msg.releasedBy,
+        releasedAt: msg.releasedAt,
+        reason: msg.reason,
+        content: msg.content,
+        holder: msg.holder,
+        acquiredAt: msg.acquiredAt,
+      };
+      histories.set(
+        msg.lock,
+        [...entries, entry].sort((a, b) => a.token - b.token),
+      );
+    }
     // A release missed while disconnected: the snapshot already shows what came after it.
     if (msg.replayed) return render(msg.lock);
     const prev = locks.get(msg.lock) ?? {};
@@ -195,8 +462,9 @@ const handlers = {
 /** The last release seen per lock: a reconnect asks for what came after it. */
 const lastRelease = new Map();
 
-/** The current WebSocket; closing it reconnects (with a new token, after signing in). */
+/** The current WebSocket; replacing it (new page of locks, new token) closes the old one. */
 let socket;
+let retry;
 
 const base64url = (text) =>
   btoa(String.fromCharCode(...new TextEncoder().encode(text)))
@@ -205,8 +473,15 @@ const base64url = (text) =>
     .replace(/=+$/, '');
 
 function connect(delay = 500) {
+  clearTimeout(retry);
   const url = new URL('ws', location.href.replace(/^http/, 'ws'));
-  const since = [...lastRelease].map(([lock, seen]) => `${lock}:${seen}`).join(',');
+  // A page that shows every lock follows every lock (those declared later too); otherwise
+  // exactly the locks shown, so a viewer of 50 locks of 1,000 is sent nothing of the others.
+  if (!showsAll) url.searchParams.set('locks', shown.join(','));
+  const since = [...lastRelease]
+    .filter(([lock]) => shown.includes(lock))
+    .map(([lock, seen]) => `${lock}:${seen}`)
+    .join(',');
   if (since) url.searchParams.set('since', since);
   const protocols = token
     ? ['retrospective.v1', `base64url.bearer.authorization.k8s.io.${base64url(token)}`]
@@ -219,16 +494,92 @@ function connect(delay = 500) {
     delay = 500;
   };
   ws.onmessage = (e) => {
+    if (socket !== ws) return;
     const msg = JSON.parse(e.data);
     handlers[msg.type]?.(msg);
   };
   ws.onclose = () => {
+    if (socket !== ws) return; // replaced by a socket for another page of locks
     connection.textContent = 'reconnecting…';
     connection.className = 'badge offline';
-    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+    // The locks may have changed meanwhile (declared, deleted): list them again first.
+    retry = setTimeout(() => void list(Math.min(delay * 2, 10_000)), delay);
   };
 }
 
+/**
+ * Lists the page of locks the filter selects (GET locks), drops the cards of others, asks what
+ * the user may do to these, and follows exactly these on a new WebSocket.
+ */
+async function list(delay) {
+  const text = filter.value.trim();
+  const query = new URLSearchParams({ limit: String(pageSize) });
+  if (text) query.set('search', text);
+  if (pageStart) query.set('continue', pageStart);
+  let body;
+  try {
+    const res = await api(`locks?${query}`);
+    signIn.hidden = res.status !== 401;
+    if (!res.ok) {
+      showError(listError, await refusal(res));
+      if (delay !== undefined)
+        retry = setTimeout(() => void list(Math.min(delay * 2, 10_000)), delay);
+      return;
+    }
+    body = await res.json();
+  } catch (error) {
+    showError(listError, `Cannot list the locks: ${error.message}`);
+    if (delay !== undefined)
+      retry = setTimeout(() => void list(Math.min(delay * 2, 10_000)), delay);
+    return;
+  }
+  showError(listError);
+  if (text !== filter.value.trim()) return; // typed on meanwhile: that listing follows
+  const names = body.locks.map((l) => l.lock);
+  pageNext = body.continue;
+  showsAll = !text && !pageStart && !pageNext;
+  for (const name of [...locks.keys()]) if (!names.includes(name)) forget(name);
+  shown = names;
+  nextPage.hidden = !pageNext;
+  pageNote.hidden = !(pageNext || pageStart);
+  pageNote.textContent = `Showing ${names.length} locks${pageStart ? ` after ${pageStart}` : ''}: filter by name to find others.`;
+  if (names.length === 0) {
+    showError(listError, text ? `No lock's name contains "${text}".` : 'No locks are served.');
+    socket?.close();
+    socket = undefined;
+    return;
+  }
+  // A declared lock whose Lease is not made yet: shown as such until its `added` frame.
+  for (const item of body.locks)
+    if (item.provisioned === false && !locks.has(item.lock)) {
+      locks.set(item.lock, { lock: item.lock, provisioned: false });
+      render(item.lock);
+    }
+  await loadMe();
+  const old = socket;
+  connect(delay);
+  old?.close();
+}
+
+let typing;
+filter.addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    pageStart = '';
+    void list();
+  }, 250);
+});
+nextPage.addEventListener('click', () => {
+  pageStart = pageNext ?? '';
+  void list();
+});
+windowSelect.value = localStorage.getItem('retrospective-window') ?? windowSelect.value;
+windowSelect.addEventListener('change', () => {
+  localStorage.setItem('retrospective-window', windowSelect.value);
+  locks.forEach((_, name) => renderTimeline(name));
+});
+
 setInterval(() => locks.forEach((_, name) => tick(name)), 1000);
-void loadMe();
-connect();
+// The window slides: the timelines are drawn again every half minute.
+setInterval(() => locks.forEach((_, name) => renderTimeline(name)), 30_000);
+void list(500);

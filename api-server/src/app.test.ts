@@ -34,7 +34,12 @@ describe('the seed workflow', () => {
     );
 
     const socket = await openSocket(t.url);
-    expect((await socket.next('snapshot')).locks).toHaveLength(2);
+    const { locks } = await socket.next('snapshot');
+    expect(locks).toHaveLength(2);
+    // With the threshold the held-too-long alert uses, for the view to mark a long hold.
+    expect(locks).toContainEqual(
+      expect.objectContaining({ lock: 'retrospective', heldTooLongSeconds: 900 }),
+    );
     const changed = await call('/retrospective/change', {
       method: 'POST',
       user: 'ujjwal',
@@ -45,15 +50,43 @@ describe('the seed workflow', () => {
       200,
     );
 
-    expect(await socket.next('released')).toMatchObject({
+    const released = await socket.next('released');
+    expect(released).toMatchObject({
       lock: 'retrospective',
       content: 'this is changed retrospective',
       lastEditor: 'ujjwal',
       releasedBy: 'ujjwal',
       reason: 'released',
       token: 1,
+      holder: 'ujjwal',
     });
+    // The hold that ended, with its grant time (the view's timeline draws it).
+    expect(released.acquiredAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     socket.close();
+  });
+
+  it('tells who you are and what you may do, for every lock or for the locks named', async () => {
+    const me = async (query = '') => {
+      const res = await call(`/api/me${query}`, { user: 'ana', json: true });
+      return { status: res.status, body: await json(res) };
+    };
+    const all = await me();
+    expect(all.status).toBe(200);
+    expect(Object.keys(all.body.locks as object)).toEqual(['retrospective', 'standup']);
+    const named = await me('?locks=standup');
+    expect(named).toMatchObject({
+      status: 200,
+      body: { user: 'ana', locks: { standup: { view: true } } },
+    });
+    expect(Object.keys(named.body.locks as object)).toEqual(['standup']);
+    expect(await me('?locks=nope')).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_query' },
+    });
+    expect(await me('?locks=a%0d%0ab')).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_query' },
+    });
   });
 
   it('answers JSON with the documented shapes when asked', async () => {
@@ -167,7 +200,8 @@ describe('the seed workflow', () => {
     });
     expect(lockState()).toMatchObject({ holder: undefined, content: 'notes, one write' });
     expect(lockState().lastEditor).toBe('ana');
-    expect(await socket.next('released')).toMatchObject({ content: 'notes, one write' });
+    const released = await socket.next('released');
+    expect(released).toMatchObject({ content: 'notes, one write' });
     socket.close();
   });
 

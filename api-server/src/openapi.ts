@@ -207,8 +207,20 @@ Object.assign(paths, {
   '/api/me': {
     get: {
       summary: 'Who you are and what you may do to each lock (view, hold, force-release)',
+      parameters: [
+        {
+          name: 'locks',
+          in: 'query',
+          description:
+            'Comma-separated lock names (at most 100) to ask about; required when over 100 locks are served',
+          schema: { type: 'string' },
+        },
+      ],
       responses: {
         '200': ok('You', 'Me'),
+        '400': refusal(
+          'A name that is not a lock, over 100 names, or too many locks to answer for all',
+        ),
         '401': refusal('AUTH_MODE=kubernetes: no valid bearer token'),
       },
     },
@@ -353,6 +365,14 @@ export const openapi = {
                 reason: str,
                 content: str,
                 token: { type: 'integer' },
+                holder: {
+                  ...str,
+                  description: 'Who held the lock (absent on entries kept before it was recorded).',
+                },
+                acquiredAt: {
+                  ...time,
+                  description: 'When that hold was granted (absent on older entries).',
+                },
               },
             },
           },

@@ -127,5 +127,7 @@ export function eventFrame(event: LockEvent) {
     releasedAt: iso(event.releasedAt),
     reason: event.reason,
     token: event.token,
+    holder: event.holder,
+    acquiredAt: iso(event.acquiredAt),
   };
 }

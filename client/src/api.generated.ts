@@ -1579,7 +1579,10 @@ export interface paths {
         /** Who you are and what you may do to each lock (view, hold, force-release) */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description Comma-separated lock names (at most 100) to ask about; required when over 100 locks are served */
+                    locks?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1594,6 +1597,16 @@ export interface paths {
                     content: {
                         "text/plain": string;
                         "application/json": components["schemas"]["Me"];
+                    };
+                };
+                /** @description A name that is not a lock, over 100 names, or too many locks to answer for all */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/plain": string;
+                        "application/json": components["schemas"]["Refusal"];
                     };
                 };
                 /** @description AUTH_MODE=kubernetes: no valid bearer token */
@@ -1890,6 +1903,13 @@ export interface components {
                 reason?: string;
                 content?: string;
                 token?: number;
+                /** @description Who held the lock (absent on entries kept before it was recorded). */
+                holder?: string;
+                /**
+                 * Format: date-time
+                 * @description When that hold was granted (absent on older entries).
+                 */
+                acquiredAt?: string;
             }[];
         };
     };

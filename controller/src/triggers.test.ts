@@ -48,7 +48,15 @@ describe('what the leader records for a change', () => {
     await recordChange(deps, { name: 'retrospective', prev: held, next: released });
     expect(refused).toEqual(['Acquired', 'Released']);
     expect(await history.list('retrospective')).toMatchObject([
-      { token: 3, releasedBy: 'ana', reason: 'released', content: 'notes' },
+      {
+        token: 3,
+        releasedBy: 'ana',
+        reason: 'released',
+        content: 'notes',
+        // The hold that ended: who and since when (the timeline of the view draws it).
+        holder: 'ana',
+        acquiredAt: '2026-11-23T10:00:00.000Z',
+      },
     ]);
     expect(await history.floor('retrospective')).toBe(3);
   });

@@ -103,6 +103,8 @@ export async function recordChange(
         releasedAt: event.releasedAt.toISOString(),
         reason: event.reason,
         content: event.content,
+        ...(event.holder ? { holder: event.holder } : {}),
+        ...(event.acquiredAt ? { acquiredAt: event.acquiredAt.toISOString() } : {}),
       },
       options,
     );

@@ -8,6 +8,9 @@ export interface HistoryEntry {
   readonly releasedAt: string;
   readonly reason: string;
   readonly content: string;
+  /** Who held the lock and since when (entries recorded before these were kept have neither). */
+  readonly holder?: string | undefined;
+  readonly acquiredAt?: string | undefined;
 }
 
 /** The last releases of each lock, oldest first. */

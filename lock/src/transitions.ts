@@ -17,6 +17,9 @@ export interface ReleasedEvent {
   readonly releasedAt: Date;
   readonly reason: ReleaseReason;
   readonly token: number;
+  /** Who held it and since when, when the state before showed that hold (a watch may skip it). */
+  readonly holder?: string | undefined;
+  readonly acquiredAt?: Date | undefined;
 }
 
 export type LockEvent = AcquiredEvent | ReleasedEvent;
@@ -32,6 +35,9 @@ export function transitions(prev: LockState | undefined, next: LockState): LockE
   if (!prev) return [];
   const events: LockEvent[] = [];
   if (next.releasedAt && next.releasedBy && !sameTime(prev.releasedAt, next.releasedAt)) {
+    // A grant seen in the same change has already bumped the token past the released one.
+    const token = isHeld(next) ? next.token - 1 : next.token;
+    const hold = isHeld(prev) && prev.token === token ? prev : undefined;
     events.push({
       type: 'released',
       lock: next.name,
@@ -40,8 +46,9 @@ export function transitions(prev: LockState | undefined, next: LockState): LockE
       releasedBy: next.releasedBy,
       releasedAt: next.releasedAt,
       reason: next.releaseReason ?? 'released',
-      // A grant seen in the same change has already bumped the token past the released one.
-      token: isHeld(next) ? next.token - 1 : next.token,
+      token,
+      holder: hold?.holder,
+      acquiredAt: hold?.acquiredAt,
     });
   }
   if (isHeld(next) && (!isHeld(prev) || prev.token !== next.token)) {

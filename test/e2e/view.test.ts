@@ -64,12 +64,16 @@ describe('the management view in headless Chromium', () => {
     expect(await card.locator('.last-editor').textContent()).toBe('ujjwal');
     expect(reloads).toBe(1);
 
-    // The controller's history shows as a timeline.
+    // The controller's history: a hold on the timeline, and the release with its content.
+    await expect.poll(() => card.locator('.timeline .hold').count(), { timeout: 10_000 }).toBe(1);
+    expect(await card.locator('.timeline .hold').getAttribute('data-holder')).toBe('ujjwal');
     await card.locator('.history summary').click();
     await expect
-      .poll(() => card.locator('.timeline li').allTextContents(), { timeout: 10_000 })
+      .poll(() => card.locator('.releases li').allTextContents(), { timeout: 10_000 })
       .toEqual([
-        expect.stringMatching(/ujjwal \(released\) — Went well: the lock\. To improve: coffee\.$/),
+        expect.stringMatching(
+          /ujjwal \(released\) after \d+s(Went well: the lock\. To improve: coffee\.)$/,
+        ),
       ]);
     // Readable on a phone: nothing overflows the viewport horizontally.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(
@@ -96,7 +100,7 @@ describe('the management view in headless Chromium', () => {
       method: 'POST',
       headers: { Username: 'bob' },
     });
-    await expect.poll(() => card.locator('.waiting').textContent()).toBe('bob');
+    await expect.poll(() => card.locator('.waiting').textContent()).toMatch(/^bob \(\d+s\)$/);
     expect(await card.locator('.force').isVisible()).toBe(false);
     await post('release', 'ana');
     expect((await bob).status).toBe(200);
@@ -132,7 +136,7 @@ describe('the management view in headless Chromium', () => {
     await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
     await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
     await card.locator('.take').click();
-    await expect.poll(() => card.locator('.waiting').textContent()).toBe('zoe');
+    await expect.poll(() => card.locator('.waiting').textContent()).toMatch(/^zoe \(\d+s\)$/);
     await post('release', 'ana');
     await expect.poll(() => card.locator('.holder').textContent()).toBe('zoe');
     await expect.poll(() => card.locator('.release').isVisible()).toBe(true);

@@ -16,6 +16,8 @@ import { openapi } from '../openapi.js';
 import type { AppDeps } from '../app.js';
 import { closeIfUnread, reply, requestIdOf } from './respond.js';
 import { lockRoutes } from './routes.js';
+import { parseLocks } from '../ws/upgrade.js';
+import { maxSubscribedLocks } from '../ws/viewable.js';
 
 const publicDir = resolve(import.meta.dirname, '../../public');
 const csp =
@@ -193,10 +195,22 @@ export function expressApp(deps: ExpressAppDeps) {
   // Who the caller is and what they may do to each lock: the view shows its buttons from this.
   app.get('/api/me', async (req, res) => {
     const who = await auth.identify(req, 'view');
+    const asked = req.query.locks;
+    const named = parseLocks(typeof asked === 'string' ? asked : asked === undefined ? null : '');
+    if (named instanceof Error) throw new HttpError(400, 'invalid_query', named.message);
+    if (named && ![...named].every((lock) => service.has(lock)))
+      throw new HttpError(400, 'invalid_query', 'locks: it names a lock that does not exist');
+    // Three reviews per lock: a page of the view asks about the locks it shows.
+    if (!named && service.locks.length > maxSubscribedLocks)
+      throw new HttpError(
+        400,
+        'too_many_locks',
+        `More than ${maxSubscribedLocks} locks are served: name the ones you want with ?locks=.`,
+      );
     const permissions: Permission[] = ['view', 'hold', 'force-release'];
     const locks = Object.fromEntries(
       await Promise.all(
-        service.locks.map(
+        (named ? [...named] : service.locks).map(
           async (lock) =>
             [
               lock,

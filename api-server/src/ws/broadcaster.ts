@@ -218,8 +218,17 @@ export class Broadcaster {
     const now = clock();
     return service.locks.flatMap((lock) => {
       const state = viewable.has(lock) ? service.peek(lock) : undefined;
-      return state ? [checkBody(state, now, service.liveQueue(state))] : [];
+      return state ? [this.lockFrame(state, now)] : [];
     });
+  }
+
+  /** A lock as snapshot and `added` frames show it: its `check` body and its alert threshold. */
+  private lockFrame(state: LockState, now: Date) {
+    const { service } = this.deps;
+    return {
+      ...checkBody(state, now, service.liveQueue(state)),
+      heldTooLongSeconds: service.catalog.policy(state.name)?.heldTooLongSeconds,
+    };
   }
 
   /**
@@ -256,8 +265,7 @@ export class Broadcaster {
   }
 
   private sendAdded(ws: WebSocket, state: LockState): void {
-    const { service, clock } = this.deps;
-    this.send(ws, { type: 'added', lock: checkBody(state, clock(), service.liveQueue(state)) });
+    this.send(ws, { type: 'added', lock: this.lockFrame(state, this.deps.clock()) });
   }
 
   private onChange(change: StoreChange): void {

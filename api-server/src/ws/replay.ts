@@ -10,6 +10,9 @@ export interface ReleasedFrame {
   readonly releasedAt: string;
   readonly reason: string;
   readonly token: number;
+  /** Who held it and since when, where known. */
+  readonly holder?: string | undefined;
+  readonly acquiredAt?: string | undefined;
 }
 
 /**
@@ -63,6 +66,8 @@ export const historyFrame = (lock: string, entry: HistoryEntry): ReleasedFrame =
   releasedAt: entry.releasedAt,
   reason: entry.reason,
   token: entry.token,
+  holder: entry.holder,
+  acquiredAt: entry.acquiredAt,
 });
 
 /** The releases after `token` among every source, each once (by token), oldest first. */
