@@ -270,9 +270,8 @@ describe('chart options', () => {
         port: { name: 'http' },
       });
     expect(paths.some((p) => p.path.includes('metrics'))).toBe(false);
-    expect(ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe(
-      '3600',
-    );
+    // No annotation of another controller's.
+    expect(ingress.metadata.annotations).toBeUndefined();
     // Each host is an allowed WebSocket origin, and a host its own pages may use it from.
     const api = one(ms, 'Deployment', 'rel-retrospective-api-server');
     expect(env(api, 'ALLOWED_ORIGINS')).toBe('https://retro.example.com,http://retro.example.com');

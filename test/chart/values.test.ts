@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { valueRows } from '../../hack/chart-docs.ts';
-import { chartPath, get, kinds, one, render, renderRaw } from '../support/helm.ts';
+import {
+  chartPath,
+  get,
+  helm,
+  kinds,
+  one,
+  render,
+  renderRaw,
+  type Manifest,
+} from '../support/helm.ts';
 
 /** The options for kube-prometheus-stack installs and their pods: one test per value. */
 const monitoring = { 'monitoring.enabled': 'true' };
@@ -411,5 +420,43 @@ describe('HTTPRoute timeouts', () => {
     expect((await renderRaw({ 'httpRoute.timeouts.request': '5 minutes' })).stderr).toMatch(
       /at '\/httpRoute\/timeouts\/request'/,
     );
+  });
+});
+
+describe('Ingress annotations', () => {
+  const annotations = async (values: Record<string, string>) =>
+    one(await render({ 'ingress.enabled': 'true', ...values }), 'Ingress').metadata.annotations;
+
+  it("carry ingress-nginx's timeouts only with className nginx, from websocketTimeoutSeconds", async () => {
+    expect(await annotations({})).toBeUndefined();
+    expect(await annotations({ 'ingress.className': 'traefik' })).toBeUndefined();
+    expect(
+      await annotations({ 'ingress.className': 'nginx', 'ingress.websocketTimeoutSeconds': '900' }),
+    ).toEqual({
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '900',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '900',
+    });
+  });
+
+  it('ingress.annotations are added, and win over the chart’s', async () => {
+    const { stdout } = await helm([
+      'template',
+      'rel',
+      chartPath,
+      '--set',
+      'ingress.enabled=true,ingress.className=nginx',
+      '--set-string',
+      'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-send-timeout=7200',
+      '--set-string',
+      'ingress.annotations.example\\.com/team=platform',
+    ]);
+    const ingress = parseAllDocuments(stdout)
+      .map((d) => d.toJSON() as Manifest)
+      .find((m) => m.kind === 'Ingress');
+    expect(ingress?.metadata.annotations).toEqual({
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '7200',
+      'example.com/team': 'platform',
+    });
   });
 });
