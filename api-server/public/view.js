@@ -170,14 +170,13 @@ function tick(name) {
   live.style.width = `${((now - from) / span) * 100}%`;
   live.classList.toggle('too-long', tooLong);
   live.title = `${lock.holder}: ${time(lock.since)} → now (${duration(since)}, still held)`;
+  summarize(name, holdsOf(name, now));
 }
 
-/** The holds of a lock over the chosen window: one bar per hold, the current one growing. */
-function renderTimeline(name) {
+/** The holds of a lock within the chosen window, oldest first, the current one last. */
+function holdsOf(name, now) {
   const lock = locks.get(name);
-  const el = card(name);
   const span = Number(windowSelect.value) * 1000;
-  const now = Date.now();
   const start = now - span;
   const threshold = (lock.heldTooLongSeconds ?? Infinity) * 1000;
   const holds = (histories.get(name) ?? [])
@@ -190,7 +189,31 @@ function renderTimeline(name) {
     }));
   if (lock.holder && lock.since)
     holds.push({ who: lock.holder, from: Date.parse(lock.since), to: now, live: true });
-  const bar = el.querySelector('.timeline');
+  return { holds, span, start, threshold };
+}
+
+/** "12 holds in the last day, 2 held too long; longest 25m 3s (ana)". */
+function summarize(name, { holds, threshold }) {
+  const el = card(name);
+  const timed = holds.filter((h) => h.from !== undefined);
+  const tooLong = timed.filter((h) => h.to - h.from >= threshold).length;
+  const longest = timed.reduce((a, h) => (!a || h.to - h.from > a.to - a.from ? h : a), undefined);
+  const label = windowSelect.selectedOptions[0].textContent;
+  const summary = holds.length
+    ? `${holds.length} ${holds.length === 1 ? 'hold' : 'holds'} in the ${label}` +
+      (tooLong ? `, ${tooLong} held too long` : '') +
+      (longest ? `; longest ${duration((longest.to - longest.from) / 1000)} (${longest.who})` : '')
+    : `No holds in the ${label}`;
+  el.querySelector('.timeline-summary').textContent = summary;
+  el.querySelector('.timeline').setAttribute('aria-label', summary);
+}
+
+/** The holds of a lock over the chosen window: one bar per hold, the current one growing. */
+function renderTimeline(name) {
+  const el = card(name);
+  const now = Date.now();
+  const seen = holdsOf(name, now);
+  const { holds, span, start, threshold } = seen;
   const items = holds.map((h) => {
     const item = document.createElement('span');
     const from = h.from === undefined ? h.to : Math.max(h.from, start);
@@ -205,24 +228,13 @@ function renderTimeline(name) {
         : `${h.who}: ${time(new Date(h.from))} → ${h.live ? 'now' : time(new Date(h.to))} (${duration(length / 1000)}${h.live ? ', still held' : ''})`;
     return item;
   });
-  bar.replaceChildren(...items);
-  const tooLong = holds.filter((h) => h.from !== undefined && h.to - h.from >= threshold).length;
-  const longest = holds.reduce(
-    (best, h) =>
-      h.from !== undefined && h.to - h.from > (best?.length ?? -1)
-        ? { ...h, length: h.to - h.from }
-        : best,
-    undefined,
-  );
-  const label = windowSelect.selectedOptions[0].textContent;
-  const summary = holds.length
-    ? `${holds.length} ${holds.length === 1 ? 'hold' : 'holds'} in the ${label}` +
-      (tooLong ? `, ${tooLong} held too long` : '') +
-      (longest ? `; longest ${duration(longest.length / 1000)} (${longest.who})` : '')
-    : `No holds in the ${label}`;
-  el.querySelector('.timeline-summary').textContent = summary;
-  bar.setAttribute('aria-label', summary);
-  el.querySelector('.axis-start').textContent = `${label.replace('last ', '')} ago`;
+  el.querySelector('.timeline').replaceChildren(...items);
+  summarize(name, seen);
+  el.querySelector('.axis-start').textContent = {
+    3600: 'an hour ago',
+    86400: 'a day ago',
+    604800: 'a week ago',
+  }[windowSelect.value];
 }
 
 /**

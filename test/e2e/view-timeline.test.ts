@@ -1,6 +1,8 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { binPath, cluster, createNamespace, kubectl, repoRoot } from '../support/kube.ts';
 import { applyYaml } from '../support/locks.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
@@ -10,6 +12,9 @@ import { startApiServer, startController, type Service } from '../support/proces
  * growing), who waits and for how long, the last releases with what they changed, and an edit made
  * in the page reaching a second browser and the Lease.
  */
+/** Set UPDATE_SCREENSHOT=1 to refresh the README's screenshot from this test. */
+const screenshot = resolve(repoRoot, 'docs/images/management-view.png');
+
 describe('the management view: timeline, state at a glance, edit in the page', () => {
   let browser: Browser;
   let api: Service;
@@ -136,6 +141,12 @@ describe('the management view: timeline, state at a glance, edit in the page', (
     await expect
       .poll(() => card.locator('.waiting').textContent(), { timeout: 5_000 })
       .toMatch(/^carol \([1-9]s\)$/);
+    if (process.env.UPDATE_SCREENSHOT) {
+      await card.locator('.history summary').click();
+      mkdirSync(resolve(screenshot, '..'), { recursive: true });
+      await page.screenshot({ path: screenshot, fullPage: true });
+      await card.locator('.history summary').click();
+    }
     expect((await post('release', 'bob')).status).toBe(200);
     expect((await carol).status).toBe(200);
     expect((await post('release', 'carol')).status).toBe(200);

@@ -1,12 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace, repoRoot } from '../support/kube.ts';
+import { binPath, cluster, createNamespace } from '../support/kube.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
-
-/** Set UPDATE_SCREENSHOT=1 to refresh the README's screenshot from this test. */
-const screenshot = resolve(repoRoot, 'docs/images/management-view.png');
 
 describe('the management view in headless Chromium', () => {
   let browser: Browser;
@@ -80,13 +75,6 @@ describe('the management view in headless Chromium', () => {
       390,
     );
 
-    if (process.env.UPDATE_SCREENSHOT) {
-      await post('avail', 'ana');
-      await page.setViewportSize({ width: 900, height: 700 });
-      await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
-      mkdirSync(resolve(screenshot, '..'), { recursive: true });
-      await page.screenshot({ path: screenshot, fullPage: true });
-    }
     await page.close();
   });
 
