@@ -1,7 +1,7 @@
-// make bench: the six workloads of docs/benchmarks.md on loopback, each figure as a ratio to a
+// make bench: the seven workloads of docs/benchmarks.md on loopback, each figure as a ratio to a
 // floor or a peer measured in this same run (absolute numbers on a shared machine are noise;
 // ratios within one run are not). Writes bench/results/<timestamp>.json and prints a table.
-//   node bench/bench.ts            the full run (about 7 minutes)
+//   node bench/bench.ts            the full run (about 10 minutes)
 //   node bench/bench.ts --smoke    seconds-long runs of each, as `make test` does
 // BENCH_CLUSTER_DIR reuses a running control plane there (else one of its own is started);
 // BENCH_RESULTS_DIR moves the JSON; BENCH_ONLY=1,3 runs some workloads only.
@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { clusterDown, clusterUp } from '../hack/cluster/cluster.ts';
 import { root, type Proc } from './lib.ts';
+import { manyLocks } from './many-locks.ts';
 import * as w from './workloads.ts';
 
 const smoke = process.argv.includes('--smoke');
@@ -60,6 +61,9 @@ async function main() {
     await step(4, () => w.fairness(ctx, pair));
     await step(5, () => w.fanOut(ctx));
     await step(6, () => w.propagation(ctx, pair));
+    pair.forEach((p) => p.stop());
+    pair = [];
+    await step(7, () => manyLocks(ctx));
   } finally {
     pair.forEach((p) => p.stop());
     if (ownCluster) await clusterDown(clusterDir);
@@ -71,7 +75,7 @@ async function main() {
   const file = join(dir, `${at.replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);
   writeFileSync(file, JSON.stringify({ at, smoke, seconds, rows }, null, 2) + '\n');
   console.log(
-    `retrospective bench${smoke ? ' (smoke)' : ''}, ${at}, ${seconds.toFixed(0)} s, loopback, 2 api-server replicas on one control plane\n`,
+    `retrospective bench${smoke ? ' (smoke)' : ''}, ${at}, ${seconds.toFixed(0)} s, loopback, one control plane (2 api-server replicas; 3 in workload 7)\n`,
   );
   console.log(table(rows));
   console.log(`\n(${file})`);

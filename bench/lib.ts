@@ -20,6 +20,8 @@ export async function spawnNode(
   script: string,
   env: Record<string, string>,
   readyPath = '/readyz',
+  /** The port that answers readyPath: the API port, or the metrics port (a controller's). */
+  readyOn: 'port' | 'metrics' = 'port',
 ): Promise<Proc> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [resolve(root, script)], {
@@ -38,7 +40,8 @@ export async function spawnNode(
   // The bench's servers never outlive it, whichever way it ends.
   process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(script, async () => (await fetch(`${url}${readyPath}`)).ok, 30_000, child.pid);
+  const probe = readyOn === 'port' ? url : `http://127.0.0.1:${metricsPort}`;
+  await waitFor(script, async () => (await fetch(`${probe}${readyPath}`)).ok, 30_000, child.pid);
   if (child.pid === undefined) throw new Error(`${script} did not start`);
   return { url, port, pid: child.pid, stop: () => child.kill('SIGKILL') };
 }
@@ -50,6 +53,13 @@ export async function provisioned(url: string): Promise<void> {
     if (performance.now() > deadline) throw new Error(`${url}: the lock never appeared`);
     await sleep(100);
   }
+}
+
+/** `list[i % list.length]`: items taken in turn (a list that must not be empty). */
+export function nth<T>(list: readonly T[], i: number): T {
+  const item = list[i % list.length];
+  if (item === undefined) throw new Error('nth of an empty list');
+  return item;
 }
 
 export interface Stats {

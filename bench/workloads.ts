@@ -42,7 +42,7 @@ export interface Row {
 
 type Goal = { text: string; test: (ratio: number, value: number) => boolean } | undefined;
 
-function row(
+export function row(
   workload: string,
   metric: string,
   value: number,
@@ -65,8 +65,8 @@ function row(
   };
 }
 
-const json = { Accept: 'application/json' };
-const as = (user: string) => ({ ...json, Username: user });
+export const json = { Accept: 'application/json' };
+export const as = (user: string) => ({ ...json, Username: user });
 
 /** A fresh namespace on the control plane, for one workload's Leases. */
 export async function namespace(ctx: Context, prefix: string): Promise<string> {

@@ -1,0 +1,383 @@
+// Workload 7 of `make bench`: many declared locks. 1,000 `Lock` objects (kubectl apply), a
+// controller and 3 api-server replicas on LOCK_SOURCE=resources, 10,000 WebSocket clients in 4
+// measuring processes (bench/crowd.ts), each subscribed to 3 locks; holds and releases spread
+// over the locks while `check` is measured. Each figure is set against a floor measured in this
+// run: raw Lease creates, a bare node:http server, the processes before the load, the control
+// plane alone, and the answer to the release itself.
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { loadKubeConfig } from '@retrospective/runtime';
+import { nth, ok, root, rssKiB, sleep, spawnNode, stats, type Proc } from './lib.ts';
+import { as, json, namespace, row, type Context, type Row } from './workloads.ts';
+
+const run = promisify(execFile);
+const kubectl = (kubeconfig: string, ...args: string[]) =>
+  run(resolve(root, 'bin/kubectl'), args, {
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 120_000,
+  });
+
+const group = { group: 'retrospective.dev', version: 'v1alpha1', plural: 'locks' };
+const lockYaml = (name: string) =>
+  `apiVersion: retrospective.dev/v1alpha1\nkind: Lock\nmetadata:\n  name: ${name}\nspec: {}\n`;
+
+/** The chart's Lock CRD, applied and established (it is cluster-wide; applying it again is a no-op). */
+async function installCrd(kubeconfig: string) {
+  const crd = resolve(root, 'charts/retrospective/crds/locks.retrospective.dev.yaml');
+  await kubectl(kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', crd);
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const { stdout } = await kubectl(
+      kubeconfig,
+      'get',
+      'crd',
+      'locks.retrospective.dev',
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+    );
+    if (stdout === 'True') return;
+    if (performance.now() > deadline) throw new Error('the Lock CRD was never established');
+    await sleep(200);
+  }
+}
+
+/** Requests the kube-apiserver has served so far (the sum of apiserver_request_total). */
+async function apiserverRequests(kubeconfig: string): Promise<number> {
+  const { stdout } = await kubectl(kubeconfig, 'get', '--raw', '/metrics');
+  let sum = 0;
+  for (const line of stdout.split('\n'))
+    if (line.startsWith('apiserver_request_total{')) sum += Number(line.split(' ').at(-1));
+  return sum;
+}
+
+/** kube-apiserver requests per second over `ms`, less the bench's own two metric reads. */
+async function apiserverRate(kubeconfig: string, ms: number): Promise<number> {
+  const before = await apiserverRequests(kubeconfig);
+  await sleep(ms);
+  return ((await apiserverRequests(kubeconfig)) - before - 1) / (ms / 1000);
+}
+
+/** How many of the namespace's Locks report Ready=True. */
+async function readyLocks(objects: CustomObjectsApi, ns: string): Promise<number> {
+  const list = (await objects.listNamespacedCustomObject({ ...group, namespace: ns })) as {
+    items: { status?: { conditions?: { type: string; status: string }[] } }[];
+  };
+  return list.items.filter((l) =>
+    l.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+  ).length;
+}
+
+interface Crowd {
+  readonly child: ChildProcess;
+  readonly subscribers: Map<string, number>;
+}
+
+/** One measuring process of `count` clients, once all are connected. */
+function crowd(urls: string[], locks: string[], count: number, seed: number): Promise<Crowd> {
+  const child = fork(resolve(root, 'bench/crowd.ts'), [], {
+    env: {
+      ...process.env,
+      URLS: urls.join(','),
+      LOCKS: locks.join(','),
+      COUNT: String(count),
+      PER: '3',
+      SEED: String(seed),
+    },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error('a crowd did not connect in 180 s')), 180_000);
+    child.once('exit', (code) => fail(new Error(`a crowd exited (${code})`)));
+    child.once('message', (msg: { connected: number; subscribers: [string, number][] }) => {
+      clearTimeout(timer);
+      if (msg.connected !== count) fail(new Error(`${msg.connected} of ${count} connected`));
+      done({ child, subscribers: new Map(msg.subscribers) });
+    });
+  });
+}
+
+/** The receipts a crowd recorded since it was last asked: `<lock>:<token>` -> times. */
+function receiptsOf(c: Crowd): Promise<Map<string, number[]>> {
+  return new Promise((done) => {
+    c.child.once('message', (msg: { receipts: [string, number[]][] }) =>
+      done(new Map(msg.receipts)),
+    );
+    c.child.send({ report: true });
+  });
+}
+
+/** 7. Many locks: 1,000 Lock objects, 3 replicas, 10,000 subscribed WebSocket clients. */
+export async function manyLocks(ctx: Context): Promise<Row[]> {
+  const size = ctx.smoke
+    ? { locks: 40, replicas: 3, crowds: 2, clients: 100, fresh: 3, churn: 3_000, idle: 3_000 }
+    : {
+        locks: 1000,
+        replicas: 3,
+        crowds: 4,
+        clients: 2500,
+        fresh: 20,
+        churn: 30_000,
+        idle: 20_000,
+      };
+  const kc = loadKubeConfig(ctx.kubeconfig);
+  const objects = kc.makeApiClient(CustomObjectsApi);
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  await installCrd(ctx.kubeconfig);
+  const ns = await namespace(ctx, 'many');
+  const w = `7. ${size.locks} Locks, ${size.replicas} replicas, ${size.crowds * size.clients} ws clients`;
+  const procs: Proc[] = [];
+  const crowds: Crowd[] = [];
+  try {
+    // The floor of the control plane alone: what it serves when nothing of ours runs.
+    const idleFloor = await apiserverRate(ctx.kubeconfig, size.idle);
+
+    // Floor of provisioning: the same number of raw Lease creates, 8 at a time.
+    const rawNs = await namespace(ctx, 'many-raw');
+    const rawStart = performance.now();
+    for (let i = 0; i < size.locks; i += 8)
+      await Promise.all(
+        Array.from({ length: Math.min(8, size.locks - i) }, (_, j) =>
+          leases.createNamespacedLease({
+            namespace: rawNs,
+            body: { metadata: { name: `raw-${i + j}` }, spec: {} },
+          }),
+        ),
+      );
+    const rawCreates = performance.now() - rawStart;
+
+    const env = {
+      STORE: 'kubernetes',
+      LOCK_SOURCE: 'resources',
+      KUBECONFIG: ctx.kubeconfig,
+      NAMESPACE: ns,
+      WS_MAX_CONNECTIONS: '20000',
+    };
+    const controller = await spawnNode('controller/dist/main.js', env, '/readyz', 'metrics');
+    procs.push(controller);
+    for (let i = 0; i < size.replicas; i++)
+      procs.push(await spawnNode('api-server/dist/main.js', env));
+    const apis = procs.slice(1);
+    await sleep(1000);
+    const rssAtStart = await rssKiB(nth(apis, 0).pid);
+    const controllerAtStart = await rssKiB(controller.pid);
+
+    // kubectl apply of every Lock in one file, until the controller reports each Ready.
+    const names = Array.from(
+      { length: size.locks },
+      (_, i) => `lock-${String(i).padStart(4, '0')}`,
+    );
+    const file = join(mkdtempSync(join(tmpdir(), 'bench-locks-')), 'locks.yaml');
+    writeFileSync(file, names.map(lockYaml).join('---\n'));
+    const applyStart = performance.now();
+    await kubectl(ctx.kubeconfig, 'apply', '-n', ns, '-f', file);
+    const deadline = applyStart + 180_000;
+    while ((await readyLocks(objects, ns)) < size.locks) {
+      if (performance.now() > deadline) throw new Error('the Locks were not all Ready in 180 s');
+      await sleep(500);
+    }
+    const allReady = performance.now() - applyStart;
+
+    // A new Lock, created, until a replica grants it; against a raw Lease create.
+    const firstGrant: number[] = [];
+    const rawCreate: number[] = [];
+    for (let i = 0; i < size.fresh; i++) {
+      const name = `fresh-${i}`;
+      const api = nth(apis, i);
+      const t = performance.now();
+      await objects.createNamespacedCustomObject({
+        ...group,
+        namespace: ns,
+        body: {
+          apiVersion: 'retrospective.dev/v1alpha1',
+          kind: 'Lock',
+          metadata: { name },
+          spec: {},
+        },
+      });
+      // 404 until the replica's watch has the Lock, 503 until the controller made its Lease.
+      for (;;) {
+        const res = await fetch(`${api.url}/locks/${name}/avail`, {
+          method: 'POST',
+          headers: as('first'),
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) break;
+        if (![404, 503].includes(res.status)) throw new Error(`${name}: HTTP ${res.status}`);
+        if (performance.now() - t > 30_000) throw new Error(`${name} was never granted`);
+        await sleep(10);
+      }
+      firstGrant.push(performance.now() - t);
+      const r = performance.now();
+      await leases.createNamespacedLease({
+        namespace: rawNs,
+        body: { metadata: { name: `fresh-raw-${i}` }, spec: {} },
+      });
+      rawCreate.push(performance.now() - r);
+    }
+
+    // The crowd: clients spread over the replicas, each subscribed to 3 of the locks.
+    const urls = apis.map((a) => a.url);
+    for (let i = 0; i < size.crowds; i++) crowds.push(await crowd(urls, names, size.clients, i));
+    await sleep(2000);
+    const rss = Math.max(...(await Promise.all(apis.map((a) => rssKiB(a.pid)))));
+    const controllerRss = await rssKiB(controller.pid);
+
+    // Nothing happens: only leader-election renewals may reach the apiserver.
+    const idle = await apiserverRate(ctx.kubeconfig, size.idle);
+
+    // Holds and releases spread over the locks (two users at a time), `check` measured meanwhile
+    // on the replicas and on a bare server sending the same body, alternately.
+    const sample = await fetch(`${nth(apis, 0).url}/locks/${names[0]}/check`, { headers: json });
+    const bare = await spawnNode(
+      'bench/bare.ts',
+      {
+        BARE: 'http',
+        BODY: await sample.text(),
+        CONTENT_TYPE: sample.headers.get('content-type') ?? '',
+      },
+      '/',
+    );
+    procs.push(bare);
+    const released: { key: string; at: number; answer: number }[] = [];
+    const end = performance.now() + size.churn;
+    let next = 0;
+    const churner = async (user: string) => {
+      while (performance.now() < end) {
+        const lock = nth(names, next++ * 7);
+        const api = nth(apis, next);
+        const took = await fetch(`${api.url}/locks/${lock}/avail`, {
+          method: 'POST',
+          headers: as(user),
+        });
+        const { token } = (await took.json()) as { token: number };
+        if (took.status >= 500) throw new Error(`avail: HTTP ${took.status}`);
+        if (took.status !== 200) continue;
+        const t = performance.now();
+        const at = performance.timeOrigin + t;
+        await ok(fetch(`${api.url}/locks/${lock}/release`, { method: 'POST', headers: as(user) }));
+        released.push({ key: `${lock}:${token}`, at, answer: performance.now() - t });
+        await sleep(50);
+      }
+    };
+    const checks: number[] = [];
+    const bareChecks: number[] = [];
+    const checker = async () => {
+      let i = 0;
+      while (performance.now() < end) {
+        const lock = nth(names, i * 13);
+        const api = nth(apis, i++);
+        let t = performance.now();
+        await ok(fetch(`${api.url}/locks/${lock}/check`, { headers: json }));
+        checks.push(performance.now() - t);
+        t = performance.now();
+        await ok(fetch(`${bare.url}/`, { headers: json }));
+        bareChecks.push(performance.now() - t);
+      }
+    };
+    await Promise.all([churner('churn-a'), churner('churn-b'), checker()]);
+    await sleep(1000);
+
+    // Release to frame, for each subscriber of each released lock.
+    const got = new Map<string, number[]>();
+    for (const c of crowds)
+      for (const [key, times] of await receiptsOf(c))
+        got.set(key, [...(got.get(key) ?? []), ...times]);
+    const toFrame: number[] = [];
+    let missing = 0;
+    for (const r of released) {
+      const lock = nth(r.key.split(':'), 0);
+      const expected = crowds.reduce((n, c) => n + (c.subscribers.get(lock) ?? 0), 0);
+      const times = got.get(r.key) ?? [];
+      missing += Math.max(0, expected - times.length);
+      for (const at of times) toFrame.push(at - r.at);
+    }
+    if (missing) throw new Error(`${missing} subscribers never got their released frame`);
+    const frame = stats(toFrame);
+    const answer = stats(released.map((r) => r.answer));
+    const mib = (kib: number) => kib / 1024;
+    console.error(
+      `[bench] ${w}: ${released.length} releases, ${toFrame.length} frames, ${checks.length} checks`,
+    );
+    return [
+      row(
+        w,
+        'apply to all Ready',
+        allReady / 1000,
+        's',
+        `${size.locks} raw Lease creates`,
+        rawCreates / 1000,
+        {
+          text: 'value < 60 s',
+          test: (_r, v) => v < 60,
+        },
+      ),
+      row(
+        w,
+        'new Lock to first grant p99',
+        stats(firstGrant).p99,
+        'ms',
+        'raw Lease create p99',
+        stats(rawCreate).p99,
+        {
+          text: 'value < 2000 ms',
+          test: (_r, v) => v < 2000,
+        },
+      ),
+      row(
+        w,
+        'check p99 under load',
+        stats(checks).p99,
+        'ms',
+        'bare node:http p99',
+        stats(bareChecks).p99,
+        {
+          text: 'value < 50 ms',
+          test: (_r, v) => v < 50,
+        },
+      ),
+      row(w, 'release to frame p99', frame.p99, 'ms', 'answer to the release p99', answer.p99, {
+        text: 'value < 100 ms',
+        test: (_r, v) => v < 100,
+      }),
+      row(
+        w,
+        'api-server RSS (largest replica)',
+        mib(rss),
+        'MiB',
+        'the same at start',
+        mib(rssAtStart),
+        {
+          text: 'value < 300 MiB',
+          test: (_r, v) => v < 300,
+        },
+      ),
+      row(
+        w,
+        'controller RSS',
+        mib(controllerRss),
+        'MiB',
+        'the same at start',
+        mib(controllerAtStart),
+        {
+          text: 'value < 300 MiB',
+          test: (_r, v) => v < 300,
+        },
+      ),
+      row(w, 'apiserver requests when idle', idle, 'req/s', 'control plane alone', idleFloor, {
+        // The controller's leader-election renewal (every 2 s) and nothing else: no polling,
+        // no status writes.
+        text: '<= floor + 1 req/s',
+        test: (_r, v) => v <= idleFloor + 1,
+      }),
+    ];
+  } finally {
+    crowds.forEach((c) => c.child.kill('SIGKILL'));
+    procs.forEach((p) => p.stop());
+  }
+}
