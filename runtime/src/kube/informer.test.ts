@@ -131,6 +131,23 @@ describe('the informer', () => {
     expect(watch?.list().map((l) => l.metadata?.name)).toEqual(['retrospective']);
   });
 
+  it('keeps objects without their managedFields, from lists and watches alike', async () => {
+    const managed = (rv: string, holder: string): V1Lease => ({
+      ...lease(rv, holder),
+      metadata: {
+        ...lease(rv, holder).metadata,
+        managedFields: [{ manager: 'kubectl', operation: 'Update', fieldsType: 'FieldsV1' }],
+      },
+    });
+    const { seen } = await start([
+      list('10', [managed('10', 'ana')]),
+      stream({ type: 'MODIFIED', object: managed('11', 'bob') }),
+    ]);
+    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob']);
+    expect(watch?.get('retrospective')?.spec?.holderIdentity).toBe('bob');
+    expect(watch?.get('retrospective')?.metadata).not.toHaveProperty('managedFields');
+  });
+
   it('adds no abort listener per backoff while the apiserver keeps failing', async () => {
     const fail = (_: URL, res: import('node:http').ServerResponse) => res.writeHead(500).end('{}');
     const { restarts } = await start([

@@ -48,6 +48,16 @@ const nameOf = (object: KubernetesObject) => object.metadata?.name ?? '';
 const versionOf = (object: KubernetesObject) => object.metadata?.resourceVersion;
 
 /**
+ * Drops an object's managedFields, as client-go's informers can (TransformStripManagedFields):
+ * nothing here reads them, writes leave them out, and they are often most of a small object's
+ * size, so a cache of a thousand Locks and Leases keeps only what it uses.
+ */
+function withoutManagedFields(object: unknown): void {
+  const metadata = (object as { metadata?: { managedFields?: unknown } } | undefined)?.metadata;
+  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+}
+
+/**
  * A cache of raw objects kept current by a list-then-watch loop that never gives up, in the
  * mould of client-go's informers: a watch that ends cleanly is resumed from the last
  * resourceVersion at once (idle watches end every half minute, so this is the common path);
@@ -155,6 +165,7 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private apply(type: InformerEvent<T>['type'], object: T): void {
+    withoutManagedFields(object);
     const name = nameOf(object);
     const old = this.objects.get(name);
     if (type === 'DELETED') {
