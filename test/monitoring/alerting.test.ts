@@ -18,7 +18,7 @@ import {
 /**
  * A real Prometheus scrapes two api-servers and a controller with the chart's rules loaded, and a
  * real Alertmanager, configured as the chart's AlertmanagerConfig describes, notifies a webhook
- * here. Two long holds (threshold 3 s) make the warning fire, then the critical, which inhibits
+ * here. Two long holds (threshold 3 s) make HeldTooLong fire, then RepeatedlyHeldTooLong, which inhibits
  * the warning. Afterwards every panel query of the chart's dashboard (the current-holders table
  * included) and every annotation query (grants, releases, firing alerts) must return data.
  */
@@ -180,7 +180,7 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
     }[];
 
   it(
-    'fires the warning on a long hold, then the critical on the second, which inhibits the warning; both resolve',
+    'fires HeldTooLong on a long hold, then RepeatedlyHeldTooLong on the second, which inhibits the first; both resolve',
     { timeout: 120_000 },
     async () => {
       // Some traffic for the dashboard: WebSocket clients, a race between replicas, a release.
@@ -216,7 +216,7 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
       expect((await waiting).status).toBe(200);
       expect((await lockCall(1, 'release', 'waiter')).status).toBe(200);
 
-      // First long hold: the warning, not the critical.
+      // First long hold: HeldTooLong, not RepeatedlyHeldTooLong.
       expect((await lockCall(0, 'avail', 'ana')).status).toBe(200);
       await expect.poll(() => notified(heldTooLong, 'firing', 'ana'), { timeout: 30_000 }).toBe(1);
       expect(notified(repeatedly, 'firing')).toBe(0);
@@ -225,7 +225,7 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
         .poll(() => notified(heldTooLong, 'resolved', 'ana'), { timeout: 30_000 })
         .toBeGreaterThan(0);
 
-      // Second long hold: the critical fires and inhibits the warning for the same lock.
+      // Second long hold: RepeatedlyHeldTooLong fires and inhibits HeldTooLong for the same lock.
       expect((await lockCall(1, 'avail', 'bob')).status).toBe(200);
       await expect.poll(() => notified(repeatedly, 'firing', 'bob'), { timeout: 30_000 }).toBe(1);
       await expect
@@ -235,16 +235,16 @@ describe('Prometheus and Alertmanager on the chart rules, with a webhook receive
             const warning = alerts.find(
               (a) => a.labels.alertname === heldTooLong && a.labels.holder === 'bob',
             );
-            const critical = alerts.find((a) => a.labels.alertname === repeatedly);
+            const repeated = alerts.find((a) => a.labels.alertname === repeatedly);
             return {
               warning: warning?.status.state,
               inhibited: warning?.status.inhibitedBy.length,
-              critical: critical?.status.state,
+              repeated: repeated?.status.state,
             };
           },
           { timeout: 10_000 },
         )
-        .toEqual({ warning: 'suppressed', inhibited: 1, critical: 'active' });
+        .toEqual({ warning: 'suppressed', inhibited: 1, repeated: 'active' });
       expect((await lockCall(0, 'release', 'bob')).status).toBe(200);
       await expect
         .poll(() => notified(repeatedly, 'resolved', 'bob'), { timeout: 30_000 })

@@ -1,4 +1,4 @@
-// Alerts, per DESIGN section 7. Each has a severity, a static summary, a templated description and
+// Alerts, per docs/design.md section 7. Each has a severity, a static summary, a templated description and
 // a runbook in docs/operations.md (anchor: the alert name in lower case).
 //
 // Severities follow the monitoring-mixins rule: `critical` pages a person now, so only an outage
