@@ -154,6 +154,52 @@ describe('the PrometheusRule, from the mixin with overrides', () => {
   });
 });
 
+describe("the dashboard's link to the management view", () => {
+  const viewUrl = async (values: Record<string, string>) => {
+    const maps = (await render({ ...monitoring, ...values })).filter(
+      (m) => m.kind === 'ConfigMap' && m.metadata.name.endsWith('-dashboard'),
+    );
+    expect(maps).toHaveLength(1);
+    const data = get(maps[0], 'data') as Record<string, string>;
+    const dashboard = JSON.parse(data['retrospective.json'] ?? '{}') as {
+      templating: { list: { name: string; query: string; current?: { value: string } }[] };
+    };
+    const variable = dashboard.templating.list.find((v) => v.name === 'view_url');
+    return [variable?.query, variable?.current?.value];
+  };
+
+  it("goes to the Ingress's first host (https when it has TLS), the HTTPRoute's, or the value", async () => {
+    expect(await viewUrl({})).toEqual([
+      'http://retrospective.local/',
+      'http://retrospective.local/',
+    ]);
+    expect(
+      await viewUrl({ 'ingress.enabled': 'true', 'ingress.hosts[0]': 'locks.example' }),
+    ).toEqual(['http://locks.example/', 'http://locks.example/']);
+    expect(
+      await viewUrl({
+        'ingress.enabled': 'true',
+        'ingress.hosts[0]': 'locks.example',
+        'ingress.tls[0].secretName': 'cert',
+        'ingress.tls[0].hosts[0]': 'locks.example',
+      }),
+    ).toEqual(['https://locks.example/', 'https://locks.example/']);
+    expect(
+      await viewUrl({
+        'httpRoute.enabled': 'true',
+        'httpRoute.hostnames[0]': 'gw.example',
+        'httpRoute.parentRefs[0].name': 'gw',
+      }),
+    ).toEqual(['https://gw.example/', 'https://gw.example/']);
+    expect(
+      await viewUrl({
+        'ingress.enabled': 'true',
+        'monitoring.dashboard.viewUrl': 'https://x.example/view/',
+      }),
+    ).toEqual(['https://x.example/view/', 'https://x.example/view/']);
+  });
+});
+
 describe('values.schema.json descriptions', () => {
   it('describe every documented value with its values.yaml comment', () => {
     const { rows } = valueRows(readFileSync(resolve(chartPath, 'values.yaml'), 'utf8'));
