@@ -1,23 +1,8 @@
-import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { get, one, render, type Manifest } from '../support/helm.ts';
-import { binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
-
-/** Applies `manifests` with kubectl, as a server-side dry run unless `args` say otherwise. */
-function apply(manifests: unknown[], namespace: string, args: string[] = ['--dry-run=server']) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    const child = execFile(
-      binPath('kubectl'),
-      ['apply', '-n', namespace, ...args, '-f', '-'],
-      { env: { ...process.env, KUBECONFIG: cluster().kubeconfig } },
-      (error, stdout, stderr) => done({ code: error ? 1 : 0, stdout, stderr }),
-    );
-    child.stdin?.end(manifests.map((m) => `---\n${stringify(m)}`).join(''));
-  });
-}
+import { applyManifests, binPath, createNamespace, kubectl } from '../support/kube.ts';
 
 /** The chart's options for kube-prometheus-stack installs and their pods, on a real kube-apiserver. */
 describe('the options for kube-prometheus-stack installs, by the API server', () => {
@@ -68,7 +53,7 @@ describe('the options for kube-prometheus-stack installs, by the API server', ()
     ]) {
       const manifests = await render(values, { namespace });
       expect(manifests.map((m) => m.kind)).toContain('PodMonitor');
-      const result = await apply(manifests, namespace);
+      const result = await applyManifests(manifests, namespace);
       expect(result.code, `${JSON.stringify(values)}\n${result.stderr}`).toBe(0);
     }
   });
@@ -88,7 +73,7 @@ describe('the options for kube-prometheus-stack installs, by the API server', ()
       for (const key of ['runAsUser', 'runAsGroup', 'fsGroup'])
         values[`${component}.podSecurityContext.${key}`] = 'null';
     const manifests = await render(values, { namespace });
-    const accounts = await apply(
+    const accounts = await applyManifests(
       manifests.filter((m) => m.kind === 'ServiceAccount'),
       namespace,
       [],
@@ -106,7 +91,7 @@ describe('the options for kube-prometheus-stack installs, by the API server', ()
       one(manifests, 'Pod'),
     ];
     for (const pod of pods) expect(get(pod, 'spec.securityContext.runAsUser')).toBeUndefined();
-    const admitted = await apply(pods, namespace);
+    const admitted = await applyManifests(pods, namespace);
     expect(admitted.code, admitted.stderr).toBe(0);
     expect(admitted.stdout.match(/created \(server dry run\)/g)).toHaveLength(3);
   });

@@ -1,23 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { applyManifests, binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
 import { chartPath, get, helm, one, render, renderRaw } from '../support/helm.ts';
-import { execFile } from 'node:child_process';
-
-/** Applies `manifests` with kubectl (server-side dry run unless told otherwise). */
-function apply(manifests: unknown[], namespace: string, args: string[] = ['--dry-run=server']) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    const child = execFile(
-      binPath('kubectl'),
-      ['apply', '-n', namespace, ...args, '-f', '-'],
-      { env: { ...process.env, KUBECONFIG: cluster().kubeconfig } },
-      (error, stdout, stderr) => done({ code: error ? 1 : 0, stdout, stderr }),
-    );
-    child.stdin?.end(manifests.map((m) => `---\n${stringify(m)}`).join(''));
-  });
-}
 
 const kube = () => cluster().kubeconfig;
 /** What a release leaves in its namespace, found by the chart's instance label. */
@@ -133,7 +118,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
       },
     ]) {
       const manifests = await render(values, { namespace });
-      const result = await apply(manifests, namespace);
+      const result = await applyManifests(manifests, namespace);
       expect(result.code, `${JSON.stringify(values)}\n${result.stderr}`).toBe(0);
       expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(manifests.length);
     }
@@ -228,7 +213,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
     });
     // And the helm test pod, as the chart renders it.
     const testPod = one(manifests, 'Pod', 'rel-retrospective-test-api');
-    const created = await apply([...pods, testPod], namespace, []);
+    const created = await applyManifests([...pods, testPod], namespace, []);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(/rel-retrospective-test-api created/);
     expect(created.stdout).toMatch(/rel-retrospective-api-server-admitted created/);
@@ -244,7 +229,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
         containers: pods[0]!.spec.containers.map((c) => ({ ...c, securityContext: {} })),
       },
     };
-    const refused = await apply([loose], namespace, []);
+    const refused = await applyManifests([loose], namespace, []);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/violates PodSecurity "restricted:latest"/);
   });

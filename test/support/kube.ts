@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { stringify } from 'yaml';
 import { loadKubeConfig } from '../../runtime/src/kube/client.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -147,5 +148,22 @@ export async function accountWithRole(
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: account },
       subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
     },
+  });
+}
+
+/** Applies `manifests` with kubectl in `namespace` (a server-side dry run unless `args` say otherwise). */
+export function applyManifests(
+  manifests: unknown[],
+  namespace: string,
+  args: string[] = ['--dry-run=server'],
+) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    const child = execFile(
+      binPath('kubectl'),
+      ['apply', '-n', namespace, ...args, '-f', '-'],
+      { env: { ...process.env, KUBECONFIG: cluster().kubeconfig } },
+      (error, stdout, stderr) => done({ code: error ? 1 : 0, stdout, stderr }),
+    );
+    child.stdin?.end(manifests.map((m) => `---\n${stringify(m)}`).join(''));
   });
 }
