@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kind, namespace, promQuery, viaIngress } from '../support/kind.ts';
+import { repoRoot } from '../support/kube.ts';
 
 interface Notification {
   readonly status: string;
@@ -59,18 +62,39 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
       ]);
   });
 
-  it('has loaded the chart rules', async () => {
-    const rules = await viaIngress<{
-      data: { groups: { name: string; rules: { name: string }[] }[] };
+  it('has loaded the chart rules, with the overrides of its values (hack/kind/values.yaml)', async () => {
+    const loaded = await viaIngress<{
+      data: {
+        groups: {
+          file: string;
+          rules: {
+            name: string;
+            labels: Record<string, string>;
+            annotations: Record<string, string>;
+          }[];
+        }[];
+      };
     }>('prometheus.localhost', '/api/v1/rules');
-    const names = rules.data.groups.flatMap((g) => g.rules.map((r) => r.name));
-    expect(names).toEqual(
+    // The chart's PrometheusRule only (the operator names the file after it).
+    const rules = loaded.data.groups
+      .filter((g) => g.file.includes(`${namespace}-retrospective`))
+      .flatMap((g) => g.rules);
+    const byName = new Map(rules.map((r) => [r.name, r]));
+    expect([...byName.keys()]).toEqual(
       expect.arrayContaining([
         heldTooLong,
         repeatedly,
         'RetrospectiveAPIDown',
         'RetrospectiveNoControllerLeader',
       ]),
+    );
+    // Left out, raised, labelled, linked.
+    expect(byName.has('RetrospectiveLockWatchDisconnected')).toBe(false);
+    expect(byName.get('RetrospectiveLockFailureRatioHigh')?.labels.severity).toBe('critical');
+    expect(byName.get(heldTooLong)?.labels.severity).toBe('warning');
+    for (const rule of rules) expect(rule.labels.team, rule.name).toBe('platform');
+    expect(byName.get(heldTooLong)?.annotations.dashboard_url).toMatch(
+      /^http:\/\/grafana\.localhost:9080\/d\/[\w-]+\?var-namespace=\{\{ \$labels\.namespace \}\}/,
     );
   });
 
@@ -83,7 +107,7 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
         await expect.poll(until, { timeout: 90_000, interval: 1000 }).toBe(true);
         expect((await call('release', user)).status).toBe(200);
       };
-      // The critical alert fires on every second long hold in 24 h: earlier runs on this cluster
+      // RepeatedlyHeldTooLong fires on every second long hold in 24 h: earlier runs on this cluster
       // may have left an odd count. One more long hold makes it even again.
       const counted = await longHolds();
       if (counted % 2 === 1) {
@@ -91,7 +115,7 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
         await longHold(parity, async () => (await longHolds()) === counted + 1);
       }
 
-      // An odd long hold: the warning fires and resolves, the critical does not fire.
+      // An odd long hold: HeldTooLong fires and resolves, RepeatedlyHeldTooLong does not fire.
       await longHold(first, async () => (await notified(heldTooLong, 'firing', first)) > 0);
       expect(await notified(repeatedly, 'firing', first)).toBe(0);
       await expect
@@ -101,7 +125,7 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
         })
         .toBeGreaterThan(0);
 
-      // The next one: the critical fires, and inhibits the warning in Alertmanager.
+      // The next one: RepeatedlyHeldTooLong fires, and inhibits HeldTooLong in Alertmanager.
       expect((await call('avail', second)).status).toBe(200);
       await expect
         .poll(() => notified(repeatedly, 'firing', second), {
@@ -132,4 +156,33 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
         .toBeGreaterThan(0);
     },
   );
+
+  it('answers every annotation query of the dashboard with data (grants, releases, firing alerts)', async () => {
+    const dashboard = JSON.parse(
+      readFileSync(
+        resolve(repoRoot, 'charts/retrospective/files/dashboards/retrospective.json'),
+        'utf8',
+      ),
+    ) as { annotations: { list: { name: string; target?: { expr: string } }[] } };
+    const queries = dashboard.annotations.list.flatMap((a) =>
+      a.target ? [{ name: a.name, expr: a.target.expr }] : [],
+    );
+    expect(queries.map((q) => q.name)).toEqual(['Grants', 'Releases', 'Firing alerts']);
+    // The last 15 minutes: the holds and alerts of the test before this one are in it.
+    const end = Math.floor(Date.now() / 1000);
+    const start = end - 900;
+    for (const { name, expr } of queries) {
+      const query = expr
+        .replaceAll('$namespace', namespace)
+        .replaceAll('$lock', '.+')
+        .replaceAll('$__rate_interval', '30s')
+        .replaceAll('$__interval', '15s');
+      const body = await viaIngress<{ data: { result: { values: [number, string][] }[] } }>(
+        'prometheus.localhost',
+        `/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=15`,
+      );
+      const points = body.data.result.flatMap((s) => s.values);
+      expect(points.length, `${name}: ${query}`).toBeGreaterThan(0);
+    }
+  });
 });
