@@ -22,7 +22,7 @@ const format = (v: number, unit: string) =>
   !Number.isFinite(v)
     ? String(v)
     : unit === 'req/s'
-      ? v.toFixed(0)
+      ? v.toFixed(v < 10 ? 2 : 0)
       : v.toFixed(unit === 'x' ? 2 : 1);
 
 export function table(rows: readonly w.Row[]): string {

@@ -10,6 +10,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Proc {
   readonly url: string;
+  /** Its metrics port's base URL. */
+  readonly metricsUrl: string;
   readonly port: number;
   readonly pid: number;
   stop(): void;
@@ -43,7 +45,13 @@ export async function spawnNode(
   const probe = readyOn === 'port' ? url : `http://127.0.0.1:${metricsPort}`;
   await waitFor(script, async () => (await fetch(`${probe}${readyPath}`)).ok, 30_000, child.pid);
   if (child.pid === undefined) throw new Error(`${script} did not start`);
-  return { url, port, pid: child.pid, stop: () => child.kill('SIGKILL') };
+  return {
+    url,
+    metricsUrl: `http://127.0.0.1:${metricsPort}`,
+    port,
+    pid: child.pid,
+    stop: () => child.kill('SIGKILL'),
+  };
 }
 
 /** Waits (at most 30 s) until the api-server at `url` has its lock: ready is not provisioned. */

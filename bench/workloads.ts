@@ -51,7 +51,8 @@ export function row(
   reference: number,
   goal?: Goal,
 ): Row {
-  const ratio = value / reference;
+  // Nothing against nothing is even; something against nothing is infinitely more.
+  const ratio = reference === 0 ? (value === 0 ? 1 : Infinity) : value / reference;
   return {
     workload,
     metric,
