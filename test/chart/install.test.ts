@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyManifests, binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
-import { chartPath, get, helm, one, render, renderRaw } from '../support/helm.ts';
+import { chartPath, get, helm, one, render, renderRaw, type Manifest } from '../support/helm.ts';
 
 const kube = () => cluster().kubeconfig;
 /** What a release leaves in its namespace, found by the chart's instance label. */
@@ -238,5 +238,80 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
     const { code, stderr } = await renderRaw({ 'apiServer.replicas': '2' });
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/additional properties 'replicas' not allowed/);
+  });
+
+  // The options for kube-prometheus-stack installs and their pods, by the API server (after the
+  // CRDs above are registered).
+  it('accepts the PodMonitor, relabelings, rule overrides, spread, Gateway timeouts and nginx annotations', async () => {
+    const namespace = await createNamespace('chart-options');
+    const monitoring = {
+      'monitoring.enabled': 'true',
+      'monitoring.serviceMonitor.enabled': 'false',
+      'monitoring.podMonitor.enabled': 'true',
+      'monitoring.podMonitor.relabelings[0].targetLabel': 'cluster',
+      'monitoring.podMonitor.relabelings[0].replacement': 'eu-1',
+      'monitoring.podMonitor.metricRelabelings[0].sourceLabels[0]': '__name__',
+      'monitoring.podMonitor.metricRelabelings[0].regex': 'nodejs_.*',
+      'monitoring.podMonitor.metricRelabelings[0].action': 'drop',
+      'monitoring.grafanaUrl': 'https://grafana.example.com',
+      'monitoring.prometheusRule.runbookUrlBase': 'https://wiki.example.com/runbooks#',
+      'monitoring.prometheusRule.additionalRuleLabels.team': 'platform',
+      'monitoring.prometheusRule.alerts.RetrospectiveAPIDown.severity': 'warning',
+      'apiServer.topologySpread.topologyKey': 'topology.kubernetes.io/zone',
+      'apiServer.topologySpread.whenUnsatisfiable': 'DoNotSchedule',
+    };
+    for (const values of [
+      {
+        ...monitoring,
+        'httpRoute.enabled': 'true',
+        'httpRoute.parentRefs[0].name': 'gw',
+        'httpRoute.timeouts.request': '10m',
+        'httpRoute.timeouts.backendRequest': '5m',
+      },
+      { ...monitoring, 'ingress.enabled': 'true', 'ingress.className': 'nginx' },
+    ]) {
+      const manifests = await render(values, { namespace });
+      expect(manifests.map((m) => m.kind)).toContain('PodMonitor');
+      const result = await applyManifests(manifests, namespace);
+      expect(result.code, `${JSON.stringify(values)}\n${result.stderr}`).toBe(0);
+    }
+  });
+
+  it("admits OpenShift's security context (no fixed UID, GID or fsGroup) under the restricted standard", async () => {
+    const namespace = await createNamespace('chart-openshift');
+    const label = await kubectl(
+      'label',
+      'namespace',
+      namespace,
+      'pod-security.kubernetes.io/enforce=restricted',
+      'pod-security.kubernetes.io/enforce-version=latest',
+    );
+    expect(label.code, label.stderr).toBe(0);
+    const values: Record<string, string> = {};
+    for (const component of ['apiServer', 'controller', 'tests'])
+      for (const key of ['runAsUser', 'runAsGroup', 'fsGroup'])
+        values[`${component}.podSecurityContext.${key}`] = 'null';
+    const manifests = await render(values, { namespace });
+    const accounts = await applyManifests(
+      manifests.filter((m) => m.kind === 'ServiceAccount'),
+      namespace,
+      [],
+    );
+    expect(accounts.code, accounts.stderr).toBe(0);
+    const podOf = (m: Manifest) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `${m.metadata.name}-pod` },
+      spec: get(m, 'spec.template.spec'),
+    });
+    const pods = [
+      podOf(one(manifests, 'Deployment', 'rel-retrospective-api-server')),
+      podOf(one(manifests, 'Deployment', 'rel-retrospective-controller')),
+      one(manifests, 'Pod'),
+    ];
+    for (const pod of pods) expect(get(pod, 'spec.securityContext.runAsUser')).toBeUndefined();
+    const admitted = await applyManifests(pods, namespace);
+    expect(admitted.code, admitted.stderr).toBe(0);
+    expect(admitted.stdout.match(/created \(server dry run\)/g)).toHaveLength(3);
   });
 });
