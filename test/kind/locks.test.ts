@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { kind, kubectl, namespace } from '../support/kind.ts';
 
 const sh = promisify(execFile);
@@ -61,4 +62,83 @@ spec:
       )
       .toBe(false);
   });
+
+  it(
+    'serves 200 Locks applied at once through the Ingress: all Ready, each taken and released, frames to their subscribers only',
+    { timeout: 300_000 },
+    async () => {
+      const names = Array.from(
+        { length: 200 },
+        (_, i) => `kind-many-${String(i).padStart(3, '0')}`,
+      );
+      const file = join(mkdtempSync(join(tmpdir(), 'locks-')), 'many.yaml');
+      writeFileSync(
+        file,
+        names
+          .map(
+            (name) =>
+              `apiVersion: retrospective.dev/v1alpha1\nkind: Lock\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec: {}\n`,
+          )
+          .join('---\n'),
+      );
+      const started = Date.now();
+      await kubectl('apply', '-f', file);
+      const ready = async () =>
+        (
+          await kubectl(
+            'get',
+            'locks',
+            '-n',
+            namespace,
+            '-o',
+            'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+          )
+        )
+          .split('\n')
+          .filter((line) => line.startsWith('kind-many-') && line.endsWith('=True')).length;
+      await expect.poll(ready, { timeout: 120_000, interval: 2_000 }).toBe(200);
+      console.info(`200 Locks Ready ${Date.now() - started} ms after kubectl apply`);
+
+      // A WebSocket through the Ingress, subscribed to two of them.
+      const frames: string[] = [];
+      const ws = new WebSocket(
+        `${kind().url.replace(/^http/, 'ws')}/ws?locks=kind-many-007,kind-many-150`,
+      );
+      await new Promise<void>((done, fail) => {
+        ws.once('message', () => done());
+        ws.once('error', fail);
+      });
+      ws.on('message', (data: Buffer) => frames.push(data.toString('utf8')));
+
+      // Every one taken and released through the Ingress, by the seed's routes under /locks/.
+      for (const name of names) {
+        const base = `${kind().url}/locks/${name}`;
+        const taken = await fetch(`${base}/avail`, {
+          method: 'POST',
+          headers: { Username: 'many' },
+        });
+        expect(taken.status, name).toBe(200);
+        const released = await fetch(`${base}/release`, {
+          method: 'POST',
+          headers: { Username: 'many' },
+        });
+        expect(released.status, name).toBe(200);
+      }
+      await expect
+        .poll(() => frames.filter((f) => f.includes('"type":"released"')).length, {
+          timeout: 10_000,
+        })
+        .toBe(2);
+      const locksSeen = new Set(frames.map((f) => (JSON.parse(f) as { lock?: string }).lock));
+      expect([...locksSeen].sort()).toEqual(['kind-many-007', 'kind-many-150']);
+      ws.close();
+
+      await kubectl('delete', '-f', file, '--wait=false');
+      await expect
+        .poll(async () => (await fetch(`${kind().url}/locks/kind-many-199/check`)).status, {
+          timeout: 30_000,
+        })
+        .toBe(404);
+    },
+  );
 });
