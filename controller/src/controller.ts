@@ -69,14 +69,10 @@ export class LockController {
   start(): void {
     this.unsubscribe = this.deps.store.subscribe((change) => this.onChange(change));
     // A Lock declared, changed or deleted: make its Lease and status follow.
-    const followed = new Set<string>();
     this.unsubscribeCatalog = this.deps.service.catalog.subscribe(({ name, policy }) => {
-      if (policy && !followed.has(name)) {
-        followed.add(name);
-        this.deps.metrics.follow(name);
-      }
+      // Its series, with its own threshold (again when its spec changes).
+      if (policy) this.deps.metrics.follow(name, this.deps.policy(name).heldTooLongSeconds);
       if (!policy) {
-        followed.delete(name);
         this.deps.metrics.forget(name);
         this.sightings.delete(name);
         this.longHoldCounted.delete(name);
@@ -84,6 +80,10 @@ export class LockController {
       }
       if (this.isLeading) this.queue.add(name);
     });
+    // The locks known already: their series and thresholds (the policy the controller uses:
+    // a Lock's spec, or the environment's for a LOCKS list) from the start.
+    for (const name of this.deps.service.catalog.names())
+      this.deps.metrics.follow(name, this.deps.policy(name).heldTooLongSeconds);
     for (const lock of this.deps.service.locks) {
       const state = this.deps.store.cached(lock)?.state;
       const sighting = state && sight(undefined, state, this.clock());

@@ -10,9 +10,17 @@ describe("the controller's per-lock series", () => {
     expect(await text()).toContain('retrospective_lock_long_holds_total{lock="team-a"} 0');
     metrics.longHolds.inc({ lock: 'team-a' });
     metrics.holdDuration.observe({ lock: 'team-a' }, 3);
-    metrics.follow('team-b');
+    metrics.follow('team-b', 60);
     metrics.forget('team-a');
     expect(await text()).not.toContain('lock="team-a"');
     expect(await text()).toContain('retrospective_lock_expirations_total{lock="team-b"} 0');
+    // Each lock's own held-too-long threshold, for the alerts; changed with its policy.
+    expect(await text()).toContain(
+      'retrospective_lock_held_too_long_threshold_seconds{lock="team-b"} 60',
+    );
+    metrics.follow('team-b', 120);
+    expect(await text()).toContain(
+      'retrospective_lock_held_too_long_threshold_seconds{lock="team-b"} 120',
+    );
   });
 });

@@ -91,7 +91,8 @@ export function createControllerMetrics({
     }),
     heldTooLongThreshold: new Gauge({
       name: `${prefix}lock_held_too_long_threshold_seconds`,
-      help: 'The hold duration past which a hold counts as held too long (HELD_TOO_LONG_SECONDS).',
+      help: "The hold duration past which a hold of the lock counts as held too long (its Lock's heldTooLongSeconds, or HELD_TOO_LONG_SECONDS).",
+      labelNames: ['lock'] as const,
       registers,
     }),
     leader: new Gauge({
@@ -113,18 +114,26 @@ export function createControllerMetrics({
     }),
   };
   for (const result of ['success', 'error', 'conflict']) metrics.reconciles.inc({ result }, 0);
-  /** Starts a lock's counters at 0, so its first long hold reads as an increase. */
-  const follow = (lock: string) => {
+  /**
+   * Starts a lock's counters at 0, so its first long hold reads as an increase, and exports its
+   * held-too-long threshold (again when its policy changes), which the alerts compare holds with.
+   */
+  const follow = (lock: string, threshold = heldTooLongSeconds) => {
     metrics.longHolds.inc({ lock }, 0);
     metrics.expirations.inc({ lock }, 0);
+    metrics.heldTooLongThreshold.set({ lock }, threshold);
   };
   /** Removes the series of a lock that is gone (a deleted `Lock`). */
   const forget = (lock: string) => {
-    for (const metric of [metrics.longHolds, metrics.expirations, metrics.holdDuration])
+    for (const metric of [
+      metrics.longHolds,
+      metrics.expirations,
+      metrics.holdDuration,
+      metrics.heldTooLongThreshold,
+    ])
       removeLockSeries(metric, lock);
   };
   for (const lock of locks) follow(lock);
-  metrics.heldTooLongThreshold.set(heldTooLongSeconds);
   metrics.leader.set(0);
   return { ...metrics, follow, forget };
 }

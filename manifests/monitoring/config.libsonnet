@@ -8,8 +8,9 @@
     anySelector: 'job=~"retrospective-api-server|retrospective-controller"',
 
     // RepeatedlyHeldTooLong counts long holds over this window, and fires on every second one.
-    // The held-too-long threshold itself is the controller's HELD_TOO_LONG_SECONDS (chart value
-    // lock.heldTooLongSeconds), which it exports as retrospective_lock_held_too_long_threshold_seconds.
+    // The held-too-long threshold itself is each lock's: its Lock's spec.heldTooLongSeconds, or the
+    // controller's HELD_TOO_LONG_SECONDS (chart value lock.heldTooLongSeconds) for a LOCKS list,
+    // exported per lock as retrospective_lock_held_too_long_threshold_seconds{lock}.
     longHoldWindow: '24h',
 
     // Outcomes of lock requests that are the service's fault (5xx), not the client's.

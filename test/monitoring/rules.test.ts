@@ -88,7 +88,7 @@ describe('the alerting rules the chart renders', () => {
               values: '1x10',
             },
             {
-              series: `retrospective_lock_held_too_long_threshold_seconds{${controller}}`,
+              series: `retrospective_lock_held_too_long_threshold_seconds{${controller}, lock="notes"}`,
               values: '300x10',
             },
           ],

@@ -18,15 +18,16 @@
     },
   } + (if forDuration == null then {} else { 'for': forDuration }),
 
-  // The current hold of each lock with its holder, where it has lasted past the threshold.
+  // The current hold of each lock with its holder, where it has lasted past that lock's threshold
+  // (its Lock's heldTooLongSeconds, exported per lock by the controller).
   local heldTooLong = |||
     max by (namespace, lock, holder) (
       retrospective_lock_held_seconds{%(controllerSelector)s}
       * ignoring (holder) group_left (holder)
       retrospective_lock_holder_info{%(controllerSelector)s}
     )
-    > on (namespace) group_left ()
-    max by (namespace) (retrospective_lock_held_too_long_threshold_seconds{%(controllerSelector)s})
+    > on (namespace, lock) group_left ()
+    max by (namespace, lock) (retrospective_lock_held_too_long_threshold_seconds{%(controllerSelector)s})
   ||| % config,
 
   // Long holds within the window, exactly: max - min of the counter (never extrapolated), summed

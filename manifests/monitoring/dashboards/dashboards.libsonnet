@@ -47,7 +47,7 @@ local g = import '../lib/grafana.libsonnet';
       'How long the current hold of each lock has lasted, against the held-too-long threshold.',
       [
         g.target('max by (lock) (retrospective_lock_held_seconds{%s})' % ctl(), '{{lock}}'),
-        g.target('max(retrospective_lock_held_too_long_threshold_seconds{%s})' % ctl(false), 'held too long'),
+        g.target('max by (lock) (retrospective_lock_held_too_long_threshold_seconds{%s})' % ctl(), '{{lock}}: held too long'),
       ],
       g.pos(0, 8, 8, 7),
       unit='s',
