@@ -6,8 +6,16 @@ const pageSize = 50;
 const recentReleases = 3;
 
 const locks = new Map();
+/** Each shown lock's card element. */
+const cards = new Map();
 /** Each shown lock's releases, oldest first (GET locks/<name>/history, then `released` frames). */
 const histories = new Map();
+/** How many releases the server's history keeps (`kept`): a full one may not reach back a week. */
+let kept = Infinity;
+/** The longest timeline window: older releases are of no use to the page and are dropped. */
+const longestWindowMs = 7 * 24 * 3600 * 1000;
+/** Commands sent and not answered yet, by lock: their buttons wait for the reply. */
+const pending = new Map();
 const main = document.getElementById('locks');
 const connection = document.getElementById('connection');
 const template = document.getElementById('lock-card');
@@ -17,6 +25,7 @@ const windowSelect = document.getElementById('window');
 const pageNote = document.getElementById('page-note');
 const listError = document.getElementById('list-error');
 const nextPage = document.getElementById('next-page');
+const firstPage = document.getElementById('first-page');
 
 // AUTH_MODE=kubernetes: a bearer token, kept for this tab only. It travels in the Authorization
 // header and, for the WebSocket, in Kubernetes' bearer subprotocol: never in a URL.
@@ -54,9 +63,13 @@ function showError(el, message) {
   el.hidden = !message;
 }
 
+/** Answers of api/me older than the last one asked are dropped: the page may have moved on. */
+let meAsked = 0;
 async function loadMe() {
   if (shown.length === 0) return true;
+  const asked = ++meAsked;
   const res = await api(`api/me?locks=${shown.map(encodeURIComponent).join(',')}`);
+  if (asked !== meAsked) return true;
   signIn.hidden = res.status !== 401;
   if (!res.ok) return false;
   const body = await res.json();
@@ -86,7 +99,7 @@ function duration(seconds) {
 const time = (iso) => new Date(iso).toLocaleString();
 
 function card(name) {
-  let el = main.querySelector(`[data-lock="${CSS.escape(name)}"]`);
+  let el = cards.get(name);
   if (!el) {
     el = template.content.firstElementChild.cloneNode(true);
     el.dataset.lock = name;
@@ -97,6 +110,7 @@ function card(name) {
     el.querySelector('.save').addEventListener('click', () => save(name, false));
     el.querySelector('.save-release').addEventListener('click', () => save(name, true));
     main.append(el);
+    cards.set(name, el);
     void loadHistory(name);
   }
   return el;
@@ -127,6 +141,7 @@ function render(name) {
   const mine = held && me !== undefined && lock.holder === me;
   el.querySelector('.take').hidden = !(me && permissions[name]?.hold && !mine);
   el.querySelector('.release').hidden = !mine;
+  if (!pending.has(name)) resetButtons(name);
   const editor = el.querySelector('.editor');
   if (mine && editor.hidden) el.querySelector('textarea').value = lock.content ?? '';
   editor.hidden = !mine;
@@ -183,7 +198,7 @@ function holdsOf(name, now) {
     .filter((r) => Date.parse(r.releasedAt) >= start)
     .map((r) => ({
       who: r.holder ?? r.lastEditor ?? r.releasedBy,
-      from: r.acquiredAt ? Date.parse(r.acquiredAt) : undefined,
+      from: Number.isFinite(Date.parse(r.acquiredAt)) ? Date.parse(r.acquiredAt) : undefined,
       to: Date.parse(r.releasedAt),
       reason: r.reason,
     }));
@@ -198,12 +213,23 @@ function summarize(name, { holds, threshold }) {
   const timed = holds.filter((h) => h.from !== undefined);
   const tooLong = timed.filter((h) => h.to - h.from >= threshold).length;
   const longest = timed.reduce((a, h) => (!a || h.to - h.from > a.to - a.from ? h : a), undefined);
-  const label = windowSelect.selectedOptions[0].textContent;
+  const label = windowSelect.selectedOptions[0]?.textContent ?? 'window';
+  const entries = histories.get(name) ?? [];
+  const start = Date.now() - Number(windowSelect.value) * 1000;
+  // The server keeps the last `kept` releases: when those do not reach back to the window's
+  // start, the count covers only what is kept.
+  const cut =
+    entries.length >= kept && Date.parse(entries[0].releasedAt) > start
+      ? ` (history kept since ${time(entries[0].releasedAt)})`
+      : '';
   const summary = holds.length
     ? `${holds.length} ${holds.length === 1 ? 'hold' : 'holds'} in the ${label}` +
       (tooLong ? `, ${tooLong} held too long` : '') +
-      (longest ? `; longest ${duration((longest.to - longest.from) / 1000)} (${longest.who})` : '')
-    : `No holds in the ${label}`;
+      (longest
+        ? `; longest ${duration((longest.to - longest.from) / 1000)} (${longest.who})`
+        : '') +
+      cut
+    : `No holds in the ${label}${cut}`;
   el.querySelector('.timeline-summary').textContent = summary;
   el.querySelector('.timeline').setAttribute('aria-label', summary);
 }
@@ -317,18 +343,46 @@ function renderReleases(name) {
   details.hidden = items.length === 0;
 }
 
+/** A lock's releases within the longest window, at most 500 (the most a server keeps). */
+const trimmed = (entries) =>
+  entries.filter((e) => Date.parse(e.releasedAt) >= Date.now() - longestWindowMs).slice(-500);
+
 async function loadHistory(name) {
   const res = await api(lockPath(name, 'history'));
   if (!res.ok) return;
-  const { releases } = await res.json();
+  const body = await res.json();
+  if (!locks.has(name)) return; // no longer shown
+  if (Number.isInteger(body.kept)) kept = body.kept;
   // Releases seen live while this was loading are kept.
-  const seen = new Set(releases.map((r) => r.token));
+  const seen = new Set(body.releases.map((r) => r.token));
   const live = (histories.get(name) ?? []).filter((r) => !seen.has(r.token));
-  histories.set(
-    name,
-    [...releases, ...live].sort((a, b) => a.token - b.token),
-  );
-  if (locks.has(name)) render(name);
+  histories.set(name, trimmed([...body.releases, ...live].sort((a, b) => a.token - b.token)));
+  render(name);
+}
+
+const buttonLabels = { '.take': 'Take it, or wait in line', '.release': 'Release' };
+function resetButtons(name) {
+  const el = card(name);
+  for (const [selector, label] of Object.entries(buttonLabels)) {
+    const button = el.querySelector(selector);
+    button.disabled = false;
+    button.textContent = label;
+  }
+}
+
+/** The socket is replaced or lost: commands waiting for a reply are over (the server ends them). */
+function abandonPending() {
+  for (const [name, type] of pending) {
+    if (!cards.has(name)) continue;
+    resetButtons(name);
+    showError(
+      card(name).querySelector('.error'),
+      type === 'avail'
+        ? 'Your wait in line ended when the page reconnected or changed its locks: take it again.'
+        : 'The connection changed before the release was confirmed: check the state and try again.',
+    );
+  }
+  pending.clear();
 }
 
 /** Takes (waiting in line up to 5 minutes) or releases a lock over the WebSocket. */
@@ -338,6 +392,7 @@ function command(name, type) {
     return showError(el.querySelector('.error'), 'Not connected: try again in a moment.');
   showError(el.querySelector('.error'));
   const button = el.querySelector(type === 'avail' ? '.take' : '.release');
+  pending.set(name, type);
   button.disabled = true;
   button.textContent = type === 'avail' ? 'Waiting in line…' : 'Releasing…';
   socket.send(JSON.stringify({ type, lock: name, wait: 300, id: `${type}:${name}` }));
@@ -385,8 +440,21 @@ function forget(name) {
   locks.delete(name);
   histories.delete(name);
   lastRelease.delete(name);
-  main.querySelector(`[data-lock="${CSS.escape(name)}"]`)?.remove();
+  pending.delete(name);
+  cards.get(name)?.remove();
+  cards.delete(name);
 }
+
+/** Runs `fn` once, `ms` after the last of a burst of calls. */
+function debounced(fn, ms) {
+  let timer;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+const relist = debounced(() => void list(), 300);
+const reloadMe = debounced(() => void loadMe(), 300);
 
 const handlers = {
   snapshot(msg) {
@@ -396,7 +464,7 @@ const handlers = {
     }
     // In the listing's order (by name).
     for (const name of shown) {
-      const el = main.querySelector(`[data-lock="${CSS.escape(name)}"]`);
+      const el = cards.get(name);
       if (el) main.append(el);
     }
   },
@@ -404,10 +472,12 @@ const handlers = {
   added(msg) {
     const text = filter.value.trim();
     if (text && !msg.lock.lock.includes(text)) return;
+    // A full page lists again (in name order, with a next page) rather than growing past 50.
+    if (!shown.includes(msg.lock.lock) && shown.length >= pageSize) return relist();
     locks.set(msg.lock.lock, msg.lock);
     if (!shown.includes(msg.lock.lock)) shown = [...shown, msg.lock.lock];
     render(msg.lock.lock);
-    void loadMe();
+    reloadMe();
   },
   /** A lock deleted: its card goes. */
   removed(msg) {
@@ -420,22 +490,18 @@ const handlers = {
     render(msg.lock);
   },
   reply(msg) {
-    const el = card(msg.lock);
-    for (const [selector, label] of [
-      ['.take', 'Take it, or wait in line'],
-      ['.release', 'Release'],
-    ]) {
-      const button = el.querySelector(selector);
-      button.disabled = false;
-      button.textContent = label;
-    }
-    showError(el.querySelector('.error'), msg.ok ? undefined : msg.message);
+    if (!msg.lock || !cards.has(msg.lock)) return;
+    // A `busy` refusal answers a second command; the first still waits for its reply.
+    if (msg.error !== 'busy') pending.delete(msg.lock);
+    if (!pending.has(msg.lock)) resetButtons(msg.lock);
+    showError(card(msg.lock).querySelector('.error'), msg.ok ? undefined : msg.message);
   },
   queue(msg) {
     locks.set(msg.lock, { ...locks.get(msg.lock), waiting: msg.waiting });
     render(msg.lock);
   },
   released(msg) {
+    if (!locks.has(msg.lock)) return;
     lastRelease.set(msg.lock, Math.max(msg.token, lastRelease.get(msg.lock) ?? 0));
     const entries = histories.get(msg.lock) ?? [];
     if (!entries.some((e) => e.token === msg.token)) {
@@ -449,10 +515,7 @@ const handlers = {
         holder: msg.holder,
         acquiredAt: msg.acquiredAt,
       };
-      histories.set(
-        msg.lock,
-        [...entries, entry].sort((a, b) => a.token - b.token),
-      );
+      histories.set(msg.lock, trimmed([...entries, entry].sort((a, b) => a.token - b.token)));
     }
     // A release missed while disconnected: the snapshot already shows what came after it.
     if (msg.replayed) return render(msg.lock);
@@ -512,6 +575,7 @@ function connect(delay = 500) {
   };
   ws.onclose = () => {
     if (socket !== ws) return; // replaced by a socket for another page of locks
+    abandonPending();
     connection.textContent = 'reconnecting…';
     connection.className = 'badge offline';
     // The locks may have changed meanwhile (declared, deleted): list them again first.
@@ -523,7 +587,11 @@ function connect(delay = 500) {
  * Lists the page of locks the filter selects (GET locks), drops the cards of others, asks what
  * the user may do to these, and follows exactly these on a new WebSocket.
  */
+/** Listings older than the last one started are dropped (typing, paging and relisting overlap). */
+let listed = 0;
 async function list(delay) {
+  clearTimeout(retry);
+  const asked = ++listed;
   const text = filter.value.trim();
   const query = new URLSearchParams({ limit: String(pageSize) });
   if (text) query.set('search', text);
@@ -545,20 +613,34 @@ async function list(delay) {
       retry = setTimeout(() => void list(Math.min(delay * 2, 10_000)), delay);
     return;
   }
+  if (asked !== listed) return; // a later listing follows
   showError(listError);
-  if (text !== filter.value.trim()) return; // typed on meanwhile: that listing follows
   const names = body.locks.map((l) => l.lock);
   pageNext = body.continue;
   showsAll = !text && !pageStart && !pageNext;
   for (const name of [...locks.keys()]) if (!names.includes(name)) forget(name);
   shown = names;
   nextPage.hidden = !pageNext;
+  firstPage.hidden = !pageStart;
   pageNote.hidden = !(pageNext || pageStart);
   pageNote.textContent = `Showing ${names.length} locks${pageStart ? ` after ${pageStart}` : ''}: filter by name to find others.`;
   if (names.length === 0) {
-    showError(listError, text ? `No lock's name contains "${text}".` : 'No locks are served.');
-    socket?.close();
+    showError(
+      listError,
+      pageStart
+        ? `No more locks after ${pageStart}.`
+        : text
+          ? `No lock's name contains "${text}".`
+          : 'No locks are served yet.',
+    );
+    abandonPending();
+    const old = socket;
     socket = undefined;
+    old?.close();
+    connection.textContent = 'no locks';
+    connection.className = 'badge offline';
+    // Nothing to follow: look again in a while (a lock may be declared meanwhile).
+    retry = setTimeout(() => void list(), 10_000);
     return;
   }
   // A declared lock whose Lease is not made yet: shown as such until its `added` frame.
@@ -568,6 +650,8 @@ async function list(delay) {
       render(item.lock);
     }
   await loadMe();
+  if (asked !== listed) return;
+  abandonPending();
   const old = socket;
   connect(delay);
   old?.close();
@@ -585,7 +669,14 @@ nextPage.addEventListener('click', () => {
   pageStart = pageNext ?? '';
   void list();
 });
-windowSelect.value = localStorage.getItem('retrospective-window') ?? windowSelect.value;
+firstPage.addEventListener('click', () => {
+  pageStart = '';
+  void list();
+});
+// A stored window that is not one of the choices (an older page's) is left at the default.
+const storedWindow = localStorage.getItem('retrospective-window');
+if ([...windowSelect.options].some((o) => o.value === storedWindow))
+  windowSelect.value = storedWindow;
 windowSelect.addEventListener('change', () => {
   localStorage.setItem('retrospective-window', windowSelect.value);
   locks.forEach((_, name) => renderTimeline(name));

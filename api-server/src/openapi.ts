@@ -354,6 +354,10 @@ export const openapi = {
         required: ['lock', 'releases'],
         properties: {
           lock: str,
+          kept: {
+            type: 'integer',
+            description: 'How many releases the history keeps (HISTORY_SIZE): older ones are gone.',
+          },
           releases: {
             type: 'array',
             items: {

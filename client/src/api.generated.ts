@@ -1895,6 +1895,8 @@ export interface components {
         };
         History: {
             lock: string;
+            /** @description How many releases the history keeps (HISTORY_SIZE): older ones are gone. */
+            kept?: number;
             releases: {
                 lastEditor?: string;
                 releasedBy?: string;

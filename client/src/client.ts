@@ -79,8 +79,10 @@ export class RetrospectiveClient {
   }
 
   /** Who you are and what you may do. */
-  me(signal?: AbortSignal): Promise<Me> {
-    return this.request('GET', '/api/me', { signal });
+  /** Who you are and what you may do; `locks` names the locks to ask about (required past 100). */
+  me(signal?: AbortSignal, locks?: readonly string[]): Promise<Me> {
+    const query = locks ? { locks: locks.join(',') } : undefined;
+    return this.request('GET', '/api/me', { signal, ...(query ? { query } : {}) });
   }
 
   /** The last releases of a lock, oldest first. */

@@ -197,6 +197,14 @@ describe("the dashboard's link to the management view", () => {
         'monitoring.dashboard.viewUrl': 'https://x.example/view/',
       }),
     ).toEqual(['https://x.example/view/', 'https://x.example/view/']);
+    // A wildcard host is no address: the first host that is one.
+    expect(
+      await viewUrl({
+        'ingress.enabled': 'true',
+        'ingress.hosts[0]': '*.example',
+        'ingress.hosts[1]': 'locks.example',
+      }),
+    ).toEqual(['http://locks.example/', 'http://locks.example/']);
   });
 });
 
@@ -418,6 +426,23 @@ describe('topology spread', () => {
       expect(
         await spread({ ...own, [`${prefix}.topologySpread.enabled`]: 'false' }, component),
       ).toEqual([zone]);
+      // One of the user's on the default's key and policy replaces it (the API server refuses
+      // two with the same topologyKey and whenUnsatisfiable).
+      const hostname = {
+        maxSkew: 2,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+      };
+      expect(
+        await spread(
+          {
+            [`${prefix}.topologySpreadConstraints[0].maxSkew`]: '2',
+            [`${prefix}.topologySpreadConstraints[0].topologyKey`]: 'kubernetes.io/hostname',
+            [`${prefix}.topologySpreadConstraints[0].whenUnsatisfiable`]: 'ScheduleAnyway',
+          },
+          component,
+        ),
+      ).toEqual([hostname]);
     }
     expect(
       (await renderRaw({ 'apiServer.topologySpread.whenUnsatisfiable': 'Maybe' })).stderr,
@@ -463,6 +488,9 @@ describe('HTTPRoute timeouts', () => {
     });
     expect(requestOnly!.timeouts).toEqual({ request: '0s', backendRequest: '0s' });
     expect(gatewayDefault!.timeouts).toBeUndefined();
+    // For a Gateway without the Extended timeouts feature: none at all.
+    const bare = await rules({ 'httpRoute.timeouts.enabled': 'false' });
+    expect(bare.map((r) => r.timeouts)).toEqual([undefined, undefined]);
     expect((await renderRaw({ 'httpRoute.timeouts.request': '5 minutes' })).stderr).toMatch(
       /at '\/httpRoute\/timeouts\/request'/,
     );

@@ -134,4 +134,26 @@ describe('the management view in headless Chromium', () => {
     expect(await card.locator('.last-release').textContent()).toMatch(/^zoe at .* \(released\)$/);
     await page.close();
   });
+
+  it('says so when a wait in line ends because the page changed its locks, and frees the button', async () => {
+    const page = await browser.newPage();
+    await page.setExtraHTTPHeaders({ Username: 'yan' }); // set by the proxy in front
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await post('avail', 'ana');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
+    await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
+    await card.locator('.take').click();
+    await expect.poll(() => card.locator('.waiting').textContent()).toMatch(/^yan \(\d+s\)$/);
+    // A new filter lists again and follows the locks on a new socket: the old one's wait ends.
+    await page.fill('#filter', 'retro');
+    await expect
+      .poll(() => card.locator('.error').textContent(), { timeout: 5_000 })
+      .toMatch(/wait in line ended/);
+    expect(await card.locator('.take').isDisabled()).toBe(false);
+    expect(await card.locator('.take').textContent()).toBe('Take it, or wait in line');
+    await expect.poll(() => card.locator('.waiting').textContent(), { timeout: 10_000 }).toBe('—');
+    await post('release', 'ana');
+    await page.close();
+  });
 });

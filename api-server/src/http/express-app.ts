@@ -146,7 +146,8 @@ export function expressApp(deps: ExpressAppDeps) {
     const entries = deps.history ? await deps.history(lock) : [];
     const releases = limit === undefined ? entries : entries.slice(-limit);
     const json = limit === undefined ? render(entries) : JSON.stringify(releases);
-    const body = `{"lock":${JSON.stringify(lock)},"releases":${json}}`;
+    // `kept`: how many releases the history keeps (a full one may not reach back far enough).
+    const body = `{"lock":${JSON.stringify(lock)},"kept":${config.HISTORY_SIZE},"releases":${json}}`;
     res.status(200);
     if (req.accepts(['text/plain', 'application/json']) === 'application/json')
       res.type('application/json').send(body);
@@ -165,9 +166,17 @@ export function expressApp(deps: ExpressAppDeps) {
     let next: string | undefined;
     let examined: string | undefined;
     let checks = 0;
-    for (const name of names) {
+    // Whether a lock matches the search and the held filter (RBAC is checked on its own).
+    const matches = (name: string) => {
+      if (query.search && !name.includes(query.search)) return false;
+      const state = service.peek(name);
+      return query.held === undefined || (state !== undefined && isHeld(state)) === query.held;
+    };
+    for (const [index, name] of names.entries()) {
       if (items.length === query.limit) {
-        next = examined;
+        // A next page only when some lock after this one matches: a page that ends the matches
+        // says so, rather than leading to an empty one.
+        if (names.slice(index).some(matches)) next = examined;
         break;
       }
       if (!everything && checks === maxListChecks) {
@@ -175,10 +184,8 @@ export function expressApp(deps: ExpressAppDeps) {
         break;
       }
       examined = name;
-      if (query.search && !name.includes(query.search)) continue;
+      if (!matches(name)) continue;
       const state = service.peek(name);
-      if (query.held !== undefined && (state !== undefined && isHeld(state)) !== query.held)
-        continue;
       if (!everything) {
         checks++;
         if (!(await auth.allowed(who, 'view', name))) continue;
@@ -198,8 +205,6 @@ export function expressApp(deps: ExpressAppDeps) {
     const asked = req.query.locks;
     const named = parseLocks(typeof asked === 'string' ? asked : asked === undefined ? null : '');
     if (named instanceof Error) throw new HttpError(400, 'invalid_query', named.message);
-    if (named && ![...named].every((lock) => service.has(lock)))
-      throw new HttpError(400, 'invalid_query', 'locks: it names a lock that does not exist');
     // Three reviews per lock: a page of the view asks about the locks it shows.
     if (!named && service.locks.length > maxSubscribedLocks)
       throw new HttpError(
@@ -207,16 +212,23 @@ export function expressApp(deps: ExpressAppDeps) {
         'too_many_locks',
         `More than ${maxSubscribedLocks} locks are served: name the ones you want with ?locks=.`,
       );
+    // Names that are not locks (any more) are left out: a lock deleted since the page listed it.
+    const asking = named ? [...named].filter((lock) => service.has(lock)) : service.locks;
     const permissions: Permission[] = ['view', 'hold', 'force-release'];
+    // One namespace-wide review per permission first; per lock only for what that refused.
+    const everywhere = await Promise.all(permissions.map((p) => auth.allowed(who, p, '')));
     const locks = Object.fromEntries(
       await Promise.all(
-        (named ? [...named] : service.locks).map(
+        asking.map(
           async (lock) =>
             [
               lock,
               Object.fromEntries(
                 await Promise.all(
-                  permissions.map(async (p) => [p, await auth.allowed(who, p, lock)] as const),
+                  permissions.map(
+                    async (p, i) =>
+                      [p, everywhere[i] === true || (await auth.allowed(who, p, lock))] as const,
+                  ),
                 ),
               ),
             ] as const,

@@ -311,7 +311,8 @@ export class Broadcaster {
     if (!cmd) return this.drop(ws, 'client_message', 1008, 'not a command');
     if (client.busy) {
       const message = 'One command at a time: wait for the reply.';
-      return this.send(ws, { type: 'reply', id: cmd.id, ok: false, error: 'busy', message });
+      const reply = { type: 'reply', id: cmd.id, lock: cmd.lock, command: cmd.type, ok: false };
+      return this.send(ws, { ...reply, error: 'busy', message });
     }
     client.busy = true;
     void commands

@@ -124,7 +124,15 @@ the user's. Call with (dict "root" $ "component" "api-server" "values" .Values.a
 */}}
 {{- define "retrospective.topologySpreadConstraints" -}}
 {{- $spread := .values.topologySpread -}}
-{{- if and $spread.enabled (gt (int .values.replicaCount) 1) }}
+{{- /* A constraint of the user's on the same key and policy replaces the default: the API server
+     refuses two with the same topologyKey and whenUnsatisfiable. */}}
+{{- $same := false -}}
+{{- range .values.topologySpreadConstraints -}}
+{{- if and (eq .topologyKey $spread.topologyKey) (eq (.whenUnsatisfiable | default "DoNotSchedule") $spread.whenUnsatisfiable) -}}
+{{- $same = true -}}
+{{- end -}}
+{{- end -}}
+{{- if and $spread.enabled (gt (int .values.replicaCount) 1) (not $same) }}
 - maxSkew: {{ $spread.maxSkew }}
   topologyKey: {{ $spread.topologyKey }}
   whenUnsatisfiable: {{ $spread.whenUnsatisfiable }}
