@@ -12,6 +12,8 @@ import { root, type Proc } from './lib.ts';
 import { manyLocks } from './many-locks.ts';
 import * as w from './workloads.ts';
 
+// Every spawned server and crowd kills itself with the bench: one exit listener each.
+process.setMaxListeners(64);
 const smoke = process.argv.includes('--smoke');
 const ownCluster = !process.env.BENCH_CLUSTER_DIR;
 const clusterDir = process.env.BENCH_CLUSTER_DIR ?? '.cache/bench-cluster';

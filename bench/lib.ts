@@ -54,6 +54,20 @@ export async function spawnNode(
   };
 }
 
+/** bench/bare.ts answering every request with the body and content type `url` answers now. */
+export async function bareLike(url: string, headers: Record<string, string>): Promise<Proc> {
+  const sample = await fetch(url, { headers });
+  return spawnNode(
+    'bench/bare.ts',
+    {
+      BARE: 'http',
+      BODY: await sample.text(),
+      CONTENT_TYPE: sample.headers.get('content-type') ?? '',
+    },
+    '/',
+  );
+}
+
 /** Waits (at most 30 s) until the api-server at `url` has its lock: ready is not provisioned. */
 export async function provisioned(url: string): Promise<void> {
   const deadline = performance.now() + 30_000;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { loadKubeConfig } from '@retrospective/runtime';
-import { nth, ok, root, rssKiB, sleep, spawnNode, stats, type Proc } from './lib.ts';
+import { bareLike, nth, ok, root, rssKiB, sleep, spawnNode, stats, type Proc } from './lib.ts';
 import { as, json, namespace, row, type Context, type Row } from './workloads.ts';
 
 const run = promisify(execFile);
@@ -343,16 +343,7 @@ export async function manyLocks(ctx: Context): Promise<Row[]> {
 
     // Holds and releases spread over the locks (two users at a time), `check` measured meanwhile
     // on the replicas and on a bare server sending the same body, alternately.
-    const sample = await fetch(`${nth(apis, 0).url}/locks/${names[0]}/check`, { headers: json });
-    const bare = await spawnNode(
-      'bench/bare.ts',
-      {
-        BARE: 'http',
-        BODY: await sample.text(),
-        CONTENT_TYPE: sample.headers.get('content-type') ?? '',
-      },
-      '/',
-    );
+    const bare = await bareLike(`${nth(apis, 0).url}/locks/${names[0]}/check`, json);
     procs.push(bare);
     const released: { key: string; at: number; answer: number }[] = [];
     const end = performance.now() + size.churn;

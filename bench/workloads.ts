@@ -5,6 +5,7 @@ import { CoordinationV1Api, CoreV1Api, type V1Lease } from '@kubernetes/client-n
 import { WebSocket } from 'ws';
 import { loadKubeConfig } from '@retrospective/runtime';
 import {
+  bareLike,
   loop,
   ok,
   peer,
@@ -107,16 +108,7 @@ const seconds = (ctx: Context, full: number) => (ctx.smoke ? 1 : full);
 export async function checkThroughput(ctx: Context): Promise<Row[]> {
   const ns = await namespace(ctx, 'check');
   const [api] = (await replicas(ctx, ns, 1)) as [Proc];
-  const sample = await fetch(`${api.url}/retrospective/check`, { headers: json });
-  const bare = await spawnNode(
-    'bench/bare.ts',
-    {
-      BARE: 'http',
-      BODY: await sample.text(),
-      CONTENT_TYPE: sample.headers.get('content-type') ?? '',
-    },
-    '/',
-  );
+  const bare = await bareLike(`${api.url}/retrospective/check`, json);
   const rate = async (url: string) => {
     const result = await autocannon({
       url: `${url}/retrospective/check`,

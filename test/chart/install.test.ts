@@ -5,6 +5,20 @@ import { applyManifests, binPath, cluster, createNamespace, kubectl } from '../s
 import { chartPath, get, helm, one, render, renderRaw, type Manifest } from '../support/helm.ts';
 
 const kube = () => cluster().kubeconfig;
+
+/** A fresh namespace that enforces the restricted Pod Security Standard. */
+async function restrictedNamespace(prefix: string): Promise<string> {
+  const namespace = await createNamespace(prefix);
+  const label = await kubectl(
+    'label',
+    'namespace',
+    namespace,
+    'pod-security.kubernetes.io/enforce=restricted',
+    'pod-security.kubernetes.io/enforce-version=latest',
+  );
+  expect(label.code, label.stderr).toBe(0);
+  return namespace;
+}
 /** What a release leaves in its namespace, found by the chart's instance label. */
 const leftovers = async (namespace: string, release: string) =>
   (
@@ -185,15 +199,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
   });
 
   it('in a namespace enforcing the restricted Pod Security Standard, the pods of both Deployments are admitted', async () => {
-    const namespace = await createNamespace('chart-restricted');
-    const label = await kubectl(
-      'label',
-      'namespace',
-      namespace,
-      'pod-security.kubernetes.io/enforce=restricted',
-      'pod-security.kubernetes.io/enforce-version=latest',
-    );
-    expect(label.code, label.stderr).toBe(0);
+    const namespace = await restrictedNamespace('chart-restricted');
     // The chart's ServiceAccounts first: a Pod naming a missing one is refused for that reason.
     const installed = await helm(['install', 'rel', chartPath, '-n', namespace], kube());
     expect(installed.code, installed.stderr).toBe(0);
@@ -278,15 +284,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
   });
 
   it("admits OpenShift's security context (no fixed UID, GID or fsGroup) under the restricted standard", async () => {
-    const namespace = await createNamespace('chart-openshift');
-    const label = await kubectl(
-      'label',
-      'namespace',
-      namespace,
-      'pod-security.kubernetes.io/enforce=restricted',
-      'pod-security.kubernetes.io/enforce-version=latest',
-    );
-    expect(label.code, label.stderr).toBe(0);
+    const namespace = await restrictedNamespace('chart-openshift');
     const values: Record<string, string> = {};
     for (const component of ['apiServer', 'controller', 'tests'])
       for (const key of ['runAsUser', 'runAsGroup', 'fsGroup'])

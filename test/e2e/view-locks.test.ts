@@ -1,6 +1,7 @@
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { launchChromium } from '../support/browser.ts';
 import { applyYaml, installLockCrd, lockYaml } from '../support/locks.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
@@ -22,11 +23,7 @@ describe('the management view with Lock objects', () => {
       expect((await applyYaml(namespace, lockYaml(name))).code).toBe(0);
     services.push(await startController(cluster().kubeconfig, namespace, env));
     services.push(await startApiServer(cluster().kubeconfig, namespace, env));
-    browser = await chromium.launch({
-      executablePath: binPath('chromium'),
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser.close();

@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace, kubectl, repoRoot } from '../support/kube.ts';
+import { cluster, createNamespace, kubectl, repoRoot } from '../support/kube.ts';
+import { launchChromium } from '../support/browser.ts';
 import { applyYaml } from '../support/locks.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
@@ -47,11 +48,7 @@ describe('the management view: timeline, state at a glance, edit in the page', (
     const env = { LOCKS: 'retrospective', HELD_TOO_LONG_SECONDS: '2', MAX_CONTENT_BYTES: '200' };
     controller = await startController(cluster().kubeconfig, namespace, env);
     api = await startApiServer(cluster().kubeconfig, namespace, { ...env, ADMIN_USERS: 'root' });
-    browser = await chromium.launch({
-      executablePath: binPath('chromium'),
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser.close();

@@ -1,6 +1,7 @@
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath, cluster, createNamespace } from '../support/kube.ts';
+import { cluster, createNamespace } from '../support/kube.ts';
+import { launchChromium } from '../support/browser.ts';
 import { startApiServer, startController, type Service } from '../support/processes.ts';
 
 describe('the management view in headless Chromium', () => {
@@ -13,17 +14,7 @@ describe('the management view in headless Chromium', () => {
     const locks = { LOCKS: 'retrospective,standup' };
     controller = await startController(cluster().kubeconfig, namespace, locks);
     api = await startApiServer(cluster().kubeconfig, namespace, { ...locks, ADMIN_USERS: 'root' });
-    browser = await chromium.launch({
-      executablePath: binPath('chromium'),
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-gpu',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser.close();
