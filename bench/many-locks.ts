@@ -214,7 +214,7 @@ async function receiptsOf(c: Crowd): Promise<Map<string, number[]>> {
 /** 7. Many locks: 1,000 Lock objects, 3 replicas, 10,000 subscribed WebSocket clients. */
 export async function manyLocks(ctx: Context): Promise<Row[]> {
   const size = ctx.smoke
-    ? { locks: 40, replicas: 3, crowds: 2, clients: 100, fresh: 3, churn: 3_000, idle: 3_000 }
+    ? { locks: 20, replicas: 3, crowds: 2, clients: 50, fresh: 2, churn: 1_500, idle: 1_000 }
     : {
         locks: 1000,
         replicas: 3,
