@@ -1,4 +1,4 @@
-// The six workloads of `make bench` (docs/benchmarks.md describes each). Every figure is set
+// Workloads 1-6 of `make bench` (7 is bench/many-locks.ts; docs/benchmarks.md describes each). Every figure is set
 // against a floor or a peer measured in the same run, on the same loopback and control plane.
 import autocannon from 'autocannon';
 import { CoordinationV1Api, CoreV1Api, type V1Lease } from '@kubernetes/client-node';
