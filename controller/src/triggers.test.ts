@@ -61,6 +61,26 @@ describe('what the leader records for a change', () => {
     expect(await history.floor('retrospective')).toBe(3);
   });
 
+  it('records a hand-over nobody took up without a holder or grant time: it was never held', async () => {
+    const history = new MemoryHistory(10);
+    const deps = {
+      events: { record: async () => undefined },
+      history,
+      metrics: createControllerMetrics({ locks: ['retrospective'], heldTooLongSeconds: 900 }),
+      logger: pino({ level: 'silent' }),
+    };
+    const handedOver: LockState = { ...held, holder: 'bob', unclaimedSeconds: 3 };
+    await recordChange(deps, {
+      name: 'retrospective',
+      prev: handedOver,
+      next: { ...released, releasedBy: 'controller', releaseReason: 'expired' },
+    });
+    const [entry] = await history.list('retrospective');
+    expect(entry).toMatchObject({ reason: 'expired', token: 3 });
+    expect(entry).not.toHaveProperty('holder');
+    expect(entry).not.toHaveProperty('acquiredAt');
+  });
+
   it('stops, without recording more, once its term of leadership ends', async () => {
     const history = new MemoryHistory(10);
     const term = new AbortController();

@@ -78,19 +78,19 @@ export async function recordChange(
     // (A hand-over taken up is confirmed, which clears the mark: one still there was never taken up.)
     const untaken = change.prev?.unclaimedSeconds;
     const notTakenUp = untaken !== undefined;
-    const message =
-      event.reason === 'expired' && notTakenUp
-        ? `the hand-over of ${event.lock} to ${holder} was not taken up within ${untaken} s (its api-server is gone)`
-        : event.reason === 'expired'
-          ? `the hold of ${holder} on ${event.lock} expired${held}`
-          : event.reason === 'forced'
-            ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
-            : `${event.releasedBy} released ${event.lock}${held}`;
+    const handOverExpired = event.reason === 'expired' && notTakenUp;
+    const message = handOverExpired
+      ? `the hand-over of ${event.lock} to ${holder} was not taken up within ${untaken} s (its api-server is gone)`
+      : event.reason === 'expired'
+        ? `the hold of ${holder} on ${event.lock} expired${held}`
+        : event.reason === 'forced'
+          ? `${event.releasedBy} force-released ${event.lock}, held by ${holder}${held}`
+          : `${event.releasedBy} released ${event.lock}${held}`;
     await recordEvent(
       deps,
       event.lock,
       event.reason === 'released' ? 'Normal' : 'Warning',
-      event.reason === 'expired' && notTakenUp ? 'HandOverExpired' : reasons[event.reason],
+      handOverExpired ? 'HandOverExpired' : reasons[event.reason],
       message,
       options,
     );
@@ -103,8 +103,11 @@ export async function recordChange(
         releasedAt: event.releasedAt.toISOString(),
         reason: event.reason,
         content: event.content,
-        ...(event.holder ? { holder: event.holder } : {}),
-        ...(event.acquiredAt ? { acquiredAt: event.acquiredAt.toISOString() } : {}),
+        // A hand-over nobody took up was never a hold: the waiter named holder never held it.
+        ...(event.holder && !handOverExpired ? { holder: event.holder } : {}),
+        ...(event.acquiredAt && !handOverExpired
+          ? { acquiredAt: event.acquiredAt.toISOString() }
+          : {}),
       },
       options,
     );
