@@ -27,6 +27,22 @@ describe('the management view in headless Chromium', () => {
       headers: { Username: user, ...headers },
     });
 
+  /** A page of `user` (named by the proxy in front) waiting in line from the view while ana holds. */
+  async function waitInLineFromPage(user: string) {
+    const page = await browser.newPage();
+    await page.setExtraHTTPHeaders({ Username: user }); // set by the proxy in front
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await post('avail', 'ana');
+    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
+    await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
+    await card.locator('.take').click();
+    await expect
+      .poll(() => card.locator('.waiting').textContent())
+      .toMatch(new RegExp(`^${user} \\(\\d+s\\)$`));
+    return { page, card };
+  }
+
   it('shows the holder, then updates without reload when a release is made over HTTP', async () => {
     await post('avail', 'ujjwal');
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } }); // a phone
@@ -107,15 +123,7 @@ describe('the management view in headless Chromium', () => {
   });
 
   it('lets a user wait in line from the view and release from it', async () => {
-    const page = await browser.newPage();
-    await page.setExtraHTTPHeaders({ Username: 'zoe' }); // set by the proxy in front
-    await page.goto(api.url);
-    const card = page.locator('[data-lock="retrospective"]');
-    await post('avail', 'ana');
-    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
-    await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
-    await card.locator('.take').click();
-    await expect.poll(() => card.locator('.waiting').textContent()).toMatch(/^zoe \(\d+s\)$/);
+    const { page, card } = await waitInLineFromPage('zoe');
     await post('release', 'ana');
     await expect.poll(() => card.locator('.holder').textContent()).toBe('zoe');
     await expect.poll(() => card.locator('.release').isVisible()).toBe(true);
@@ -127,15 +135,7 @@ describe('the management view in headless Chromium', () => {
   });
 
   it('says so when a wait in line ends because the page changed its locks, and frees the button', async () => {
-    const page = await browser.newPage();
-    await page.setExtraHTTPHeaders({ Username: 'yan' }); // set by the proxy in front
-    await page.goto(api.url);
-    const card = page.locator('[data-lock="retrospective"]');
-    await post('avail', 'ana');
-    await expect.poll(() => card.locator('.holder').textContent()).toBe('ana');
-    await expect.poll(() => card.locator('.take').isVisible()).toBe(true);
-    await card.locator('.take').click();
-    await expect.poll(() => card.locator('.waiting').textContent()).toMatch(/^yan \(\d+s\)$/);
+    const { page, card } = await waitInLineFromPage('yan');
     // A new filter lists again and follows the locks on a new socket: the old one's wait ends.
     await page.fill('#filter', 'retro');
     await expect
