@@ -23,4 +23,16 @@ describe('per-lock metric series', () => {
     );
     expect(text).toContain('retrospective_lock_queue_length{lock="kept"} 0');
   });
+
+  it('start the grants and releases the dashboard reads at 0, so a first release is an increase', async () => {
+    const text = await createMetrics({ locks: ['kept'] }).registry.metrics();
+    for (const [action, outcome] of [
+      ['avail', 'granted'],
+      ['release', 'released'],
+      ['release', 'forced'],
+    ])
+      expect(text).toContain(
+        `retrospective_lock_requests_total{lock="kept",action="${action}",outcome="${outcome}"} 0`,
+      );
+  });
 });

@@ -10,6 +10,15 @@ export interface MetricsOptions {
   readonly watching?: () => boolean;
 }
 
+/** The command outcomes whose series start at 0 for every lock (what the dashboard reads). */
+const followedOutcomes = [
+  ['avail', 'granted'],
+  ['avail', 'renewed'],
+  ['change', 'updated'],
+  ['release', 'released'],
+  ['release', 'forced'],
+] as const;
+
 /** Every api-server metric, on a registry of its own so tests can build many apps. */
 export function createMetrics({ locks, watching = () => true }: MetricsOptions) {
   const registry = new Registry();
@@ -102,6 +111,10 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   /** Starts a lock's series at 0, so "no race yet" and a first wait read as data. */
   const follow = (lock: string) => {
     for (const action of ['avail', 'change', 'release']) metrics.lockRaces.inc({ lock, action }, 0);
+    // The outcomes the dashboard's annotations and panels read: a pod's first grant or release
+    // is then an increase from 0 that increase() sees, not a series that starts at 1.
+    for (const [action, outcome] of followedOutcomes)
+      metrics.lockRequests.inc({ lock, action, outcome }, 0);
     metrics.queueLength.set({ lock }, 0);
     // Zeroed, so the first wait reads as an increase (rate() and the dashboard see it).
     metrics.handoverGap.zero({ lock });
