@@ -28,26 +28,36 @@ export class LineSightings {
     Map<string, { renewal: ReturnType<typeof renewalOf>; at: number }>
   >();
 
+  /** Per lock: the state observed last (observing it again changes nothing) and the last sweep. */
+  private readonly last = new Map<string, { state: LockState; swept: number }>();
+
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Records the entries of `state`; an older state seen late changes nothing. */
   observe(state: LockState): void {
     const at = this.now();
+    const last = this.last.get(state.name);
+    // The same state again (every decision and every look reads the cached one): nothing new.
+    if (last?.state === state) return;
     const lock =
       this.seen.get(state.name) ??
       new Map<string, { renewal: ReturnType<typeof renewalOf>; at: number }>();
     this.seen.set(state.name, lock);
-    const present = new Set<string>();
     for (const waiter of state.queue ?? []) {
-      present.add(waiter.id);
       const renewal = renewalOf(waiter);
       const known = lock.get(waiter.id)?.renewal;
       const renewed = !known || known.kind !== renewal.kind || renewal.value > known.value;
       if (renewed) lock.set(waiter.id, { renewal, at });
     }
-    // Entries gone from the line are forgotten once they could no longer count anyway.
+    const forgetMs = 10 * defaultWaiterTtlSeconds * 1000;
+    this.last.set(state.name, { state, swept: last?.swept ?? at });
+    // Entries gone from the line are forgotten once they could no longer count anyway: swept a
+    // few times per forgetting period, not at every state (a busy line sees thousands of ids).
+    if (last && at - last.swept < forgetMs / 10) return;
+    const present = new Set((state.queue ?? []).map((w) => w.id));
     for (const [id, known] of lock)
-      if (!present.has(id) && known.at + 10 * defaultWaiterTtlSeconds * 1000 < at) lock.delete(id);
+      if (!present.has(id) && known.at + forgetMs < at) lock.delete(id);
+    this.last.set(state.name, { state, swept: at });
   }
 
   /** Whether each entry of `state` counts now; observes `state` first. */
@@ -68,5 +78,6 @@ export class LineSightings {
   /** Forgets a lock (it was deleted). */
   forget(lock: string): void {
     this.seen.delete(lock);
+    this.last.delete(lock);
   }
 }

@@ -29,6 +29,9 @@ const methods: Record<Verb, readonly string[]> = {
  * The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/:
  * a thin adapter from HTTP to the command pipeline and back.
  */
+/** The reason every hung-up request is aborted with: one object, not a DOMException each. */
+const clientWentAway = new Error('The client went away.');
+
 export function lockRoutes(deps: LockRoutesDeps): Router {
   const { config, auth, pipeline, policy } = deps;
   const router = Router();
@@ -40,7 +43,8 @@ export function lockRoutes(deps: LockRoutesDeps): Router {
     const handle = async (req: Request, res: Response) => {
       // Listening first: a client that hangs up during its auth review never joins the line.
       const gone = new AbortController();
-      res.once('close', () => gone.abort());
+      // Closed before the answer was sent: the client went away. (After it, nobody listens.)
+      res.once('close', () => res.writableFinished || gone.abort(clientWentAway));
       const param = req.params.lock;
       const lock = typeof param === 'string' ? param : 'retrospective';
       res.locals.lock = lock;
