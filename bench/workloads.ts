@@ -209,6 +209,20 @@ async function handovers(apis: readonly Proc[], clients: number, count: number) 
 /** 3. Hand-over gap under contention: 20 waiters on 2 replicas vs etcd's Mutex and client-go. */
 export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<Row[]> {
   const n = (full: number, smoke: number) => String(ctx.smoke ? smoke : full);
+  // The floor of any hand-over through a Lease: one client-go (protobuf) update of a Lease, from
+  // the call until a watch sees it, by one writer on an otherwise idle control plane.
+  const floorNs = await namespace(ctx, 'floor');
+  const floor = stats(
+    await peer([
+      'leasewatch',
+      '-kubeconfig',
+      ctx.kubeconfig,
+      '-namespace',
+      floorNs,
+      '-writes',
+      n(200, 5),
+    ]),
+  );
   const ours = stats(await handovers(apis, 20, ctx.smoke ? 5 : 300));
   const mutex = stats(
     await peer(['mutex', '-endpoints', ctx.etcd, '-waiters', '20', '-handovers', n(300, 5)]),
@@ -245,6 +259,16 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
       test: (r) => r <= 1,
     }),
     row(w, 'hand-overs', perSecond(ours), '/s', "etcd's concurrency.Mutex", perSecond(mutex)),
+    // What one hand-over through a Lease cannot beat: a write through kube-apiserver, seen.
+    row(w, 'p50', ours.p50, 'ms', 'one Lease update seen on a watch (client-go, idle)', floor.p50),
+    row(
+      "3. etcd's concurrency.Mutex, same run",
+      'p50',
+      mutex.p50,
+      'ms',
+      'one Lease update seen on a watch (client-go, idle)',
+      floor.p50,
+    ),
     row(
       w,
       'p99',
