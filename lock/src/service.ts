@@ -1,7 +1,7 @@
 import { FixedCatalog, type LockCatalog } from './catalog.js';
-import { decide, type Command, type Outcome, type Refusal } from './decide.js';
+import { decide, type Command, type Decision, type Outcome, type Refusal } from './decide.js';
 import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
-import { liveQueue, type LockState, type Versioned, type Waiter } from './model.js';
+import { liveQueue, type Liveness, type LockState, type Versioned, type Waiter } from './model.js';
 import { LineSightings } from './sightings.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
@@ -12,12 +12,30 @@ export type MutationResult =
   | { readonly ok: true; readonly outcome: Outcome; readonly state: LockState }
   | { readonly ok: false; readonly refusal: Refusal; readonly raced: boolean };
 
+export type LineCommand = Extract<Command, { kind: 'line' }>;
+
+/**
+ * Changes to a lock's line that ride along in another command's write (a replica's joins and
+ * leaves carried by a holder's release on the same replica), so they cost no write of their own.
+ */
+export interface LineRider {
+  /** The line changes to carry in this attempt, read at each attempt; undefined: none. */
+  command(): LineCommand | undefined;
+  /**
+   * Called once, when the command is over: with the state written when the write carried the
+   * changes, else with undefined (refused, nothing written, failed): they are still to write.
+   */
+  done(carried: LockState | undefined): void;
+}
+
 export interface ExecuteOptions extends StoreCallOptions {
   /**
    * A refusal decided on the cache will do: the caller does not answer it (a caller about to
    * wait in line joins it anyway), so it is not confirmed by a read of the store.
    */
   readonly refuseOnCache?: boolean | undefined;
+  /** Line changes to carry in the write, when the command writes (see LineRider). */
+  readonly rider?: LineRider | undefined;
 }
 
 export interface LockServiceOptions {
@@ -107,6 +125,28 @@ export class LockService {
     command: Command | (() => Command),
     options: ExecuteOptions = {},
   ): Promise<MutationResult> {
+    const { rider } = options;
+    if (!rider) return this.attempts(name, command, options);
+    let carried: LockState | undefined;
+    try {
+      const result = await this.attempts(name, command, options, (state) => (carried = state));
+      // Only the last attempt's write counts: an attempt that carried them and lost does not.
+      if (!result.ok) carried = undefined;
+      return result;
+    } catch (error) {
+      carried = undefined;
+      throw error;
+    } finally {
+      rider.done(carried);
+    }
+  }
+
+  private async attempts(
+    name: string,
+    command: Command | (() => Command),
+    options: ExecuteOptions,
+    carrying?: (written: LockState | undefined) => void,
+  ): Promise<MutationResult> {
     this.assertKnown(name);
     let current: Versioned | undefined = this.store.cached(name);
     let fresh = false;
@@ -138,9 +178,11 @@ export class LockService {
         fresh = true;
         continue;
       }
-      const written = await this.store.replace(decision.next, current, options);
+      const [next, rides] = this.withRider(current.state, now, decision, options.rider);
+      const written = await this.store.replace(next, current, options);
       if (written !== 'conflict') {
         this.sightings.observe(written.state);
+        carrying?.(rides ? written.state : undefined);
         return { ok: true, outcome: decision.outcome, state: written.state };
       }
       conflicts++;
@@ -162,6 +204,38 @@ export class LockService {
     throw new StoreUnavailableError(
       `Gave up on lock "${name}" after ${conflicts} conflicting writes`,
     );
+  }
+
+  /**
+   * The state to write for `decision`, with the rider's line changes applied first (a waiter
+   * leaving is not handed the lock; one joining an empty line is handed it by a release) when
+   * that leaves the command's outcome as it was; else the decision alone.
+   */
+  private withRider(
+    state: LockState,
+    command: Command,
+    decision: Decision & { ok: true },
+    rider: LineRider | undefined,
+  ): [LockState, boolean] {
+    const line = rider?.command();
+    if (!line) return [decision.next, false];
+    const now = this.clock();
+    const stored = this.sightings.liveness(state);
+    // The entries this write renews or puts back count, whatever was seen of them before.
+    const joining = new Set(line.join.map((w) => w.id));
+    const live: Liveness = (w) => joining.has(w.id) || stored(w);
+    const lined = decide(state, line, now, stored);
+    const first = lined.ok ? decide(lined.next, command, now, live) : undefined;
+    if (!first?.ok || first.outcome !== decision.outcome) return [decision.next, false];
+    const admitted = (next: LockState) =>
+      line.join.filter((w) => next.grantedTo === w.id || next.queue?.some((q) => q.id === w.id))
+        .length;
+    if (admitted(first.next) === line.join.length) return [first.next, true];
+    // A full line left a join out: the place the command frees (the head handed the lock) may fit it.
+    const after = decide(decision.next, line, now, live);
+    return after.ok && admitted(after.next) > admitted(first.next)
+      ? [after.next, true]
+      : [first.next, true];
   }
 
   private assertKnown(name: string): void {

@@ -1,5 +1,8 @@
 import {
+  isHeld,
   UnknownLockError,
+  type LineCommand,
+  type LineRider,
   type LockService,
   type LockState,
   type Waiter,
@@ -29,11 +32,29 @@ interface Join {
   reject(error: unknown): void;
 }
 
+/** What one write of the line carries: joins, leaves, and whether to renew. */
+interface Batch {
+  readonly joins: readonly Join[];
+  readonly leave: readonly string[];
+  readonly renew: boolean;
+  /** The renewals of the last attempt. */
+  renewed: readonly Waiter[];
+}
+
 /**
- * How long a line write waits, so that a release decided on the same version goes first (measured
- * with 20 waiters on two replicas: 40 hand-overs a second without it, 54 with 10 ms).
+ * How long a line write waits while the lock is free, so that a release decided on the same
+ * version goes first (measured with 20 waiters on two replicas: 40 hand-overs a second without
+ * it, 54 with 10 ms).
  */
 const yieldMs = 10;
+
+/**
+ * How long it waits while the lock is held: long enough for a holder's release on this replica
+ * to carry it (no write of its own, no compare-and-swap lost by either), short enough that
+ * nobody notices. Measured with 20 waiters on two replicas: 1.5 writes and 1.2 conflicts per
+ * hand-over at 10 ms, 1.1 and 0.2 at 100 ms.
+ */
+const carryWindowMs = 100;
 
 /** How long leaves whose write failed wait before they are tried again on their own. */
 const retryLeavesMs = 1000;
@@ -52,10 +73,21 @@ export class LineWriter {
   private retry: NodeJS.Timeout | undefined;
   private renew = false;
   private running: Promise<void> | undefined;
+  /** A batch out with a command's write: settles when that write is over. */
+  private out: Promise<void> | undefined;
+  /** Whether run() is writing a batch of its own. */
+  private writing = false;
+  /** Whether the next write should not wait long (leaves, changes given back, a free lock). */
+  private hurried = false;
+  /** Ends the wait of the write to come, if one waits. */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly options: LineWriterOptions) {}
 
-  /** Puts `waiter` in line; resolves with the line it is in, or undefined when it was left out. */
+  /**
+   * Puts `waiter` in line; resolves with the state it was admitted to (in line, or handed the
+   * lock by a release that carried the join), or undefined when it was left out.
+   */
   join(waiter: Waiter): Promise<LockState | undefined> {
     return new Promise((resolve, reject) => {
       this.joins.set(waiter.id, { waiter, resolve, reject });
@@ -70,7 +102,15 @@ export class LineWriter {
       this.joins.get(id)?.resolve(undefined);
       this.joins.delete(id);
     }
+    // A leave does not wait for a release to carry it: a hand-over to someone gone costs more.
+    this.hurry();
     this.flush();
+  }
+
+  /** The next write waits only briefly (the lock became free, or someone left). */
+  hurry(): void {
+    this.hurried = true;
+    this.wake?.();
   }
 
   /** Renews this replica's waiters, putting back any that are missing. */
@@ -82,7 +122,37 @@ export class LineWriter {
   /** Resolves once nothing is left to write (the replica is stopping). */
   async idle(): Promise<void> {
     clearTimeout(this.retry);
-    while (this.running) await this.running;
+    this.hurry();
+    for (let busy = this.running ?? this.out; busy; busy = this.running ?? this.out) await busy;
+  }
+
+  /**
+   * Hands what is waiting to be written to a command of this replica that is about to write the
+   * lock anyway (a holder's release): the changes ride in its write, and are given back to be
+   * written here when that write does not carry them. Undefined when nothing waits.
+   */
+  carry(): LineRider | undefined {
+    // One batch out at a time, so that the line's changes land in the order they were made (a
+    // join must not land after its own leave).
+    if (this.writing || this.out) return undefined;
+    const batch = this.take();
+    if (!batch) return undefined;
+    let back: () => void = () => undefined;
+    this.out = new Promise<void>((resolve) => (back = resolve));
+    return {
+      command: () => this.command(batch),
+      done: (carried) => {
+        try {
+          if (carried) this.settle(batch, carried);
+          else this.giveBack(batch);
+        } catch (error) {
+          this.options.onError(error);
+        } finally {
+          this.out = undefined;
+          back();
+        }
+      },
+    };
   }
 
   private flush(): void {
@@ -100,42 +170,100 @@ export class LineWriter {
   }
 
   private async run(): Promise<void> {
-    const { lock, service, serial, limits } = this.options;
     // Upkeep of the line yields to what everyone waits for: a holder's release usually follows
     // the answer that let a waiter go, and both would be decided on the same version. A moment's
     // delay lets the release land first (the line write then decides on it) rather than losing
-    // its compare-and-swap to the line write.
-    await new Promise((r) => setTimeout(r, yieldMs));
-    const joins = [...this.joins.values()];
-    const leave = [...this.leaves, ...this.unwritten];
-    const renew = this.renew;
+    // its compare-and-swap to the line write; a release of this replica meanwhile carries it.
+    await this.pause();
+    // A batch out with a command: it lands first, or comes back to be written here.
+    while (this.out) await this.out;
+    const batch = this.take();
+    if (!batch) return;
+    this.writing = true;
+    try {
+      const { lock, service, serial } = this.options;
+      const result = await serial(() => service.execute(lock, () => this.command(batch)));
+      this.settle(batch, result.ok ? result.state : undefined);
+    } catch (error) {
+      for (const j of batch.joins) j.reject(error);
+      // A lock that is no longer served (its Lock deleted) has no line left to leave.
+      if (!(error instanceof UnknownLockError))
+        for (const id of batch.leave) this.unwritten.add(id);
+      this.options.onError(error);
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** The wait before a write: the carry window while the lock is held, a moment otherwise. */
+  private pause(): Promise<void> {
+    const state = this.options.service.peek(this.options.lock);
+    const long = !this.hurried && state !== undefined && isHeld(state);
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.wake = undefined;
+        resolve();
+      };
+      let timer = setTimeout(done, long ? carryWindowMs : yieldMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        timer = setTimeout(done, yieldMs);
+        this.wake = undefined;
+      };
+    });
+  }
+
+  /** Takes out everything waiting to be written, or undefined when nothing does. */
+  private take(): Batch | undefined {
+    const batch: Batch = {
+      joins: [...this.joins.values()],
+      leave: [...this.leaves, ...this.unwritten],
+      renew: this.renew,
+      renewed: [],
+    };
     this.joins.clear();
     this.leaves.clear();
     this.unwritten.clear();
     this.renew = false;
-    if (!joins.length && !leave.length && !renew) return;
-    let renewed: readonly Waiter[] = [];
-    try {
-      // The renewals are read at each attempt: a waiter answered meanwhile (handed the lock while
-      // this write was losing its compare-and-swap) must not be put back in line.
-      const result = await serial(() =>
-        service.execute(lock, () => {
-          renewed = renew ? this.options.renewals() : [];
-          const join = [...joins.map((j) => j.waiter), ...renewed];
-          const { maxWaiters: max, maxPerUser: perUser } = limits();
-          return { kind: 'line', join, leave, max, perUser };
-        }),
-      );
-      const state = result.ok ? result.state : undefined;
-      const inLine = (id: string) => state?.queue?.some((w) => w.id === id) ?? false;
-      for (const j of joins) j.resolve(inLine(j.waiter.id) ? state : undefined);
-      const leftOut = renewed.filter((w) => !inLine(w.id)).map((w) => w.id);
-      if (state && leftOut.length) this.options.onLeftOut(leftOut, state);
-    } catch (error) {
-      for (const j of joins) j.reject(error);
-      // A lock that is no longer served (its Lock deleted) has no line left to leave.
-      if (!(error instanceof UnknownLockError)) for (const id of leave) this.unwritten.add(id);
-      this.options.onError(error);
-    }
+    this.hurried = false;
+    return batch.joins.length || batch.leave.length || batch.renew ? batch : undefined;
+  }
+
+  /**
+   * The batch as a line command. The renewals are read at each attempt: a waiter answered
+   * meanwhile (handed the lock while a write was losing its compare-and-swap) must not be put
+   * back in line.
+   */
+  private command(batch: Batch): LineCommand {
+    batch.renewed = batch.renew ? this.options.renewals() : [];
+    const join = [...batch.joins.map((j) => j.waiter), ...batch.renewed];
+    const { maxWaiters: max, maxPerUser: perUser } = this.options.limits();
+    return { kind: 'line', join, leave: batch.leave, max, perUser };
+  }
+
+  /**
+   * Answers the batch's joins from the state written (undefined: nothing was written): admitted
+   * when in line, or when the write that carried them (a release) handed the lock to one.
+   */
+  private settle(batch: Batch, state: LockState | undefined): void {
+    const inLine = (id: string) => state?.queue?.some((w) => w.id === id) ?? false;
+    const admitted = (id: string) => inLine(id) || state?.grantedTo === id;
+    for (const j of batch.joins) j.resolve(admitted(j.waiter.id) ? state : undefined);
+    const leftOut = batch.renewed.filter((w) => !admitted(w.id)).map((w) => w.id);
+    if (state && leftOut.length) this.options.onLeftOut(leftOut, state);
+  }
+
+  /** A batch a command did not carry: written here, with whatever came meanwhile. */
+  private giveBack(batch: Batch): void {
+    // Its joins came first: they stay ahead of those that joined meanwhile.
+    const later = [...this.joins];
+    this.joins.clear();
+    for (const j of batch.joins) this.joins.set(j.waiter.id, j);
+    for (const [id, j] of later) if (!this.joins.has(id)) this.joins.set(id, j);
+    for (const id of batch.leave) this.leaves.add(id);
+    this.renew ||= batch.renew;
+    // It has waited once already.
+    this.hurry();
+    this.flush();
   }
 }

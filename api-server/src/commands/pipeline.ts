@@ -216,7 +216,7 @@ export class CommandPipeline {
       this.answer(
         lock,
         command.kind === 'change' ? 'change' : 'release',
-        await service.execute(lock, command),
+        await room.execute(lock, command),
         input.ifMatch,
         present,
       );

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import {
   isHeld,
   UnknownLockError,
+  type Command,
   type LockService,
   type LockState,
   type LockStore,
@@ -218,6 +219,26 @@ export class WaitingRoom {
   }
 
   /**
+   * Runs a holder's command (change, release, force); this replica's line changes waiting to be
+   * written ride in its write. A release then hands the lock on and updates the line in one write,
+   * rather than racing a line write of its own replica.
+   */
+  execute(lock: string, command: Command): Promise<MutationResult> {
+    const { service } = this.options;
+    // Only a command the cache says will write takes the line's changes along (a refused one
+    // would only hold them back).
+    const state = service.peek(lock);
+    const writes =
+      state !== undefined &&
+      isHeld(state) &&
+      (command.kind === 'force' ||
+        ((command.kind === 'release' || command.kind === 'change') &&
+          state.holder === command.user));
+    const rider = writes ? this.writers.get(lock)?.carry() : undefined;
+    return service.execute(lock, command, { rider });
+  }
+
+  /**
    * Stops the room: later waits are refused, every waiter is answered Wait and taken out of the
    * lines, and grants that raced a leaving caller get one more try to be handed back.
    */
@@ -380,6 +401,8 @@ export class WaitingRoom {
       return;
     }
     metrics.queueLength.set({ lock: name }, service.liveQueue(next).length);
+    // Free: no release will come to carry this replica's line changes; write them now.
+    if (!isHeld(next)) this.writers.get(name)?.hurry();
     // A release handed the lock to a waiter of ours: answer it now, no write needed.
     if (isHeld(next) && next.grantedTo) this.takeUp(name, next);
     // Our own writes may be ahead of the watch: judge from the newest state we know.
