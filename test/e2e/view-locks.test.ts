@@ -37,17 +37,17 @@ describe('the management view with Lock objects', () => {
     await page.goto(services[1]!.url);
     const card = (name: string) => page.locator(`[data-lock="${name}"]`);
     await expect.poll(() => card('notes').count(), { timeout: 10_000 }).toBe(1);
-    await expect.poll(() => card('standup').count()).toBe(1);
+    await expect.poll(() => card('standup').count(), { timeout: 10_000 }).toBe(1);
 
     expect((await applyYaml(namespace, lockYaml('retro-team-b'))).code).toBe(0);
     await expect.poll(() => card('retro-team-b').count(), { timeout: 10_000 }).toBe(1);
 
     await page.fill('#filter', 'team');
-    await expect.poll(() => card('notes').count()).toBe(0);
+    await expect.poll(() => card('notes').count(), { timeout: 10_000 }).toBe(0);
     expect(await card('standup').count()).toBe(0);
     expect(await card('retro-team-b').isVisible()).toBe(true);
     await page.fill('#filter', '');
-    await expect.poll(() => card('notes').isVisible()).toBe(true);
+    await expect.poll(() => card('notes').isVisible(), { timeout: 10_000 }).toBe(true);
 
     await kubectl('delete', 'lock', 'retro-team-b', '-n', namespace);
     await expect.poll(() => card('retro-team-b').count(), { timeout: 10_000 }).toBe(0);
@@ -118,7 +118,7 @@ describe('the management view with Lock objects', () => {
       expect(await page.locator('#page-note').textContent()).toMatch(/^Showing 50 locks/);
       // The socket follows exactly the locks shown.
       const subscribed = () => new URL(sockets.at(-1)!.url).searchParams.get('locks')?.split(',');
-      await expect.poll(() => subscribed()?.length).toBe(50);
+      await expect.poll(() => subscribed()?.length, { timeout: 10_000 }).toBe(50);
       const shown = await cards.evaluateAll((els) =>
         els.map((el) => (el as unknown as { dataset: { lock: string } }).dataset.lock),
       );
@@ -126,8 +126,9 @@ describe('the management view with Lock objects', () => {
 
       // Any lock is one filter away; the socket then follows it alone, and frames of others stay out.
       await page.fill('#filter', 'bulk-0142');
-      await expect.poll(() => subscribed()).toEqual(['bulk-0142']);
-      await expect.poll(() => cards.count()).toBe(1);
+      // Typing waits for a pause, then the page asks for the list and reopens its socket.
+      await expect.poll(() => subscribed(), { timeout: 10_000 }).toEqual(['bulk-0142']);
+      await expect.poll(() => cards.count(), { timeout: 10_000 }).toBe(1);
       const post = (lock: string, user: string) =>
         fetch(`${api.url}/locks/${lock}/avail`, { method: 'POST', headers: { Username: user } });
       expect((await post('bulk-0100', 'mallory')).status).toBe(200);
@@ -144,7 +145,7 @@ describe('the management view with Lock objects', () => {
 
       // The next page of everything.
       await page.fill('#filter', '');
-      await expect.poll(() => cards.count()).toBe(50);
+      await expect.poll(() => cards.count(), { timeout: 10_000 }).toBe(50);
       await page.locator('#next-page').click();
       await expect
         .poll(() => page.locator('.lock').first().getAttribute('data-lock'))
