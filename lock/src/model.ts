@@ -91,6 +91,11 @@ export function isHeld(
   return state.holder !== undefined && state.holder !== '' && state.acquiredAt !== undefined;
 }
 
+/** Whether the waiter `id` is in the line of `state`, or was handed the lock in it. */
+export function admits(state: LockState, id: string): boolean {
+  return state.grantedTo === id || (state.queue?.some((w) => w.id === id) ?? false);
+}
+
 /** Seconds the current hold has lasted at `now`, or undefined when the lock is free. */
 export function heldSeconds(state: LockState, now: Date): number | undefined {
   if (!isHeld(state)) return undefined;

@@ -1,7 +1,14 @@
 import { FixedCatalog, type LockCatalog } from './catalog.js';
 import { decide, type Command, type Decision, type Outcome, type Refusal } from './decide.js';
 import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
-import { liveQueue, type Liveness, type LockState, type Versioned, type Waiter } from './model.js';
+import {
+  admits,
+  liveQueue,
+  type Liveness,
+  type LockState,
+  type Versioned,
+  type Waiter,
+} from './model.js';
 import { LineSightings } from './sightings.js';
 import type { LockStore, StoreCallOptions } from './store.js';
 
@@ -127,15 +134,10 @@ export class LockService {
   ): Promise<MutationResult> {
     const { rider } = options;
     if (!rider) return this.attempts(name, command, options);
+    // Set only by a write that landed (a lost attempt's does not count), which ends the command.
     let carried: LockState | undefined;
     try {
-      const result = await this.attempts(name, command, options, (state) => (carried = state));
-      // Only the last attempt's write counts: an attempt that carried them and lost does not.
-      if (!result.ok) carried = undefined;
-      return result;
-    } catch (error) {
-      carried = undefined;
-      throw error;
+      return await this.attempts(name, command, options, (state) => (carried = state));
     } finally {
       rider.done(carried);
     }
@@ -227,9 +229,7 @@ export class LockService {
     const lined = decide(state, line, now, stored);
     const first = lined.ok ? decide(lined.next, command, now, live) : undefined;
     if (!first?.ok || first.outcome !== decision.outcome) return [decision.next, false];
-    const admitted = (next: LockState) =>
-      line.join.filter((w) => next.grantedTo === w.id || next.queue?.some((q) => q.id === w.id))
-        .length;
+    const admitted = (next: LockState) => line.join.filter((w) => admits(next, w.id)).length;
     if (admitted(first.next) === line.join.length) return [first.next, true];
     // A full line left a join out: the place the command frees (the head handed the lock) may fit it.
     const after = decide(decision.next, line, now, live);

@@ -49,15 +49,15 @@ export class LineSightings {
       const renewed = !known || known.kind !== renewal.kind || renewal.value > known.value;
       if (renewed) lock.set(waiter.id, { renewal, at });
     }
-    const forgetMs = 10 * defaultWaiterTtlSeconds * 1000;
-    this.last.set(state.name, { state, swept: last?.swept ?? at });
     // Entries gone from the line are forgotten once they could no longer count anyway: swept a
     // few times per forgetting period, not at every state (a busy line sees thousands of ids).
-    if (last && at - last.swept < forgetMs / 10) return;
+    const forgetMs = 10 * defaultWaiterTtlSeconds * 1000;
+    const sweep = !last || at - last.swept >= forgetMs / 10;
+    this.last.set(state.name, { state, swept: sweep ? at : last.swept });
+    if (!sweep) return;
     const present = new Set((state.queue ?? []).map((w) => w.id));
     for (const [id, known] of lock)
       if (!present.has(id) && known.at + forgetMs < at) lock.delete(id);
-    this.last.set(state.name, { state, swept: at });
   }
 
   /** Whether each entry of `state` counts now; observes `state` first. */

@@ -1,4 +1,5 @@
 import {
+  admits,
   isHeld,
   UnknownLockError,
   type LineCommand,
@@ -246,8 +247,7 @@ export class LineWriter {
    * when in line, or when the write that carried them (a release) handed the lock to one.
    */
   private settle(batch: Batch, state: LockState | undefined): void {
-    const inLine = (id: string) => state?.queue?.some((w) => w.id === id) ?? false;
-    const admitted = (id: string) => inLine(id) || state?.grantedTo === id;
+    const admitted = (id: string) => state !== undefined && admits(state, id);
     for (const j of batch.joins) j.resolve(admitted(j.waiter.id) ? state : undefined);
     const leftOut = batch.renewed.filter((w) => !admitted(w.id)).map((w) => w.id);
     if (state && leftOut.length) this.options.onLeftOut(leftOut, state);

@@ -25,13 +25,13 @@ const methods: Record<Verb, readonly string[]> = {
   release: ['POST'],
 };
 
+/** The reason every hung-up request is aborted with: one object, not a DOMException each. */
+const clientWentAway = new Error('The client went away.');
+
 /**
  * The seed's routes under /retrospective/ and the same verbs for every lock under /locks/<name>/:
  * a thin adapter from HTTP to the command pipeline and back.
  */
-/** The reason every hung-up request is aborted with: one object, not a DOMException each. */
-const clientWentAway = new Error('The client went away.');
-
 export function lockRoutes(deps: LockRoutesDeps): Router {
   const { config, auth, pipeline, policy } = deps;
   const router = Router();
