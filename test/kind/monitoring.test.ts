@@ -168,7 +168,8 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
       a.target ? [{ name: a.name, expr: a.target.expr }] : [],
     );
     expect(queries.map((q) => q.name)).toEqual(['Grants', 'Releases', 'Firing alerts']);
-    // The last 15 minutes: the holds and alerts of the test before this one are in it.
+    // The last 15 minutes: the holds and alerts of the test before this one are in it. A 5 s step
+    // (the scrape interval here): an alert that fired for a few seconds falls between 15 s steps.
     const end = Math.floor(Date.now() / 1000);
     const start = end - 900;
     for (const { name, expr } of queries) {
@@ -179,7 +180,7 @@ describe('Prometheus, run by the prometheus-operator from the chart ServiceMonit
         .replaceAll('$__interval', '15s');
       const body = await viaIngress<{ data: { result: { values: [number, string][] }[] } }>(
         'prometheus.localhost',
-        `/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=15`,
+        `/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=5`,
       );
       const points = body.data.result.flatMap((s) => s.values);
       expect(points.length, `${name}: ${query}`).toBeGreaterThan(0);
