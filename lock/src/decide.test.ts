@@ -192,7 +192,7 @@ describe('decide: the waiting line', () => {
     return d.ok ? d.next : undefined;
   };
 
-  it('joins at the end, at most max and per user, once per id; leaves; renews entries', () => {
+  it('joins after those who came before, at most max and per user, once per id; leaves; renews entries', () => {
     const state: LockState = { ...held(), ...line('w1') };
     expect(change(state, [waiter('w2')])?.queue?.map((w) => w.id)).toEqual(['w1', 'w2']);
     // Joining again is a renewal: the entry keeps its place.
@@ -211,11 +211,32 @@ describe('decide: the waiting line', () => {
     expect(change(state, [], ['w9'])).toBe(state);
   });
 
+  it('orders the line by when each waiter began to wait, not by when its join was written', () => {
+    const since = (id: string, ms: number) => ({
+      ...waiter(id),
+      since: new Date(t0.getTime() + ms),
+    });
+    const state: LockState = { ...held(), queue: [since('w1', 0), since('w3', 2000)] };
+    // Written after w3's, but came before it (its replica waited for a release to carry it).
+    expect(change(state, [since('w2', 1000)])?.queue?.map((w) => w.id)).toEqual(['w1', 'w2', 'w3']);
+    expect(change(state, [since('w0', -1)])?.queue?.map((w) => w.id)).toEqual(['w0', 'w1', 'w3']);
+    // Came at the same moment as the last: after it.
+    expect(change(state, [since('w4', 2000)])?.queue?.map((w) => w.id)).toEqual(['w1', 'w3', 'w4']);
+  });
+
   it('puts a waiter whose entry was dropped (it lapsed, or the Lease was made again) back at the end', () => {
-    const state: LockState = { ...free, queue: [waiter('gone', 1000), waiter('w2')] };
+    const came = { ...waiter('w2'), since: new Date(t0.getTime() + 1000) };
+    const state: LockState = { ...free, queue: [waiter('gone', 1000), came] };
+    // Its replica renews it (beat > 0): it came first, but those who waited meanwhile go first.
     const rejoined = decide(
       state,
-      { kind: 'line', join: [waiter('gone', 20_000)], leave: [], max: 10, perUser: 1 },
+      {
+        kind: 'line',
+        join: [{ ...waiter('gone', 20_000), beat: 3 }],
+        leave: [],
+        max: 10,
+        perUser: 1,
+      },
       later(5000),
     );
     expect(rejoined.ok && rejoined.next.queue?.map((w) => w.id)).toEqual(['w2', 'gone']);

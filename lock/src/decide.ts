@@ -59,8 +59,9 @@ export type Command =
   | { readonly kind: 'force'; readonly by: string; readonly ifMatch?: number | undefined }
   /**
    * One replica's changes to a lock's line, in one write: `join` puts waiters in line (an entry
-   * already there is renewed with the new `expires`; one that is missing, whatever dropped it,
-   * joins again at the back), `leave` takes waiters out. Joins over `max` live entries, or over
+   * already there is renewed with the new `expires`; a first join takes its place by `since`,
+   * before every entry that began to wait after it; a renewal of one that is missing, whatever
+   * dropped it, joins again at the back), `leave` takes waiters out. Joins over `max` live entries, or over
    * `perUser` entries of one user, are left out: the caller sees it in the line it gets back.
    */
   /**
@@ -196,7 +197,16 @@ function changeLine(
       continue;
     }
     const places = next.filter((w) => w.user === waiter.user).length;
-    if (next.length < max && places < perUser) next.push(waiter);
+    if (next.length >= max || places >= perUser) continue;
+    // First come, first served by when each waiter began to wait, not by when its replica wrote
+    // it: a join written late (it waited for a release to carry it) takes the place it came to.
+    // An entry put back (a renewal, `beat` > 0, of one that was dropped) goes to the end: after
+    // an outage, those who waited meanwhile go first.
+    const after = waiter.beat
+      ? -1
+      : next.findIndex((w) => w.since.getTime() > waiter.since.getTime());
+    if (after < 0) next.push(waiter);
+    else next.splice(after, 0, waiter);
   }
   return next;
 }
