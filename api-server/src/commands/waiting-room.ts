@@ -14,7 +14,7 @@ import {
 import { KeyedSerial, SampledLog, safely } from '@retrospective/runtime';
 import type { Metrics } from '../metrics.js';
 
-import { LineWriter } from './line-writer.js';
+import { LineWriter, shortLine } from './line-writer.js';
 import { refused, refusedBy, type Refused } from './refused.js';
 
 export interface WaitingRoomOptions {
@@ -400,9 +400,12 @@ export class WaitingRoom {
       metrics.queueLength.set({ lock: name }, 0);
       return;
     }
-    metrics.queueLength.set({ lock: name }, service.liveQueue(next).length);
-    // Free: no release will come to carry this replica's line changes; write them now.
+    const waiting = service.liveQueue(next).length;
+    metrics.queueLength.set({ lock: name }, waiting);
+    // Free: no release will come to carry this replica's line changes; write them now. Nearly
+    // dry: the line may run out before one comes; a write waiting for one goes now.
     if (!isHeld(next)) this.writers.get(name)?.hurry();
+    else if (waiting <= shortLine) this.writers.get(name)?.nudge();
     // A release handed the lock to a waiter of ours: answer it now, no write needed.
     if (isHeld(next) && next.grantedTo) this.takeUp(name, next);
     // Our own writes may be ahead of the watch: judge from the newest state we know.
