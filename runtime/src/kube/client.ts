@@ -96,7 +96,8 @@ function withSignal(signal: AbortSignal): ConfigurationOptions {
  */
 export async function kubeCall<T>(
   verb: string,
-  call: (options: ConfigurationOptions) => Promise<T>,
+  /** Makes the call: generated API calls take the options, others the signal that aborts it. */
+  call: (options: ConfigurationOptions, signal: AbortSignal) => Promise<T>,
   observe: KubeObserver,
   options: CallOptions = {},
 ): Promise<T> {
@@ -106,7 +107,8 @@ export async function kubeCall<T>(
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   try {
-    const result = await call(withSignal(signal ? AbortSignal.any([timeout, signal]) : timeout));
+    const abort = signal ? AbortSignal.any([timeout, signal]) : timeout;
+    const result = await call(withSignal(abort), abort);
     observe(verb, '2xx', seconds());
     return result;
   } catch (error) {

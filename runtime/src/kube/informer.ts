@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Watch,
   type ConfigurationOptions,
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { kubeCall, type KubeObserver } from './client.js';
+import { watchJson } from './json-request.js';
 
 export interface ObjectList<T> {
   readonly items: T[];
@@ -212,18 +212,16 @@ export class Informer<T extends KubernetesObject> {
       };
       const query = {
         resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: this.options.watchTimeoutSeconds ?? 25,
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(this.options.watchTimeoutSeconds ?? 25),
         ...(labelSelector ? { labelSelector } : {}),
         ...(fieldSelector ? { fieldSelector } : {}),
       };
-      new Watch(kubeConfig)
-        .watch(path, query, onEvent, done)
-        .then((controller) => {
-          this.active = controller;
-          if (this.stopped()) controller.abort();
-        })
-        .catch(done);
+      const controller = new AbortController();
+      this.active = controller;
+      if (this.stopped()) controller.abort();
+      const event = onEvent as (type: string, object: unknown) => void;
+      watchJson(kubeConfig, path, query, event, controller.signal).then(() => done(null), done);
     });
   }
 }

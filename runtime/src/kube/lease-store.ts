@@ -19,6 +19,7 @@ import {
 } from '@retrospective/lock';
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
+import { jsonRequest } from './json-request.js';
 import {
   annotationBytes,
   fromLease,
@@ -121,13 +122,11 @@ export class LeaseStore implements LockStore {
         `its annotations would take ${bytes} bytes, over Kubernetes' limit of ${maxAnnotationBytes}`,
       );
     try {
+      const { kubeConfig, namespace } = this.options;
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(next.name)}`;
       const lease = await this.call(
         'update',
-        (o) =>
-          this.api.replaceNamespacedLease(
-            { name: next.name, namespace: this.options.namespace, body },
-            o,
-          ),
+        (_, signal) => jsonRequest<V1Lease>(kubeConfig, 'PUT', path, body, signal),
         options,
       );
       const written = fromLease(lease);
