@@ -1,6 +1,9 @@
 import { ApiException, HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request } from 'undici';
 
+/** Names this process in the API server's audit log and in the Lease's managedFields. */
+const userAgent = 'retrospective';
+
 /**
  * One JSON request to the API server with client-node's credentials and connection pool, but
  * without its generated API: no model serializer on the way in or out, no Fetch API streams. For
@@ -26,6 +29,7 @@ export async function jsonRequest<T>(
       ...ctx.getHeaders(),
       accept: 'application/json',
       'content-type': 'application/json',
+      'user-agent': userAgent,
     },
     body: JSON.stringify(body),
     signal,
@@ -78,7 +82,7 @@ export async function watchJson(
   try {
     const res = await request(url, {
       method: 'GET',
-      headers: { ...ctx.getHeaders(), accept: 'application/json' },
+      headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
       signal: AbortSignal.any([signal, idle.signal]),
       dispatcher: ctx.getDispatcher(),
     });

@@ -1,0 +1,92 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { ApiException } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackKubeConfig } from '../testing/loopback.js';
+import { jsonRequest, watchJson } from './json-request.js';
+
+const servers: ReturnType<typeof createServer>[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(handler);
+  servers.push(server);
+  return loopbackKubeConfig(server);
+}
+
+const never = new AbortController().signal;
+
+describe('jsonRequest', () => {
+  it('sends the object as JSON with the credentials, and parses the answer', async () => {
+    let seen: { method?: string; url?: string; auth?: string; agent?: string; body: string } = {
+      body: '',
+    };
+    const kc = await serve((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const { method, url, headers } = req;
+        seen = { method, url, auth: headers.authorization, agent: headers['user-agent'], body };
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"answer":"é"}');
+      });
+    });
+    kc.users[0] = { name: 'test', token: 'secret-token' };
+    const answer = await jsonRequest(kc, 'PUT', '/apis/x/leases/l', { a: 1 }, never);
+    expect(answer).toEqual({ answer: 'é' });
+    expect(seen).toEqual({
+      method: 'PUT',
+      url: '/apis/x/leases/l',
+      auth: 'Bearer secret-token',
+      agent: 'retrospective',
+      body: '{"a":1}',
+    });
+  });
+
+  it('reports a refusal as the generated API does: an ApiException with its status and body', async () => {
+    const status = '{"kind":"Status","reason":"Conflict","code":409}';
+    const kc = await serve((req, res) => {
+      req.resume();
+      res.writeHead(409, { 'Content-Type': 'application/json' }).end(status);
+    });
+    const error = await jsonRequest(kc, 'PUT', '/x', {}, never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiException);
+    expect(error).toMatchObject({ code: 409, body: status });
+  });
+});
+
+describe('watchJson', () => {
+  it('delivers each event line, whole characters across chunks, skipping lines that are not JSON', async () => {
+    const line = JSON.stringify({ type: 'MODIFIED', object: { name: 'é€😀' } }) + '\n';
+    const bytes = Buffer.from(line + 'not json\n' + line);
+    const kc = await serve((req, res) => {
+      expect(new URL(req.url ?? '', 'http://x').searchParams.get('watch')).toBe('true');
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      // One byte at a time: every multi-byte character is split between chunks.
+      let i = 0;
+      const next = () => (i < bytes.length ? res.write(bytes.subarray(i, ++i), next) : res.end());
+      next();
+    });
+    const events: [string, unknown][] = [];
+    await watchJson(kc, '/w', {}, (type, object) => events.push([type, object]), never);
+    expect(events).toEqual([
+      ['MODIFIED', { name: 'é€😀' }],
+      ['MODIFIED', { name: 'é€😀' }],
+    ]);
+  });
+
+  it('ends with a TimeoutError when the watch says nothing for the idle time, and with an ApiException on a refusal', async () => {
+    const kc = await serve((req, res) => {
+      if (req.url?.startsWith('/quiet')) return void res.writeHead(200).write('');
+      res.writeHead(403).end('{"kind":"Status","code":403}');
+    });
+    const quiet = await watchJson(kc, '/quiet', {}, () => undefined, never, 100).catch(
+      (e: unknown) => e,
+    );
+    expect(quiet).toMatchObject({ name: 'TimeoutError' });
+    const refused = await watchJson(kc, '/refused', {}, () => undefined, never).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({ code: 403 });
+  });
+});
