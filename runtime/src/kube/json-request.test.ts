@@ -62,9 +62,15 @@ describe('watchJson', () => {
     const kc = await serve((req, res) => {
       expect(new URL(req.url ?? '', 'http://x').searchParams.get('watch')).toBe('true');
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      // One byte at a time: every multi-byte character is split between chunks.
-      let i = 0;
-      const next = () => (i < bytes.length ? res.write(bytes.subarray(i, ++i), next) : res.end());
+      // In pieces cut inside every multi-byte character, a moment apart so none are joined.
+      const cuts = [...bytes.keys()].filter((k) => (bytes[k] ?? 0) >= 0xc0).map((k) => k + 1);
+      const pieces = [0, ...cuts].map((from, n) => bytes.subarray(from, cuts[n] ?? bytes.length));
+      const next = () => {
+        const piece = pieces.shift();
+        if (!piece) return void res.end();
+        res.write(piece);
+        setTimeout(next, 20);
+      };
       next();
     });
     const events: [string, unknown][] = [];
