@@ -277,14 +277,15 @@ export class Broadcaster {
         if (client.locks.has(change.name)) this.sendAdded(ws, change.next);
     const seen = performance.now();
     const frames: Frame[] = transitions(change.prev, change.next).map(eventFrame);
-    // Who waits in line, when that changed (a renewal of entries alone is not a change).
+    // Who waits in line, when that changed (a renewal of entries alone is not a change); only
+    // for clients connected now (release frames are also kept for those who resume later).
     const line = (state: LockState | undefined) =>
       (state ? service.liveQueue(state) : []).map((w) => ({
         user: w.user,
         since: w.since.toISOString(),
       }));
-    const waiting = line(change.next);
-    if (JSON.stringify(line(change.prev)) !== JSON.stringify(waiting))
+    const waiting = this.clientsBySocket.size ? line(change.next) : undefined;
+    if (waiting && JSON.stringify(line(change.prev)) !== JSON.stringify(waiting))
       frames.push({ type: 'queue', lock: change.name, waiting });
     for (const frame of frames) {
       if (frame.type === 'released') this.recent.add(frame as unknown as ReleasedFrame);
