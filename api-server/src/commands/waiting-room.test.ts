@@ -71,6 +71,25 @@ describe('avail?wait=', () => {
     socket.close();
   });
 
+  it('answers a waiter of its own replica from the write that hands it the lock, not from the watch', async () => {
+    // No heartbeat in this test's time (a third of the TTL): it would look at the lock too.
+    await start({ WAIT_QUEUE_TTL_SECONDS: '300' });
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=10', 'bob');
+    await until(() => state().queue?.length === 1);
+    const deliver = store.lagWatch();
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    // Nothing came on the watch yet: the answer came from the release's own write.
+    const first = await Promise.race([bob, new Promise((r) => setTimeout(r, 5000, 'no answer'))]);
+    expect(first).toBeInstanceOf(Response);
+    expect(await (await bob).json()).toMatchObject({ status: 'granted', holder: 'bob', token: 2 });
+    const writes = store.writes;
+    deliver();
+    // The watch's late news of the same grant is not taken for a second one: nothing handed back.
+    await new Promise((r) => setTimeout(r, 100));
+    expect([holder(), state().token, store.writes]).toEqual(['bob', 2, writes]);
+  });
+
   it('answers Wait when the time runs out, and leaves the line', async () => {
     expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
     const started = performance.now();

@@ -223,7 +223,7 @@ export class WaitingRoom {
    * written ride in its write. A release then hands the lock on and updates the line in one write,
    * rather than racing a line write of its own replica.
    */
-  execute(lock: string, command: Command): Promise<MutationResult> {
+  async execute(lock: string, command: Command): Promise<MutationResult> {
     const { service } = this.options;
     // Only a command the cache says will write takes the line's changes along (a refused one
     // would only hold them back).
@@ -235,7 +235,12 @@ export class WaitingRoom {
         ((command.kind === 'release' || command.kind === 'change') &&
           state.holder === command.user));
     const rider = writes ? this.writers.get(lock)?.carry() : undefined;
-    return service.execute(lock, command, { rider });
+    const result = await service.execute(lock, command, { rider });
+    // Handed to a waiter of this replica: answered now, not once the watch brings the write back.
+    const { state: after } = result.ok ? result : {};
+    if (after?.grantedTo && isHeld(after) && this.pending.has(after.grantedTo))
+      this.takeUp(lock, after);
+    return result;
   }
 
   /**

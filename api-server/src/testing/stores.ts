@@ -4,6 +4,7 @@ import {
   type ChangeListener,
   type LockState,
   type LockStore,
+  type StoreChange,
   type Versioned,
 } from '@retrospective/lock';
 
@@ -30,8 +31,25 @@ export class FaultyStore implements LockStore {
   constructor() {
     this.inner.subscribe((change) => {
       if (this.hidden.has(change.name)) return;
-      for (const listener of this.listeners) listener(change);
+      if (this.lagging) this.lagging.push(change);
+      else for (const listener of this.listeners) listener(change);
     });
+  }
+
+  /** While set, changes wait here, as behind a watch that lags: see `lagWatch`. */
+  private lagging: StoreChange[] | undefined;
+
+  /**
+   * Holds back change events (the cache still moves: only listeners wait) until the returned
+   * function is called, which delivers them in order.
+   */
+  lagWatch(): () => void {
+    this.lagging ??= [];
+    return () => {
+      const changes = this.lagging ?? [];
+      this.lagging = undefined;
+      for (const change of changes) for (const listener of this.listeners) listener(change);
+    };
   }
 
   start = () => this.inner.start();
