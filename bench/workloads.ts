@@ -9,6 +9,7 @@ import {
   loop,
   ok,
   peer,
+  post,
   provisioned,
   rssKiB,
   sleep,
@@ -193,13 +194,12 @@ async function handovers(apis: readonly Proc[], clients: number, count: number) 
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
       const url = urlOf(apis, i);
-      const user = { method: 'POST', headers: as(`client-${i}`) };
+      const user = as(`client-${i}`);
       while (gaps.length < count && performance.now() < deadline) {
-        const res = await ok(fetch(`${url}/retrospective/avail?wait=60`, user));
-        if (res.status !== 200) continue;
+        if ((await post(`${url}/retrospective/avail?wait=60`, user)) !== 200) continue;
         if (released !== undefined) gaps.push(performance.now() - released);
         released = performance.now();
-        await ok(fetch(`${url}/retrospective/release`, user));
+        await post(`${url}/retrospective/release`, user);
       }
     }),
   );
