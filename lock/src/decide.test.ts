@@ -186,7 +186,10 @@ describe('decide: the waiting line', () => {
     state: LockState,
     join: LockState['queue'],
     leave: string[] = [],
-    limits = { max: 10, perUser: 1 },
+    limits: { max: number; perUser: number; behind?: Map<string, Set<string>> } = {
+      max: 10,
+      perUser: 1,
+    },
   ) => {
     const d = decide(state, { kind: 'line', join: join ?? [], leave, ...limits }, later(1));
     return d.ok ? d.next : undefined;
@@ -222,6 +225,28 @@ describe('decide: the waiting line', () => {
     expect(change(state, [since('w0', -1)])?.queue?.map((w) => w.id)).toEqual(['w0', 'w1', 'w3']);
     // Came at the same moment as the last: after it.
     expect(change(state, [since('w4', 2000)])?.queue?.map((w) => w.id)).toEqual(['w1', 'w3', 'w4']);
+  });
+
+  it('never puts a join ahead of those its replica saw in line when it came, whatever the clocks', () => {
+    const since = (id: string, ms: number) => ({
+      ...waiter(id),
+      since: new Date(t0.getTime() + ms),
+    });
+    const state: LockState = { ...held(), queue: [since('w1', 0), since('w3', 2000)] };
+    // b's replica runs a minute behind: by its clock, b came before everyone.
+    const b = since('b', -60_000);
+    const joined = (seen: string[]) =>
+      change(state, [b], [], {
+        max: 10,
+        perUser: 1,
+        behind: new Map([['b', new Set(seen)]]),
+      })?.queue?.map((w) => w.id);
+    expect(joined(['w1', 'w3'])).toEqual(['w1', 'w3', 'b']);
+    // w3 was written after b came: only then do the clocks order them.
+    expect(joined(['w1'])).toEqual(['w1', 'b', 'w3']);
+    expect(joined([])).toEqual(['b', 'w1', 'w3']);
+    // Someone it saw who has left since holds no place.
+    expect(joined(['gone'])).toEqual(['b', 'w1', 'w3']);
   });
 
   it('puts a waiter whose entry was dropped (it lapsed, or the Lease was made again) back at the end', () => {

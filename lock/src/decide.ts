@@ -60,8 +60,9 @@ export type Command =
   /**
    * One replica's changes to a lock's line, in one write: `join` puts waiters in line (an entry
    * already there is renewed with the new `expires`; a first join takes its place by `since`,
-   * before every entry that began to wait after it; a renewal of one that is missing, whatever
-   * dropped it, joins again at the back), `leave` takes waiters out. Joins over `max` live entries, or over
+   * before every entry that began to wait after it, but behind those in `behind`; a renewal of
+   * one that is missing, whatever dropped it, joins again at the back), `leave` takes waiters
+   * out. Joins over `max` live entries, or over
    * `perUser` entries of one user, are left out: the caller sees it in the line it gets back.
    */
   /**
@@ -72,6 +73,11 @@ export type Command =
   | {
       readonly kind: 'line';
       readonly join: readonly Waiter[];
+      /**
+       * For a joining id, the ids that were in line when its caller came, as its replica saw
+       * them: it never goes ahead of those, whatever the clocks say.
+       */
+      readonly behind?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
       readonly leave: readonly string[];
       readonly max: number;
       readonly perUser: number;
@@ -178,7 +184,7 @@ const sameLine = (a: readonly Waiter[], b: readonly Waiter[]) =>
 /** The line after one replica's joins and leaves (see the `line` command). */
 function changeLine(
   line: readonly Waiter[],
-  { join, leave, max, perUser }: Extract<Command, { kind: 'line' }>,
+  { join, behind, leave, max, perUser }: Extract<Command, { kind: 'line' }>,
   grantedTo: string | undefined,
 ): Waiter[] {
   const next = line.filter((w) => !leave.includes(w.id));
@@ -199,12 +205,16 @@ function changeLine(
     const places = next.filter((w) => w.user === waiter.user).length;
     if (next.length >= max || places >= perUser) continue;
     // First come, first served by when each waiter began to wait, not by when its replica wrote
-    // it: a join written late (it waited for a release to carry it) takes the place it came to.
-    // An entry put back (a renewal, `beat` > 0, of one that was dropped) goes to the end: after
-    // an outage, those who waited meanwhile go first.
+    // it: a join written late (it waited for a release to carry it) goes before those written
+    // since who came after it. Never before those its replica saw in line when it came: clocks
+    // of replicas only order callers who came within one wait for a ride of each other. An entry
+    // put back (a renewal, `beat` > 0, of one that was dropped) goes to the end: after an
+    // outage, those who waited meanwhile go first.
+    const seen = behind?.get(waiter.id);
+    const floor = seen ? next.findLastIndex((w) => seen.has(w.id)) : -1;
     const after = waiter.beat
       ? -1
-      : next.findIndex((w) => w.since.getTime() > waiter.since.getTime());
+      : next.findIndex((w, k) => k > floor && w.since.getTime() > waiter.since.getTime());
     if (after < 0) next.push(waiter);
     else next.splice(after, 0, waiter);
   }

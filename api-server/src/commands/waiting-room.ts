@@ -198,8 +198,11 @@ export class WaitingRoom {
       // Listening before the first await: a client that leaves now is never put in line.
       signal.addEventListener('abort', abandon, { once: true });
       this.pending.set(entry.id, entry);
+      // Those in line now stay ahead of it, whenever its place is written and whatever the clocks.
+      const inLine = service.peek(lock);
+      const ahead = new Set(inLine ? service.liveQueue(inLine).map((w) => w.id) : []);
       this.writer(lock)
-        .join(waiter)
+        .join(waiter, ahead)
         .then(
           (line) => {
             if (entry.phase !== 'joining') return;
