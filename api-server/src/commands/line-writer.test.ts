@@ -1,5 +1,5 @@
 import { LineSightings, LockService, type Waiter } from '@retrospective/lock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FaultyStore } from '../testing/stores.js';
 import { LineWriter } from './line-writer.js';
 
@@ -28,7 +28,7 @@ const waiter = (user: string): Waiter => {
 };
 const release = (user: string) =>
   service.execute(lock, { kind: 'release', user }, { rider: writer.carry() });
-/** Writes made while `fn` runs and for a little longer (a line write waits up to 100 ms). */
+/** Writes made while `fn` runs and for a little longer (a line write to a short line waits 10 ms). */
 const writesDuring = async (fn: () => Promise<unknown>) => {
   const before = store.writes;
   await fn();
@@ -136,5 +136,38 @@ describe('line changes ride in a holder write of the same replica', () => {
     rider?.done(undefined);
     await expect.poll(() => idle, { timeout: 2000, interval: 5 }).toBe(true);
     expect(service.state(lock).queue?.map((w) => w.user)).toEqual(['bob']);
+  });
+});
+
+describe('waiting for a ride', () => {
+  /** Three others already in line: a long line, so joins wait for a release to carry them. */
+  beforeEach(async () => {
+    for (const user of ['bob', 'carol', 'dave'])
+      expect(await writer.join(waiter(user))).toBeDefined();
+    vi.useFakeTimers();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('holds a join while the line is long, and writes it at once when nudged (the line ran nearly dry)', async () => {
+    const before = store.writes;
+    const joined = writer.join(waiter('erin'));
+    await vi.advanceTimersByTimeAsync(400);
+    expect(store.writes).toBe(before);
+    writer.nudge();
+    await vi.advanceTimersByTimeAsync(20);
+    expect(store.writes).toBe(before + 1);
+    expect((await joined)?.queue?.map((w) => w.user)).toEqual(['bob', 'carol', 'dave', 'erin']);
+  });
+
+  it('writes a join carried by nothing after the carry window, and renewals alone sooner', async () => {
+    const before = store.writes;
+    const joined = writer.join(waiter('erin'));
+    await vi.advanceTimersByTimeAsync(510);
+    expect(await joined).toBeDefined();
+    expect(store.writes).toBe(before + 1);
+    renewals = [waiter('bob')];
+    writer.renewAll();
+    await vi.advanceTimersByTimeAsync(110);
+    expect(store.writes).toBe(before + 2);
   });
 });
