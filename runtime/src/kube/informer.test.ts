@@ -75,7 +75,9 @@ describe('the informer', () => {
       list('20', [lease('20', 'bob')]),
       stream({ type: 'MODIFIED', object: lease('21', 'carol') }),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
+    await expect
+      .poll(() => seen, { timeout: 5000 })
+      .toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
     expect(restarts).toEqual(['gone']);
     expect(requests.slice(0, 4)).toEqual(['list@', 'watch@10', 'list@', 'watch@20']);
     // The stream ended after carol: the informer watches on from her resourceVersion.
@@ -88,7 +90,7 @@ describe('the informer', () => {
       stream({ type: 'ERROR', object: { kind: 'Status', code: 500, reason: 'InternalError' } }),
       list('20', [lease('20', 'bob')]),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob']);
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana', 'MODIFIED:bob']);
     expect(restarts).toEqual(['error']);
     expect(requests.slice(0, 3)).toEqual(['list@', 'watch@10', 'list@']);
   });
@@ -102,7 +104,9 @@ describe('the informer', () => {
       ),
       stream({ type: 'MODIFIED', object: lease('16', 'carol') }),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
+    await expect
+      .poll(() => seen, { timeout: 5000 })
+      .toEqual(['ADDED:ana', 'MODIFIED:bob', 'MODIFIED:carol']);
     expect(restarts).toEqual([]);
     expect(requests.slice(0, 3)).toEqual(['list@', 'watch@10', 'watch@15']);
   });
@@ -115,7 +119,7 @@ describe('the informer', () => {
       fail,
       list('30', [lease('30', 'dan')]),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:dan']);
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana', 'MODIFIED:dan']);
     expect(restarts.length).toBeGreaterThanOrEqual(2);
     expect(restarts.every((r) => r === 'error')).toBe(true);
     await expect.poll(() => watch?.isWatching()).toBe(true);
@@ -127,7 +131,9 @@ describe('the informer', () => {
       stream({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } }),
       list('20', [lease('10', 'ana')]),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'ADDED:bob', 'DELETED:bob']);
+    await expect
+      .poll(() => seen, { timeout: 5000 })
+      .toEqual(['ADDED:ana', 'ADDED:bob', 'DELETED:bob']);
     expect(watch?.list().map((l) => l.metadata?.name)).toEqual(['retrospective']);
   });
 
@@ -143,7 +149,7 @@ describe('the informer', () => {
       list('10', [managed('10', 'ana')]),
       stream({ type: 'MODIFIED', object: managed('11', 'bob') }),
     ]);
-    await expect.poll(() => seen).toEqual(['ADDED:ana', 'MODIFIED:bob']);
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana', 'MODIFIED:bob']);
     expect(watch?.get('retrospective')?.spec?.holderIdentity).toBe('bob');
     expect(watch?.get('retrospective')?.metadata).not.toHaveProperty('managedFields');
   });

@@ -56,9 +56,11 @@ describe('jsonRequest', () => {
 });
 
 describe('watchJson', () => {
-  it('delivers each event line, whole characters across chunks, skipping lines that are not JSON', async () => {
+  it('delivers each event line, whole characters across chunks, the last one without its newline, skipping lines that are not events', async () => {
     const line = JSON.stringify({ type: 'MODIFIED', object: { name: 'é€😀' } }) + '\n';
-    const bytes = Buffer.from(line + 'not json\n' + line);
+    // The last one without its newline (the server ended the watch right after it).
+    const odd = '{"type":"MODIFIED"}\n{"type":"ADDED","object":null}\n';
+    const bytes = Buffer.from(line + 'not json\n' + odd + line.trimEnd());
     const kc = await serve((req, res) => {
       expect(new URL(req.url ?? '', 'http://x').searchParams.get('watch')).toBe('true');
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -83,7 +85,8 @@ describe('watchJson', () => {
 
   it('ends with a TimeoutError when the watch says nothing for the idle time, and with an ApiException on a refusal', async () => {
     const kc = await serve((req, res) => {
-      if (req.url?.startsWith('/quiet')) return void res.writeHead(200).write('');
+      // A blank line first: the watch has begun when it falls silent.
+      if (req.url?.startsWith('/quiet')) return void res.writeHead(200).write('\n');
       res.writeHead(403).end('{"kind":"Status","code":403}');
     });
     const quiet = await watchJson(kc, '/quiet', {}, () => undefined, never, 100).catch(

@@ -4,6 +4,33 @@ import { request } from 'undici';
 /** Names this process in the API server's audit log and in the Lease's managedFields. */
 const userAgent = 'retrospective';
 
+/** What is read of an answer (the same in every copy of undici). */
+interface Answer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: NodeJS.ReadableStream & { text(): Promise<string> };
+}
+
+/**
+ * Sends with client-node's pooled dispatcher (TLS, proxy) through its own `request` method, so it
+ * is client-node's copy of undici that runs it whichever copy this file resolves; with undici's
+ * global dispatcher when client-node has none (a plain-HTTP server).
+ */
+async function send(
+  ctx: RequestContext,
+  url: URL,
+  options: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+): Promise<Answer> {
+  const dispatcher = ctx.getDispatcher();
+  const answer = dispatcher
+    ? await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, ...options })
+    : await request(url, options);
+  return answer;
+}
+
+/** The most a watch line may take (Kubernetes objects are at most about 1.5 MiB in etcd). */
+const maxLineBytes = 16 * 1024 * 1024;
+
 /**
  * One JSON request to the API server with client-node's credentials and connection pool, but
  * without its generated API: no model serializer on the way in or out, no Fetch API streams. For
@@ -23,7 +50,7 @@ export async function jsonRequest<T>(
   const url = new URL(server + path);
   const ctx = new RequestContext(url.toString(), HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
-  const res = await request(url, {
+  const res = await send(ctx, url, {
     method,
     headers: {
       ...ctx.getHeaders(),
@@ -33,8 +60,6 @@ export async function jsonRequest<T>(
     },
     body: JSON.stringify(body),
     signal,
-    // client-node's pooled agent (TLS, proxy); none for a plain-HTTP server.
-    dispatcher: ctx.getDispatcher(),
   });
   const text = await res.body.text();
   if (res.statusCode < 200 || res.statusCode > 299) {
@@ -80,16 +105,26 @@ export async function watchJson(
   };
   quiet();
   try {
-    const res = await request(url, {
+    const res = await send(ctx, url, {
       method: 'GET',
       headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
       signal: AbortSignal.any([signal, idle.signal]),
-      dispatcher: ctx.getDispatcher(),
     });
     if (res.statusCode !== 200) {
       const text = await res.body.text();
       throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, text, {});
     }
+    const deliver = (line: string) => {
+      let event: { type?: unknown; object?: unknown };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        return; // as client-node's Watch: a line that is not JSON is skipped
+      }
+      const { type, object } = event;
+      if (typeof type === 'string' && typeof object === 'object' && object !== null)
+        onEvent(type, object);
+    };
     // Decoded as a stream: a character split between two chunks stays whole.
     res.body.setEncoding('utf8');
     let rest = '';
@@ -97,17 +132,11 @@ export async function watchJson(
       quiet();
       const lines = (rest + chunk).split('\n');
       rest = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line) continue;
-        let event: { type?: unknown; object?: unknown };
-        try {
-          event = JSON.parse(line) as typeof event;
-        } catch {
-          continue; // as client-node's Watch: a line that is not JSON is skipped
-        }
-        if (typeof event.type === 'string') onEvent(event.type, event.object);
-      }
+      if (rest.length > maxLineBytes) throw new Error(`a watch line over ${maxLineBytes} bytes`);
+      for (const line of lines) if (line) deliver(line);
     }
+    // The last event, should the server end without a newline after it.
+    if (rest) deliver(rest);
   } finally {
     clearTimeout(timer);
   }
