@@ -62,8 +62,8 @@ export type Command =
    * already there is renewed with the new `expires`; a first join takes its place by `since`,
    * before every entry that began to wait after it, but behind those in `behind`; a renewal of
    * one that is missing, whatever dropped it, joins again at the back), `leave` takes waiters
-   * out. Joins over `max` live entries, or over
-   * `perUser` entries of one user, are left out: the caller sees it in the line it gets back.
+   * out. Joins over `max` live entries, or over `perUser` entries of one user, are left out: the
+   * caller sees it in the line it gets back.
    */
   /**
    * The waiter's replica took up a hold handed over to it (its client was answered): the
