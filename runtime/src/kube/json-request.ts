@@ -28,6 +28,24 @@ async function send(
   return answer;
 }
 
+/** `path` on the current cluster, with a request context carrying the kubeconfig's credentials. */
+async function authorized(kc: KubeConfig, path: string, method: HttpMethod) {
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('no current cluster in the kubeconfig');
+  const url = new URL(server + path);
+  const ctx = new RequestContext(url.toString(), method);
+  await kc.applySecurityAuthentication(ctx);
+  return { url, ctx };
+}
+
+/** A refusal as the generated API reports it, so callers read its status the same way. */
+function refusal(res: Answer, text: string): ApiException<string> {
+  const headers = Object.fromEntries(
+    Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
+  );
+  return new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, text, headers);
+}
+
 /** The most a watch line may take (Kubernetes objects are at most about 1.5 MiB in etcd). */
 const maxLineBytes = 16 * 1024 * 1024;
 
@@ -45,11 +63,7 @@ export async function jsonRequest<T>(
   body: unknown,
   signal: AbortSignal,
 ): Promise<T> {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new Error('no current cluster in the kubeconfig');
-  const url = new URL(server + path);
-  const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-  await kc.applySecurityAuthentication(ctx);
+  const { url, ctx } = await authorized(kc, path, HttpMethod[method]);
   const res = await send(ctx, url, {
     method,
     headers: {
@@ -62,12 +76,7 @@ export async function jsonRequest<T>(
     signal,
   });
   const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode > 299) {
-    const headers = Object.fromEntries(
-      Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
-    );
-    throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, text, headers);
-  }
+  if (res.statusCode < 200 || res.statusCode > 299) throw refusal(res, text);
   return JSON.parse(text) as T;
 }
 
@@ -86,13 +95,8 @@ export async function watchJson(
   signal: AbortSignal,
   idleMs = 30_000,
 ): Promise<void> {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new Error('no current cluster in the kubeconfig');
-  const url = new URL(server + path);
-  url.searchParams.set('watch', 'true');
-  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-  await kc.applySecurityAuthentication(ctx);
+  const params = new URLSearchParams({ ...query, watch: 'true' });
+  const { url, ctx } = await authorized(kc, `${path}?${params.toString()}`, HttpMethod.GET);
   const idle = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const quiet = () => {
@@ -110,10 +114,7 @@ export async function watchJson(
       headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
       signal: AbortSignal.any([signal, idle.signal]),
     });
-    if (res.statusCode !== 200) {
-      const text = await res.body.text();
-      throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, text, {});
-    }
+    if (res.statusCode !== 200) throw refusal(res, await res.body.text());
     const deliver = (line: string) => {
       let event: { type?: unknown; object?: unknown };
       try {
