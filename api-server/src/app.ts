@@ -7,7 +7,7 @@ import { RateLimiter } from './auth/rate-limit.js';
 import { CommandPipeline } from './commands/pipeline.js';
 import { WaitingRoom } from './commands/waiting-room.js';
 import type { Config } from './config.js';
-import { answerClientError, pipelineGate } from './http/connections.js';
+import { clientErrorListener, pipelineGate } from './http/connections.js';
 import { expressApp } from './http/express-app.js';
 import { fastCheck } from './http/fast-check.js';
 import { guardSocket } from './http/raw.js';
@@ -113,9 +113,16 @@ export function buildApp(deps: AppDeps): App {
     if (!fast?.(req, res)) app(req, res);
   };
   server.on('request', pipelineGate(handle, config.HTTP_MAX_PIPELINED, logger, metrics));
+  // A proxy's unused spare connection is kept as long as an idle keep-alive one, from when it
+  // opened (the headers timeout has passed when the listener hears of it).
+  const spareMs = Math.max(
+    0,
+    (config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS - config.HTTP_HEADERS_TIMEOUT_SECONDS) * 1000,
+  );
+  const clientError = clientErrorListener(spareMs, metrics);
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     guardSocket(socket);
-    answerClientError(error, socket);
+    clientError(error, socket);
   });
   server.on('upgrade', upgradeHandler({ config, service, metrics, logger, auth, broadcaster }));
   return {

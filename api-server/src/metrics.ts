@@ -65,7 +65,7 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
     }),
     httpDropped: new Counter({
       name: `${prefix}http_connections_dropped_total`,
-      help: 'HTTP connections the server closed, by reason (pipelining: too many unanswered requests).',
+      help: 'HTTP connections the server closed, by reason: pipelining (too many unanswered requests), request_timeout (408), headers_too_large (431), malformed (400), never_used (opened, no request sent for the keep-alive timeout).',
       labelNames: ['reason'] as const,
       registers,
     }),
@@ -135,7 +135,14 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   for (const lock of locks) follow(lock);
   for (const reason of ['slow_consumer', 'client_message', 'heartbeat', 'unauthorized'])
     metrics.wsDropped.inc({ reason }, 0);
-  metrics.httpDropped.inc({ reason: 'pipelining' }, 0);
+  for (const reason of [
+    'pipelining',
+    'request_timeout',
+    'headers_too_large',
+    'malformed',
+    'never_used',
+  ] as const)
+    metrics.httpDropped.inc({ reason }, 0);
   for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);
   for (const reason of ['unauthenticated', 'forbidden', 'forbidden_origin'])
     metrics.authRefusals.inc({ reason }, 0);

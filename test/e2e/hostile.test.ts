@@ -12,7 +12,11 @@ import { metric, startStandalone, type Service } from '../support/processes.ts';
  */
 let server: Service;
 beforeAll(async () => {
-  server = await startStandalone({ HTTP_HEADERS_TIMEOUT_SECONDS: '1', LOG_LEVEL: 'info' });
+  server = await startStandalone({
+    HTTP_HEADERS_TIMEOUT_SECONDS: '1',
+    HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '3',
+    LOG_LEVEL: 'info',
+  });
 });
 afterAll(async () => server.stop());
 
@@ -33,6 +37,12 @@ const request = (path: string, init: RequestInit & { user?: string } = {}) =>
       ...(init.headers as Record<string, string>),
     },
   });
+/** Connections the server closed for `reason`, as its metrics count them. */
+const dropped = async (reason: string) =>
+  (await metric(
+    server.metricsUrl,
+    `retrospective_http_connections_dropped_total{reason="${reason}"}`,
+  )) ?? Number.NaN;
 /** A raw request's status line. */
 const statusOf = (raw: string) => raw.split('\r\n')[0];
 
@@ -179,10 +189,34 @@ describe('hostile input against the built server', () => {
   });
 
   it('a request whose headers never finish is answered 408, not "malformed"', async () => {
+    const before = await dropped('request_timeout');
     const { answer } = await exchange((s) =>
       s.write('GET /retrospective/check HTTP/1.1\r\nHost: x\r\n'),
     );
     expect(statusOf(answer)).toBe('HTTP/1.1 408 Request Timeout');
+    expect(await dropped('request_timeout')).toBe(before + 1);
+  });
+
+  it("a connection opened and left unused (a proxy's spare) is not answered 408: a request sent on it later is served", async () => {
+    const { answer } = await exchange((s) => {
+      // Past the headers timeout (1 s) and the server's next check of it (every second).
+      const later = setTimeout(
+        () => s.write('GET /retrospective/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+        2500,
+      );
+      s.once('close', () => clearTimeout(later));
+    });
+    expect(statusOf(answer)).toBe('HTTP/1.1 200 OK');
+  });
+
+  it('a connection that never sends a byte is closed without an answer, at the keep-alive timeout', async () => {
+    const before = await dropped('never_used');
+    const opened = performance.now();
+    const { answer } = await exchange(() => undefined);
+    expect(answer).toBe('');
+    // Not at the headers timeout (1 s, checked every second) but at the keep-alive one (3 s).
+    expect(performance.now() - opened).toBeGreaterThan(2900);
+    expect(await dropped('never_used')).toBe(before + 1);
   });
 });
 

@@ -69,7 +69,7 @@ describe(`${clients} clients racing through the Ingress across both api-server p
       });
       verdict('pod deleted', result, frames);
       console.info(`failed requests while the pod was deleted: ${result.failed.length}`);
-      expect(result.failed.length).toBe(0);
+      expect(result.failed).toEqual([]);
     },
   );
 
@@ -116,6 +116,6 @@ describe(`${clients} clients racing through the Ingress across both api-server p
       ).toMatch(/^r\d+/);
     verdict('helm upgrade', result, frames);
     console.info(`failed requests during the rollout: ${result.failed.length}`);
-    expect(result.failed.length).toBe(0);
+    expect(result.failed).toEqual([]);
   });
 });

@@ -11,6 +11,8 @@ export interface Op {
   readonly content?: string;
   /** For avail 200: granted or renewed. */
   readonly outcome?: string;
+  /** For an answer that is neither success nor Wait: who answered and what, for the failure. */
+  readonly detail?: string;
 }
 
 /** A release seen by a WebSocket client. */

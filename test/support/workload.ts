@@ -38,6 +38,9 @@ export interface Workload {
   readonly failed: Op[];
 }
 
+/** Success, or a Wait (423) or rate-limited (429) answer: the service working as designed. */
+const answered = (status: number) => [200, 423, 429].includes(status);
+
 /**
  * Sends one lock command to `base` and records it in `ops` as its client saw it (status -1 when no
  * answer came); returns the status and, for avail, the token.
@@ -59,6 +62,7 @@ export async function recorded(
   const start = performance.now();
   let status = -1;
   let body: { token?: number; status?: string } = {};
+  let detail: string | undefined;
   try {
     const timeout = AbortSignal.timeout(timeoutMs + wait * 1000);
     const res = await fetch(`${base}/retrospective/${kind}${wait ? `?wait=${wait}` : ''}`, {
@@ -69,10 +73,20 @@ export async function recorded(
     status = res.status;
     const text = await res.text();
     body = text.startsWith('{') ? (JSON.parse(text) as typeof body) : {};
-  } catch {
+    if (!answered(status)) detail = `server ${res.headers.get('server')}: ${text.slice(0, 160)}`;
+  } catch (error) {
     // No answer (refused, reset, timed out): recorded with status -1.
+    detail = String(error);
   }
-  const op: Op = { client, kind, start, end: performance.now(), status, ...extra };
+  const op: Op = {
+    client,
+    kind,
+    start,
+    end: performance.now(),
+    status,
+    ...extra,
+    ...(detail === undefined ? {} : { detail }),
+  };
   ops.push(kind === 'avail' ? { ...op, token: body.token, outcome: body.status } : op);
   return { status, token: body.token };
 }
@@ -133,8 +147,7 @@ export async function raceForTheLock(options: WorkloadOptions): Promise<Workload
       }
     }),
   );
-  // A Wait (423) or a rate-limited (429) answer is the service working as designed.
-  return { ops, failed: ops.filter((o) => ![200, 423, 429].includes(o.status)) };
+  return { ops, failed: ops.filter((o) => !answered(o.status)) };
 }
 
 /** A one-line summary of a workload, for the test log and the closing notes. */

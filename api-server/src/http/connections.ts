@@ -34,16 +34,44 @@ export function pipelineGate(
   };
 }
 
-/** The `clientError` listener: the HTTP parser refused a request; answer it plainly and close. */
-export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) return void socket.destroy();
-  if (error.code === 'HPE_HEADER_OVERFLOW')
-    return rawAnswer(socket, 431, 'The request headers are too large.');
-  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
-    return rawAnswer(socket, 408, 'The request did not arrive in time.');
-  rawAnswer(
-    socket,
-    400,
-    'Malformed HTTP request (control characters or a bare CR/LF in a header?).',
-  );
+/**
+ * The `clientError` listener: the HTTP parser refused a request, or a request did not arrive in
+ * time; answers it plainly and closes.
+ *
+ * A connection that timed out without sending a single byte is not answered. It is a proxy's
+ * spare: Go's transport (Traefik's) dials one while it waits for a busy connection, uses the one
+ * that frees up first, and parks the other in its pool. A 408 on it races with the first request
+ * the proxy sends there, and that request is then answered 408. So it is kept, like an idle
+ * keep-alive connection, and closed silently after `spareMs` unless a request has begun on it
+ * (whose headers then get the usual time).
+ */
+export function clientErrorListener(spareMs: number, metrics: Metrics) {
+  return (error: NodeJS.ErrnoException, socket: Duplex & { bytesRead?: number }): void => {
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timedOut && socket.bytesRead === 0 && !socket.destroyed) {
+      const close = () => {
+        if (socket.bytesRead !== 0 || socket.destroyed) return;
+        metrics.httpDropped.inc({ reason: 'never_used' });
+        socket.destroy();
+      };
+      return void setTimeout(close, spareMs).unref();
+    }
+    if (!socket.writable) return void socket.destroy();
+    if (timedOut) {
+      metrics.httpDropped.inc({ reason: 'request_timeout' });
+      return rawAnswer(socket, 408, 'The request did not arrive in time.');
+    }
+    if (error.code === 'HPE_HEADER_OVERFLOW') {
+      metrics.httpDropped.inc({ reason: 'headers_too_large' });
+      return rawAnswer(socket, 431, 'The request headers are too large.');
+    }
+    // A socket error (a reset, say) rather than a refusal of the parser: nobody to answer.
+    if (!error.code?.startsWith('HPE_')) return void socket.destroy();
+    metrics.httpDropped.inc({ reason: 'malformed' });
+    rawAnswer(
+      socket,
+      400,
+      'Malformed HTTP request (control characters or a bare CR/LF in a header?).',
+    );
+  };
 }
