@@ -190,7 +190,7 @@ export class Broadcaster {
     try {
       for (const [lock, token] of since) {
         if (!client.locks.has(lock)) continue;
-        const history = (await this.deps.history?.(lock)) ?? [];
+        const history = await this.recorded(lock);
         const state = this.deps.store.cached(lock)?.state;
         const fromLease = state ? lastRelease(state) : undefined;
         const missed = missedReleases(token, [
@@ -210,6 +210,19 @@ export class Broadcaster {
       for (const frame of held)
         if (frame.type !== 'released' || !sent.has(`${frame.lock}:${String(frame.token)}`))
           this.sendData(ws, frame.type, frame.data);
+    }
+  }
+
+  /**
+   * The lock's recorded releases; none while they cannot be read (a replica that just started has
+   * not loaded them yet): this replica's recent frames and the Lease's last release still replay.
+   */
+  private async recorded(lock: string) {
+    try {
+      return (await this.deps.history?.(lock)) ?? [];
+    } catch (error) {
+      this.deps.logger.warn({ err: error, lock }, 'could not read the history to replay from');
+      return [];
     }
   }
 

@@ -1,6 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import {
   appendBounded,
+  StoreUnavailableError,
   tokenFloor,
   type HistoryEntry,
   type HistoryStore,
@@ -220,9 +221,12 @@ export class WatchedHistory {
 
   /**
    * The lock's releases, oldest first; empty until the first release was recorded. The same array
-   * while the ConfigMap is unchanged.
+   * while the ConfigMap is unchanged. Throws StoreUnavailableError until the ConfigMaps were first
+   * listed (a replica just started, or may not read them): an empty history would then be a lie.
    */
   list(lock: string): readonly HistoryEntry[] {
+    if (!this.watches().every((informer) => informer.hasSynced()))
+      throw new StoreUnavailableError('the lock history is not loaded yet');
     const map = this.map(lock);
     const version = map?.metadata?.resourceVersion ?? '';
     const known = this.parsed.get(lock);
