@@ -347,8 +347,14 @@ function renderReleases(name) {
 const trimmed = (entries) =>
   entries.filter((e) => Date.parse(e.releasedAt) >= Date.now() - longestWindowMs).slice(-500);
 
-async function loadHistory(name) {
+async function loadHistory(name, attempt = 0) {
   const res = await api(lockPath(name, 'history'));
+  if (res.status === 503 && attempt < 5 && locks.has(name)) {
+    // The replica has not read the recorded histories yet (it just started): again shortly.
+    const seconds = Math.min(Number(res.headers.get('Retry-After')) || 2, 10);
+    setTimeout(() => void loadHistory(name, attempt + 1), seconds * 1000);
+    return;
+  }
   if (!res.ok) return;
   const body = await res.json();
   if (!locks.has(name)) return; // no longer shown
