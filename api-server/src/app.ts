@@ -114,11 +114,13 @@ export function buildApp(deps: AppDeps): App {
   };
   server.on('request', pipelineGate(handle, config.HTTP_MAX_PIPELINED, logger, metrics));
   // A proxy's unused spare connection is kept as long as an idle keep-alive one, from when it
-  // opened (the headers timeout has passed when the listener hears of it).
-  const spareMs = Math.max(
-    0,
-    (config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS - config.HTTP_HEADERS_TIMEOUT_SECONDS) * 1000,
+  // opened. The listener hears of it when the shorter of the headers and request timeouts has
+  // passed (Node applies the shorter one to the headers).
+  const firstTimeout = Math.min(
+    config.HTTP_HEADERS_TIMEOUT_SECONDS,
+    config.HTTP_REQUEST_TIMEOUT_SECONDS,
   );
+  const spareMs = Math.max(0, (config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS - firstTimeout) * 1000);
   const clientError = clientErrorListener(spareMs, metrics);
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     guardSocket(socket);

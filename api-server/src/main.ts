@@ -90,10 +90,12 @@ function main(): void {
       ...(history ? [{ name: 'history watch', run: () => history.stop() }] : []),
       ...(catalog ? [{ name: 'Lock watch', run: () => catalog.close() }] : []),
     ],
-    ...(catalog ? { ready: () => catalog.ready(), policy: (lock) => catalog.policy(lock) } : {}),
+    // Ready once the Locks and the recorded histories were read too: a replica that serves before
+    // would answer /history 503 and replay resuming WebSocket clients without them.
+    ready: () => (catalog?.ready() ?? true) && (history?.synced() ?? true),
+    ...(catalog ? { policy: (lock: string) => catalog.policy(lock) } : {}),
   });
-  void Promise.all([store.start(), catalog?.start()])
-    .then(() => history?.start())
+  void Promise.all([store.start(), catalog?.start(), history?.start()])
     // Declared locks get their Leases from the controller, owned by their Lock.
     .then(() =>
       catalog

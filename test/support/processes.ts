@@ -14,17 +14,36 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+export interface ServiceOptions {
+  port?: number;
+  portVariable?: string;
+  readyPath?: string;
+  /** true: serve metrics on a free port of their own; a number: on that port. */
+  metricsPort?: boolean | number;
+}
+
 /** Runs `node <entry>` from the build (make test builds first) and waits for `readyPath`. */
 export async function startService(
   entry: string,
   env: Record<string, string>,
-  options: {
-    port?: number;
-    portVariable?: string;
-    readyPath?: string;
-    /** true: serve metrics on a free port of their own; a number: on that port. */
-    metricsPort?: boolean | number;
-  } = {},
+  options: ServiceOptions = {},
+): Promise<Service> {
+  // A port found free can be taken before the process listens on it (an outgoing connection's
+  // ephemeral port, from any process): then the ports this picked are picked again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServiceOnce(entry, env, options);
+    } catch (error) {
+      const chosenHere = options.port === undefined && typeof options.metricsPort !== 'number';
+      if (attempt === 3 || !chosenHere || !String(error).includes('EADDRINUSE')) throw error;
+    }
+  }
+}
+
+async function startServiceOnce(
+  entry: string,
+  env: Record<string, string>,
+  options: ServiceOptions,
 ): Promise<Service> {
   const port = options.port ?? (await freePort());
   const metricsPort =

@@ -49,12 +49,13 @@ export function clientErrorListener(spareMs: number, metrics: Metrics) {
   return (error: NodeJS.ErrnoException, socket: Duplex & { bytesRead?: number }): void => {
     const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     if (timedOut && socket.bytesRead === 0 && !socket.destroyed) {
-      const close = () => {
+      const timer = setTimeout(() => {
         if (socket.bytesRead !== 0 || socket.destroyed) return;
         metrics.httpDropped.inc({ reason: 'never_used' });
         socket.destroy();
-      };
-      return void setTimeout(close, spareMs).unref();
+      }, spareMs).unref();
+      // Not holding on to a socket that is gone.
+      return void socket.once('close', () => clearTimeout(timer));
     }
     if (!socket.writable) return void socket.destroy();
     if (timedOut) {

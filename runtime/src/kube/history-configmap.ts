@@ -215,7 +215,14 @@ export class WatchedHistory {
     return this.all ? [this.all] : [...this.informers.values()];
   }
 
-  private map(lock: string): V1ConfigMap | undefined {
+  /** True once every history ConfigMap watch has listed what there is. */
+  synced(): boolean {
+    return this.watches().every((informer) => informer.hasSynced());
+  }
+
+  /** The lock's history ConfigMap (none: nothing recorded yet); throws until it was listed. */
+  private loaded(lock: string): V1ConfigMap | undefined {
+    if (!this.synced()) throw new StoreUnavailableError('the lock history is not loaded yet');
     return (this.all ?? this.informers.get(lock))?.get(historyName(lock));
   }
 
@@ -225,9 +232,7 @@ export class WatchedHistory {
    * listed (a replica just started, or may not read them): an empty history would then be a lie.
    */
   list(lock: string): readonly HistoryEntry[] {
-    if (!this.watches().every((informer) => informer.hasSynced()))
-      throw new StoreUnavailableError('the lock history is not loaded yet');
-    const map = this.map(lock);
+    const map = this.loaded(lock);
     const version = map?.metadata?.resourceVersion ?? '';
     const known = this.parsed.get(lock);
     if (known?.version === version) return known.entries;
@@ -238,7 +243,7 @@ export class WatchedHistory {
 
   /** The highest token the lock is known to have handed out. */
   floor(lock: string): number {
-    return floorOf(this.map(lock));
+    return floorOf(this.loaded(lock));
   }
 
   async stop(): Promise<void> {
