@@ -587,6 +587,139 @@ describe('check without Express (the fast path)', () => {
   });
 });
 
+describe('avail and release without Express (the fast path)', () => {
+  /**
+   * An answer without what differs per call; `via` chooses the path by the Accept it sends (which
+   * requests take the fast path is fast-commands.test.ts's to check).
+   */
+  const answer = async (path: string, init: RequestInit & { user?: string }, via: string) => {
+    const accept = {
+      'fast-json': 'application/json',
+      'fast-text': undefined,
+      'express-json': 'application/json, text/plain;q=0.1',
+      'express-text': 'text/plain',
+    }[via];
+    const headers = new Headers(init.headers);
+    if (accept) headers.set('Accept', accept);
+    headers.set('X-Request-Id', 'same');
+    const res = await call(path, { ...init, headers });
+    const kept = [...res.headers].filter(
+      ([name]) => !['date', 'keep-alive', 'connection'].includes(name),
+    );
+    return { status: res.status, headers: Object.fromEntries(kept), body: await res.text() };
+  };
+  /** The same request both ways, in JSON and in text: the four answers, without the path. */
+  const bothWays = async (path: string, init: RequestInit & { user?: string }) => {
+    const [fastJson, expressJson, fastText, expressText] = await Promise.all(
+      ['fast-json', 'express-json', 'fast-text', 'express-text'].map((via) =>
+        answer(path, init, via),
+      ),
+    );
+    expect(fastJson).toEqual(expressJson);
+    expect(fastText).toEqual(expressText);
+    return { json: fastJson!, text: fastText! };
+  };
+
+  it('answers every refusal exactly as the Express routes do', async () => {
+    await avail('ana');
+    const wait = await bothWays('/retrospective/avail', { method: 'POST', user: 'bob' });
+    expect(wait.json.status).toBe(423);
+    expect(wait.json.headers['retry-after']).toMatch(/^\d+$/);
+    expect(wait.text.body).toMatch(/^Wait: Retrospective is being edited by ana since /);
+    const notYours = await bothWays('/locks/retrospective/release', {
+      method: 'POST',
+      user: 'bob',
+    });
+    expect(notYours.json.status).toBe(423);
+    expect(notYours.json.body).toMatch(/"error":"locked"/);
+    const badWait = await bothWays('/retrospective/avail?wait=soon', { user: 'bob' });
+    expect(badWait.json.status).toBe(400);
+    expect(badWait.json.body).toMatch(/invalid_wait/);
+    const badForce = await bothWays('/retrospective/release?force=yes', {
+      method: 'POST',
+      user: 'bob',
+    });
+    expect(badForce.json.body).toMatch(/invalid_force/);
+    const badToken = await bothWays('/retrospective/release', {
+      method: 'POST',
+      user: 'ana',
+      headers: { 'If-Match': 'x' },
+    });
+    expect(badToken.json.body).toMatch(/invalid_token/);
+    const nobody = await bothWays('/locks/standup/release', { method: 'POST' });
+    expect(nobody.json.body).toMatch(/missing_username/);
+    const unknown = await bothWays('/locks/nope/avail', { method: 'POST', user: 'bob' });
+    expect(unknown.json.status).toBe(404);
+    expect(unknown.json.body).toMatch(/unknown_lock/);
+    expect(lockState()).toMatchObject({ holder: 'ana', token: 1 });
+  });
+
+  it('grants and releases with the same headers and body as Express, and counts them alike', async () => {
+    const names = (r: { headers: Record<string, string> }) => Object.keys(r.headers).sort();
+    type Answer = Awaited<ReturnType<typeof answer>>;
+    const takes: { granted: Answer; released: Answer }[] = [];
+    for (const via of ['fast-json', 'express-json', 'fast-text', 'express-text']) {
+      const granted = await answer('/locks/standup/avail?wait=5&ttl=60', { user: 'ana' }, via);
+      const released = await answer('/locks/standup/release', { method: 'POST', user: 'ana' }, via);
+      takes.push({ granted, released });
+    }
+    const [fastJson, expressJson, fastText, expressText] = takes;
+    // The same answer but for the token (one grant apart) and the times.
+    const same = (body: string) => body.replace(/\d{4}-[\d-]+T[\d:.]+Z/g, 'T').replace(/\d+/g, 'n');
+    const alike = (fast: (typeof takes)[number], express: (typeof takes)[number]) => {
+      expect(names(fast.granted)).toEqual(names(express.granted));
+      expect(names(fast.released)).toEqual(names(express.released));
+      expect(fast.granted.headers['content-type']).toBe(express.granted.headers['content-type']);
+      expect(same(fast.granted.body)).toBe(same(express.granted.body));
+      expect(same(fast.released.body)).toBe(same(express.released.body));
+    };
+    alike(fastJson!, expressJson!);
+    alike(fastText!, expressText!);
+    expect(JSON.parse(fastJson!.granted.body)).toMatchObject({ status: 'granted', token: 1 });
+    expect(fastText!.granted.body).toMatch(/^Access to Standup Granted to ana \(token 3\)/);
+    const metrics = await t.metricsText();
+    for (const route of ['/locks/:lock/avail', '/locks/:lock/release'])
+      expect(metrics).toContain(
+        `retrospective_http_request_duration_seconds_count{route="${route}",method="${route.endsWith('avail') ? 'GET' : 'POST'}",code="200"} 4`,
+      );
+    expect(metrics).toMatch(
+      /retrospective_lock_requests_total\{lock="standup",action="release",outcome="released"\} 4/,
+    );
+  });
+
+  it('leaves the rest to Express: other methods, bodies, odd queries and paths', async () => {
+    const wrongMethod = await call('/retrospective/release', { user: 'ana' });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    const twice = await call('/retrospective/avail?wait=1&wait=2', { user: 'ana', json: true });
+    expect(await json(twice)).toMatchObject({ error: 'invalid_wait' });
+    const folded = await call('/Retrospective/Avail/', { user: 'ana', json: true });
+    expect(await json(folded)).toMatchObject({ status: 'granted', token: 1 });
+    const withContent = await call('/retrospective/release', {
+      method: 'POST',
+      user: 'ana',
+      headers: { 'Content-Type': 'text/plain' },
+      body: 'written as it is let go',
+    });
+    expect(withContent.status).toBe(200);
+    expect(lockState()).toMatchObject({ holder: undefined, content: 'written as it is let go' });
+  });
+
+  it('takes a waiter out of line when its client hangs up', async () => {
+    await avail('ana');
+    const gone = new AbortController();
+    const waiting = call('/retrospective/avail?wait=30', { user: 'bob', signal: gone.signal });
+    await expect.poll(() => t.service.liveQueue(lockState()).length).toBe(1);
+    gone.abort();
+    await expect(waiting).rejects.toThrow();
+    await expect.poll(() => t.service.liveQueue(lockState()).length).toBe(0);
+    expect((await call('/retrospective/release', { method: 'POST', user: 'ana' })).status).toBe(
+      200,
+    );
+    expect(lockState().holder).toBeUndefined();
+  });
+});
+
 describe('GET /locks', () => {
   let many: TestApp;
   beforeEach(async () => {

@@ -10,7 +10,9 @@ import type { Config } from './config.js';
 import { clientErrorListener, pipelineGate } from './http/connections.js';
 import { expressApp } from './http/express-app.js';
 import { fastCheck } from './http/fast-check.js';
+import { fastCommands } from './http/fast-commands.js';
 import { guardSocket } from './http/raw.js';
+import { commandRunner } from './http/routes.js';
 import type { Metrics } from './metrics.js';
 import { declaredContentBytesAtMost, envPolicy } from './policy.js';
 import { Broadcaster } from './ws/broadcaster.js';
@@ -109,8 +111,10 @@ export function buildApp(deps: AppDeps): App {
   // check, the read everyone polls, skips Express in header mode (same answer, a third the cost).
   const fast =
     config.AUTH_MODE === 'header' ? fastCheck(service, store, metrics, clock) : undefined;
+  // avail and release, taken and handed on many times a second, skip it in every mode.
+  const commands = fastCommands(commandRunner({ config, auth, pipeline, policy }), metrics, logger);
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (!fast?.(req, res)) app(req, res);
+    if (!fast?.(req, res) && !commands(req, res)) app(req, res);
   };
   server.on('request', pipelineGate(handle, config.HTTP_MAX_PIPELINED, logger, metrics));
   // A proxy's unused spare connection is kept as long as an idle keep-alive one, from when it

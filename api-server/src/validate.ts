@@ -28,8 +28,8 @@ export function readUsername(req: IncomingMessage, header: string): string {
 }
 
 /** The fencing token from If-Match (`3` or `"3"`), when the client sent one. */
-export function readIfMatch(req: Request): number | undefined {
-  const value = req.get('If-Match');
+export function readIfMatch(req: IncomingMessage): number | undefined {
+  const value = req.headers['if-match'];
   if (value === undefined) return undefined;
   const match = /^\s*"?(\d{1,15})"?\s*$/.exec(value);
   if (!match?.[1])

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 
 const requestIdSyntax = /^[A-Za-z0-9._-]{1,64}$/;
@@ -11,6 +12,28 @@ export function requestIdOf(incoming: string | string[] | undefined): string {
 /** JSON for clients that ask for it; a sentence for everyone else (curl users read it). */
 export function wantsJson(req: Request): boolean {
   return req.accepts(['text/plain', 'application/json']) === 'application/json';
+}
+
+/**
+ * Writes one answer without Express: the JSON, or the sentence ending in a newline, with the
+ * headers Express's res.json and res.send would give it. The lock commands answer through it on
+ * both paths (Express routes and fast-commands.ts).
+ */
+export function send(
+  res: ServerResponse,
+  status: number,
+  json: boolean,
+  body: object,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  const payload = json ? JSON.stringify(body) : text.endsWith('\n') ? text : `${text}\n`;
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
 }
 
 export function reply(
@@ -31,7 +54,7 @@ export function reply(
  * early): the rest is not worth reading just to keep the connection. Nothing for a request without
  * a body, whatever the parser's progress.
  */
-export function closeIfUnread(req: Request): Record<string, string> {
+export function closeIfUnread(req: IncomingMessage): Record<string, string> {
   const length = req.headers['content-length'];
   const hasBody =
     (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
