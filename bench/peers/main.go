@@ -4,7 +4,7 @@
 // time from the holder starting to let go to the next holder having it.
 //
 //	peers leaderelection -kubeconfig K -namespace N -candidates 20 -handovers 20 -lease 15s -renew 10s -retry 2s
-//	peers mutex -endpoints http://127.0.0.1:2379 -waiters 20 -handovers 50
+//	peers mutex -endpoints http://127.0.0.1:2379 -waiters 20 -handovers 50 [-warmup 20: hand-overs before those, printed first]
 //	peers leasewatch -kubeconfig K -namespace N -writes 200
 //
 // leasewatch is the floor of any hand-over through a Lease: one writer replaces a Lease and a
@@ -162,6 +162,7 @@ func mutex(args []string) ([]float64, error) {
 	endpoints := fs.String("endpoints", "http://127.0.0.1:2379", "etcd endpoints")
 	waiters := fs.Int("waiters", 20, "contending sessions")
 	handovers := fs.Int("handovers", 50, "hand-overs to measure")
+	warmup := fs.Int("warmup", 0, "hand-overs before those, printed first")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after")
 	_ = fs.Parse(args)
 
@@ -175,7 +176,7 @@ func mutex(args []string) ([]float64, error) {
 	}
 	defer client.Close()
 	key := fmt.Sprintf("/bench-mutex-%d", time.Now().UnixNano())
-	g := newGaps(*handovers)
+	g := newGaps(*warmup + *handovers)
 	ctx, stop := context.WithTimeout(context.Background(), *timeout)
 	defer stop()
 	for i := 0; i < *waiters; i++ {

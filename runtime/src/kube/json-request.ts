@@ -98,16 +98,13 @@ export async function watchJson(
   const params = new URLSearchParams({ ...query, watch: 'true' });
   const { url, ctx } = await authorized(kc, `${path}?${params.toString()}`, HttpMethod.GET);
   const idle = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const quiet = () => {
-    clearTimeout(timer);
-    timer = setTimeout(
-      () => idle.abort(new DOMException('the watch was silent', 'TimeoutError')),
-      idleMs,
-    );
-    timer.unref();
-  };
-  quiet();
+  const timer = setTimeout(
+    () => idle.abort(new DOMException('the watch was silent', 'TimeoutError')),
+    idleMs,
+  );
+  timer.unref();
+  // Every chunk starts the wait again (one timer, re-armed: cheaper than a new one per event).
+  const quiet = () => timer.refresh();
   try {
     const res = await send(ctx, url, {
       method: 'GET',

@@ -267,11 +267,13 @@ export class LeaseStore implements LockStore {
 
   private changed({ type, object }: InformerEvent<V1Lease>): void {
     const name = object.metadata?.name ?? '';
-    const ours = this.written.get(name)?.version;
-    if (ours !== undefined && !olderThan(object.metadata?.resourceVersion, ours))
-      this.written.delete(name); // the watch caught up with our write (or went past it)
+    const version = object.metadata?.resourceVersion;
+    const ours = this.written.get(name);
+    if (ours !== undefined && !olderThan(version, ours.version)) this.written.delete(name); // the watch caught up with our write (or went past it)
     const prev = this.decoded.get(name)?.state;
     if (type === 'DELETED') this.decoded.delete(name);
+    // Our own write coming back: decoded already, from the update's answer (the same object).
+    else if (ours && ours.version === version) this.decoded.set(name, { ...ours, raw: object });
     else this.decoded.set(name, fromLease(object));
     const next = this.decoded.get(name)?.state;
     notifyListeners(this.listeners, { name, prev, next });
