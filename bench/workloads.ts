@@ -231,10 +231,14 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
     '-handovers',
     String(measured),
   ]);
+  if (oursGaps.length < warmup + measured)
+    throw new Error(`only ${oursGaps.length} of ${warmup + measured} hand-overs in 120 s`);
   const [oursCold, ours] = [stats(oursGaps.slice(0, warmup)), stats(oursGaps.slice(warmup))];
   const [mutexCold, mutex] = [stats(mutexGaps.slice(0, warmup)), stats(mutexGaps.slice(warmup))];
   // The floor of any hand-over through a Lease: one client-go (protobuf) update of a Lease, from
-  // the call until a watch sees it, by one writer on an otherwise idle control plane.
+  // the call until a watch sees it, by one writer on an otherwise idle control plane (after a
+  // moment for the Mutex run to settle).
+  await sleep(2000);
   const floorNs = await namespace(ctx, 'floor');
   const floor = stats(
     await peer([
@@ -282,18 +286,18 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
     // The warm-up's figures, without a goal: how far from its steady state a new replica starts.
     row(
       w,
-      'p50, first 1000 (warm-up)',
+      `p50, first ${warmup} (warm-up)`,
       oursCold.p50,
       'ms',
-      "etcd's concurrency.Mutex, first 1000",
+      `etcd's concurrency.Mutex, first ${warmup}`,
       mutexCold.p50,
     ),
     row(
       w,
-      'p99, first 1000 (warm-up)',
+      `p99, first ${warmup} (warm-up)`,
       oursCold.p99,
       'ms',
-      "etcd's concurrency.Mutex, first 1000",
+      `etcd's concurrency.Mutex, first ${warmup}`,
       mutexCold.p99,
     ),
     // What one hand-over through a Lease cannot beat: a write through kube-apiserver, seen.

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
 import { LeaseStore } from '../runtime/src/kube/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
 import { adminConfig, createNamespace } from './support/kube.ts';
@@ -23,4 +24,39 @@ lockStoreContract('LeaseStore on a real kube-apiserver', async () => {
       await Promise.all([replicaA.close(), replicaB.close()]);
     },
   };
+});
+
+describe('LeaseStore', () => {
+  it('takes its own write back from the watch without decoding it again', async () => {
+    const namespace = await createNamespace('own-write');
+    const name = `lock-${randomBytes(3).toString('hex')}`;
+    const store = new LeaseStore({ kubeConfig: adminConfig(), namespace, locks: [name] });
+    await store.start();
+    try {
+      await store.ensure([name]);
+      await vi.waitFor(() => expect(store.cached(name)).toBeDefined());
+      // Whichever comes first, the update's answer or the watch: when the answer does, the cache
+      // is that answer until the watch brings the write, then the watch's object with the state
+      // decoded from the answer (the very same object, not a second decoding).
+      let answerFirst = 0;
+      for (let token = 1; token <= 20 && answerFirst < 3; token++) {
+        const base = store.cached(name);
+        if (!base) throw new Error('no Lease');
+        const now = new Date();
+        const next = { ...base.state, holder: 'ana', token, acquiredAt: now, renewedAt: now };
+        const written = await store.replace(next, base);
+        if (written === 'conflict') throw new Error('a conflict with nobody else writing');
+        if (store.cached(name)?.raw !== written.raw) continue; // the watch was first
+        answerFirst++;
+        await vi.waitFor(() => expect(store.cached(name)?.raw).not.toBe(written.raw));
+        const seen = store.cached(name);
+        expect(seen?.version).toBe(written.version);
+        expect(seen?.state).toBe(written.state);
+        expect(seen?.state).toMatchObject({ holder: 'ana', token });
+      }
+      expect(answerFirst).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -1,5 +1,21 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openSocket, rawRequest, startTestApp } from './testing/harness.js';
+
+/** How many requests the fast path of avail and release took (the real one, counted). */
+const fastPath = vi.hoisted(() => ({ taken: 0 }));
+vi.mock('./http/fast-commands.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./http/fast-commands.js')>();
+  return {
+    fastCommands: (...args: Parameters<typeof real.fastCommands>) => {
+      const handle = real.fastCommands(...args);
+      return (...request: Parameters<typeof handle>) => {
+        const took = handle(...request);
+        if (took) fastPath.taken++;
+        return took;
+      };
+    },
+  };
+});
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 let t: TestApp;
@@ -658,11 +674,16 @@ describe('avail and release without Express (the fast path)', () => {
     const names = (r: { headers: Record<string, string> }) => Object.keys(r.headers).sort();
     type Answer = Awaited<ReturnType<typeof answer>>;
     const takes: { granted: Answer; released: Answer }[] = [];
+    const taken: number[] = [];
     for (const via of ['fast-json', 'express-json', 'fast-text', 'express-text']) {
+      const before = fastPath.taken;
       const granted = await answer('/locks/standup/avail?wait=5&ttl=60', { user: 'ana' }, via);
       const released = await answer('/locks/standup/release', { method: 'POST', user: 'ana' }, via);
       takes.push({ granted, released });
+      taken.push(fastPath.taken - before);
     }
+    // The fast answers came from the fast path, the others from Express.
+    expect(taken).toEqual([2, 0, 2, 0]);
     const [fastJson, expressJson, fastText, expressText] = takes;
     // The same answer but for the token (one grant apart) and the times.
     const same = (body: string) => body.replace(/\d{4}-[\d-]+T[\d:.]+Z/g, 'T').replace(/\d+/g, 'n');
@@ -685,6 +706,21 @@ describe('avail and release without Express (the fast path)', () => {
     expect(metrics).toMatch(
       /retrospective_lock_requests_total\{lock="standup",action="release",outcome="released"\} 4/,
     );
+  });
+
+  it('grants with the token in the answer whatever validators the request sends (never 304)', async () => {
+    for (const accept of ['application/json', 'text/plain']) {
+      const res = await call('/locks/standup/avail', {
+        user: 'ana',
+        headers: {
+          Accept: accept,
+          'If-None-Match': '*',
+          'If-Modified-Since': new Date().toUTCString(),
+        },
+      });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/token/);
+    }
   });
 
   it('leaves the rest to Express: other methods, bodies, odd queries and paths', async () => {

@@ -25,7 +25,7 @@ function simpleQuery(search: string | undefined): Record<string, string> | undef
  * a second (scripts, the CLI, a waiting line): Express's routing and res.send cost about as much
  * as the rest of the request. They run through the same `CommandRunner` as the Express routes (the
  * same pipeline, readers and answer), with the same headers and metrics. Anything out of the
- * ordinary goes to Express: a body or content to write, another Accept or method, a query with
+ * ordinary goes to Express: a body (or an encoding) or content to write, another Accept or method, a query with
  * other keys, repeated ones or odd values, a path Express would decode or fold.
  */
 export function fastCommands(run: CommandRunner, metrics: Metrics, logger: Logger) {
@@ -41,6 +41,8 @@ export function fastCommands(run: CommandRunner, metrics: Metrics, logger: Logge
     const length = headers['content-length'];
     if ((length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined)
       return false;
+    // Express refuses an encoded body, even an empty one (415).
+    if (headers['content-encoding'] !== undefined) return false;
     if (headers.retrospective !== undefined) return false;
     const query = simpleQuery(match[3]);
     if (!query) return false;
@@ -59,7 +61,7 @@ export function fastCommands(run: CommandRunner, metrics: Metrics, logger: Logge
     );
     const lock = match[1] ?? 'retrospective';
     run(req, res, { verb, lock, query, requestId, json: () => json }).catch((error: unknown) => {
-      logger.error({ err: error, path: route, requestId }, 'request failed');
+      logger.error({ err: error, path: req.url?.split('?')[0], requestId }, 'request failed');
       if (!res.headersSent) {
         const message = 'Internal error.';
         send(res, 500, json, { lock, error: 'internal', message }, message);

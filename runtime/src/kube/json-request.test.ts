@@ -98,4 +98,22 @@ describe('watchJson', () => {
     );
     expect(refused).toMatchObject({ code: 403 });
   });
+
+  it('keeps a watch that speaks within every idle time, however long it lasts', async () => {
+    const kc = await serve((_req, res) => {
+      res.writeHead(200);
+      // Every 50 ms for 400 ms, against an idle time of 100 ms: the wait starts again each time.
+      let sent = 0;
+      const beat = setInterval(() => {
+        if (++sent > 8) {
+          clearInterval(beat);
+          return void res.end();
+        }
+        res.write(JSON.stringify({ type: 'MODIFIED', object: { n: sent } }) + '\n');
+      }, 50);
+    });
+    const events: unknown[] = [];
+    await watchJson(kc, '/w', {}, (_type, object) => events.push(object), never, 100);
+    expect(events).toHaveLength(8);
+  });
 });

@@ -272,13 +272,18 @@ export class LeaseStore implements LockStore {
     if (ours !== undefined && !olderThan(version, ours.version)) this.written.delete(name); // the watch caught up with our write (or went past it)
     const prev = this.decoded.get(name)?.state;
     if (type === 'DELETED') this.decoded.delete(name);
-    // Our own write coming back: decoded already, from the update's answer (the same object).
-    else if (ours && ours.version === version) this.decoded.set(name, { ...ours, raw: object });
+    // Our own write coming back: decoded already, from the update's answer (the same object;
+    // the uid too, as a Lease made again after an etcd restore could repeat a version).
+    else if (ours && ours.version === version && uidOf(ours.raw) === object.metadata?.uid)
+      this.decoded.set(name, { ...ours, raw: object });
     else this.decoded.set(name, fromLease(object));
     const next = this.decoded.get(name)?.state;
     notifyListeners(this.listeners, { name, prev, next });
   }
 }
+
+/** The uid of a decoded Lease (its raw object), if any. */
+const uidOf = (raw: unknown) => (raw as V1Lease | undefined)?.metadata?.uid;
 
 /**
  * Whether resourceVersion `a` is older than `b`. Only used to keep a write-through cache entry a
