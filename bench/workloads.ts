@@ -284,21 +284,15 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
     }),
     row(w, 'hand-overs', perSecond(ours), '/s', "etcd's concurrency.Mutex", perSecond(mutex)),
     // The warm-up's figures, without a goal: how far from its steady state a new replica starts.
-    row(
-      w,
-      `p50, first ${warmup} (warm-up)`,
-      oursCold.p50,
-      'ms',
-      `etcd's concurrency.Mutex, first ${warmup}`,
-      mutexCold.p50,
-    ),
-    row(
-      w,
-      `p99, first ${warmup} (warm-up)`,
-      oursCold.p99,
-      'ms',
-      `etcd's concurrency.Mutex, first ${warmup}`,
-      mutexCold.p99,
+    ...(['p50', 'p99'] as const).map((q) =>
+      row(
+        w,
+        `${q}, first ${warmup} (warm-up)`,
+        oursCold[q],
+        'ms',
+        `etcd's concurrency.Mutex, first ${warmup}`,
+        mutexCold[q],
+      ),
     ),
     // What one hand-over through a Lease cannot beat: a write through kube-apiserver, seen.
     row(w, 'p50', ours.p50, 'ms', 'one Lease update seen on a watch (client-go, idle)', floor.p50),
