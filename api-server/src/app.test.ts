@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { HistoryStore } from '@retrospective/lock';
 import { openSocket, rawRequest, startTestApp } from './testing/harness.js';
 
 /** How many requests the fast path of avail and release took (the real one, counted). */
@@ -565,6 +566,30 @@ describe('resuming a WebSocket', () => {
         [4, false],
       ]);
     expect(again.frames[0]?.type).toBe('snapshot');
+    again.close();
+  });
+
+  it('replays from what the replica saw itself when the recorded history cannot be read', async () => {
+    await t.close();
+    // A history not read yet (a replica just started) or unreachable: every list fails.
+    const unreadable: HistoryStore = {
+      append: async () => undefined,
+      list: () => Promise.reject(new Error('the history is not loaded yet')),
+      floor: async () => 0,
+      raiseFloor: async () => undefined,
+    };
+    t = await startTestApp({}, undefined, { history: unreadable });
+    await cycle('a');
+    await cycle('b');
+    const again = await openSocket(t.url, { since: 'retrospective:0' });
+    await expect
+      .poll(() => released(again))
+      .toEqual([
+        [1, true],
+        [2, true],
+      ]);
+    await cycle('c');
+    await expect.poll(() => released(again)).toContainEqual([3, false]);
     again.close();
   });
 
