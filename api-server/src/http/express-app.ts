@@ -14,7 +14,7 @@ import type { CommandPipeline } from '../commands/pipeline.js';
 import { HttpError, toHttpError } from '../errors.js';
 import { openapi } from '../openapi.js';
 import type { AppDeps } from '../app.js';
-import { closeIfUnread, reply, requestIdOf } from './respond.js';
+import { answerHeaders, closeIfUnread, reply, requestIdOf } from './respond.js';
 import { lockRoutes } from './routes.js';
 import { parseLocks } from '../ws/upgrade.js';
 import { maxSubscribedLocks } from '../ws/viewable.js';
@@ -117,11 +117,7 @@ export function expressApp(deps: ExpressAppDeps) {
     const started = performance.now();
     const id = requestIdOf(req.headers['x-request-id']);
     res.locals.requestId = id;
-    res.set({
-      'X-Request-Id': id,
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-    });
+    res.set(answerHeaders(id));
     res.on('finish', () => {
       const path = (req.route as { path?: unknown } | undefined)?.path;
       const route = typeof path === 'string' ? path : 'unmatched';

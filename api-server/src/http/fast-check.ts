@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isHeld, type LockService, type LockState, type LockStore } from '@retrospective/lock';
 import type { Metrics } from '../metrics.js';
 import { checkBody, checkText } from '../present.js';
-import { requestIdOf } from './respond.js';
+import { answerHeaders, requestIdOf } from './respond.js';
 
 const path = /^\/(?:retrospective|locks\/([a-z0-9-]{1,63}))\/check$/;
 
@@ -49,9 +49,7 @@ export function fastCheck(
     }
     const body = json ? answer.json : answer.text;
     res.writeHead(200, {
-      'X-Request-Id': requestIdOf(req.headers['x-request-id']),
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
+      ...answerHeaders(requestIdOf(req.headers['x-request-id'])),
       'Content-Type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
       'Content-Length': body.length,
     });

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import { requestIdOf, send } from './respond.js';
+import { answerHeaders, requestIdOf, send } from './respond.js';
 import type { CommandRunner } from './routes.js';
 
 const path = /^\/(?:retrospective|locks\/([a-z0-9-]{1,63}))\/(avail|release)(?:\?(.*))?$/;
@@ -25,8 +25,9 @@ function simpleQuery(search: string | undefined): Record<string, string> | undef
  * a second (scripts, the CLI, a waiting line): Express's routing and res.send cost about as much
  * as the rest of the request. They run through the same `CommandRunner` as the Express routes (the
  * same pipeline, readers and answer), with the same headers and metrics. Anything out of the
- * ordinary goes to Express: a body (or an encoding) or content to write, another Accept or method, a query with
- * other keys, repeated ones or odd values, a path Express would decode or fold.
+ * ordinary goes to Express: a body (or an encoding) or content to write, another Accept or
+ * method, a query with other keys, repeated ones or odd values, a path Express would decode or
+ * fold.
  */
 export function fastCommands(run: CommandRunner, metrics: Metrics, logger: Logger) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -49,9 +50,8 @@ export function fastCommands(run: CommandRunner, metrics: Metrics, logger: Logge
 
     const started = performance.now();
     const requestId = requestIdOf(headers['x-request-id']);
-    res.setHeader('X-Request-Id', requestId);
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'no-store');
+    for (const [name, value] of Object.entries(answerHeaders(requestId)))
+      res.setHeader(name, value);
     const route = match[1] ? `/locks/:lock/${verb}` : `/retrospective/${verb}`;
     res.once('finish', () =>
       metrics.httpDuration.observe(

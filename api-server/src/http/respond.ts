@@ -9,6 +9,15 @@ export function requestIdOf(incoming: string | string[] | undefined): string {
   return typeof incoming === 'string' && requestIdSyntax.test(incoming) ? incoming : randomUUID();
 }
 
+/** The headers every answer of the API carries: its request id, no sniffing, no caching. */
+export function answerHeaders(requestId: string): Record<string, string> {
+  return {
+    'X-Request-Id': requestId,
+    'X-Content-Type-Options': 'nosniff',
+    'Cache-Control': 'no-store',
+  };
+}
+
 /** JSON for clients that ask for it; a sentence for everyone else (curl users read it). */
 export function wantsJson(req: Request): boolean {
   return req.accepts(['text/plain', 'application/json']) === 'application/json';
