@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { describe, expect, it, vi } from 'vitest';
 import { LeaseStore } from '../runtime/src/kube/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
@@ -55,6 +56,37 @@ describe('LeaseStore', () => {
         expect(seen?.state).toMatchObject({ holder: 'ana', token });
       }
       expect(answerFirst).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("clears the Lease's managedFields on a write, so kube-apiserver tracks none on updates", async () => {
+    const namespace = await createNamespace('managed-fields');
+    const name = `lock-${randomBytes(3).toString('hex')}`;
+    const store = new LeaseStore({ kubeConfig: adminConfig(), namespace, locks: [name] });
+    const api = adminConfig().makeApiClient(CoordinationV1Api);
+    const managers = async () =>
+      ((await api.readNamespacedLease({ name, namespace })).metadata?.managedFields ?? []).map(
+        (entry) => entry.manager,
+      );
+    await store.start();
+    try {
+      await store.ensure([name]);
+      // A create is tracked (kube-apiserver always does), the first update clears it, and later
+      // updates leave nothing behind either.
+      expect(await managers()).not.toEqual([]);
+      for (const token of [1, 2]) {
+        await vi.waitFor(() => expect(store.cached(name)?.state.token).toBe(token - 1));
+        const base = store.cached(name);
+        if (!base) throw new Error('no Lease');
+        const now = new Date();
+        const next = { ...base.state, holder: 'ana', token, acquiredAt: now, renewedAt: now };
+        expect(await store.replace(next, base)).not.toBe('conflict');
+        expect(await managers()).toEqual([]);
+      }
+      const lease = await api.readNamespacedLease({ name, namespace });
+      expect(lease.spec).toMatchObject({ holderIdentity: 'ana', leaseTransitions: 2 });
     } finally {
       await store.close();
     }

@@ -1,7 +1,7 @@
 import { ApiException, HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request } from 'undici';
 
-/** Names this process in the API server's audit log and in the Lease's managedFields. */
+/** Names this process in the API server's audit log. */
 const userAgent = 'retrospective';
 
 /** What is read of an answer (the same in every copy of undici). */

@@ -43,4 +43,11 @@ describe('the Lease codec', () => {
     };
     expect(fromLease(garbage).state.unclaimedSeconds).toBeUndefined();
   });
+
+  it('clears managedFields in a replace, and leaves them to kube-apiserver in a create', () => {
+    expect(toLease(handedOver, '1').metadata?.managedFields).toEqual([{}]);
+    const tracked = { metadata: { managedFields: [{ manager: 'kubectl', operation: 'Update' }] } };
+    expect(toLease(handedOver, '1', tracked).metadata?.managedFields).toEqual([{}]);
+    expect(toLease(handedOver, undefined).metadata?.managedFields).toBeUndefined();
+  });
 });
