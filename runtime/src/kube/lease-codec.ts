@@ -120,7 +120,7 @@ export function fromLease(lease: V1Lease): Versioned {
  *
  * A replace sends `managedFields: [{}]`, Kubernetes' documented way to clear them: kube-apiserver
  * then keeps no field ownership on the Lease and skips tracking it on the update, which was a
- * quarter of its CPU per update of a lock's Lease, on the hand-over's critical path (ADR 12).
+ * quarter of its CPU per update of a lock's Lease, on the hand-over's critical path (ADR 14).
  */
 export function toLease(state: LockState, version: string | undefined, base?: V1Lease): V1Lease {
   const meta = base?.metadata ?? {};
