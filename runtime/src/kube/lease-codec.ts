@@ -116,11 +116,12 @@ export function fromLease(lease: V1Lease): Versioned {
 /**
  * The Lease that stores `state`, built on `base` (the exact Lease that was read) so labels,
  * annotations, owner references and finalizers written by others survive. `version` makes the
- * replace a compare-and-swap.
+ * replace a compare-and-swap; without one (undefined) the Lease is for a create.
  *
  * A replace sends `managedFields: [{}]`, Kubernetes' documented way to clear them: kube-apiserver
- * then keeps no field ownership on the Lease and skips tracking it on the update, which was a
- * quarter of its CPU per update of a lock's Lease, on the hand-over's critical path (ADR 14).
+ * then keeps no field ownership on the Lease and skips tracking it on the update, which cost it
+ * about a third of its CPU per update of a lock's Lease, on the hand-over's critical path
+ * (ADR 14).
  */
 export function toLease(state: LockState, version: string | undefined, base?: V1Lease): V1Lease {
   const meta = base?.metadata ?? {};
