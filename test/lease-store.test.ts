@@ -27,6 +27,17 @@ lockStoreContract('LeaseStore on a real kube-apiserver', async () => {
   };
 });
 
+/** Grants the lock to ana with `token`, built on what `store`'s cache holds; throws on a conflict. */
+async function grantToAna(store: LeaseStore, name: string, token: number) {
+  const base = store.cached(name);
+  if (!base) throw new Error('no Lease');
+  const now = new Date();
+  const next = { ...base.state, holder: 'ana', token, acquiredAt: now, renewedAt: now };
+  const written = await store.replace(next, base);
+  if (written === 'conflict') throw new Error('a conflict with nobody else writing');
+  return written;
+}
+
 describe('LeaseStore', () => {
   it('takes its own write back from the watch without decoding it again', async () => {
     const namespace = await createNamespace('own-write');
@@ -41,12 +52,7 @@ describe('LeaseStore', () => {
       // decoded from the answer (the very same object, not a second decoding).
       let answerFirst = 0;
       for (let token = 1; token <= 20 && answerFirst < 3; token++) {
-        const base = store.cached(name);
-        if (!base) throw new Error('no Lease');
-        const now = new Date();
-        const next = { ...base.state, holder: 'ana', token, acquiredAt: now, renewedAt: now };
-        const written = await store.replace(next, base);
-        if (written === 'conflict') throw new Error('a conflict with nobody else writing');
+        const written = await grantToAna(store, name, token);
         if (store.cached(name)?.raw !== written.raw) continue; // the watch was first
         answerFirst++;
         await vi.waitFor(() => expect(store.cached(name)?.raw).not.toBe(written.raw));
@@ -78,11 +84,7 @@ describe('LeaseStore', () => {
       expect(await managers()).not.toEqual([]);
       for (const token of [1, 2]) {
         await vi.waitFor(() => expect(store.cached(name)?.state.token).toBe(token - 1));
-        const base = store.cached(name);
-        if (!base) throw new Error('no Lease');
-        const now = new Date();
-        const next = { ...base.state, holder: 'ana', token, acquiredAt: now, renewedAt: now };
-        expect(await store.replace(next, base)).not.toBe('conflict');
+        await grantToAna(store, name, token);
         expect(await managers()).toEqual([]);
       }
       const lease = await api.readNamespacedLease({ name, namespace });
