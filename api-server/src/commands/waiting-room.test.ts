@@ -229,6 +229,26 @@ describe('the line under faults', () => {
     });
   });
 
+  it('writes short random ids in the line and the grant (their bytes go with every hand-over)', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    const bob = post('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().length === 1);
+    const carol = post('/retrospective/avail?wait=20', 'carol');
+    await until(() => line().length === 2);
+    const ids = (t.store.cached('retrospective')?.state.queue ?? []).map((w) => w.id);
+    // 72 random bits each, base64url: distinct, and a third of a UUID's 36 characters.
+    expect(ids).toEqual([
+      expect.stringMatching(/^[\w-]{12}$/),
+      expect.stringMatching(/^[\w-]{12}$/),
+    ]);
+    expect(new Set(ids).size).toBe(2);
+    await post('/retrospective/release', 'ana');
+    expect((await bob).status).toBe(200);
+    expect(t.store.cached('retrospective')?.state.grantedTo).toBe(ids[0]);
+    await post('/retrospective/release', 'bob');
+    expect((await carol).status).toBe(200);
+  });
+
   it('takes up a hand-over when the new holder writes, and otherwise confirms it in a third of its time', async () => {
     await start({ WAIT_QUEUE_TTL_SECONDS: '3' });
     expect((await post('/retrospective/avail', 'ana')).status).toBe(200);

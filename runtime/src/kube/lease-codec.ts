@@ -1,5 +1,11 @@
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
-import type { LockState, ReleaseReason, Versioned, Waiter } from '@retrospective/lock';
+import {
+  defaultWaiterTtlSeconds,
+  type LockState,
+  type ReleaseReason,
+  type Versioned,
+  type Waiter,
+} from '@retrospective/lock';
 
 const prefix = 'retrospective.dev/';
 export const annotations = {
@@ -139,7 +145,11 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             user: w.user,
             since: w.since.toISOString(),
             expires: w.expires.toISOString(),
-            ...(w.ttlSeconds ? { ttl: w.ttlSeconds } : {}),
+            // Every reader takes a missing `ttl` as the default: the line is most of a Lease's
+            // bytes, and every byte of it is decoded and encoded on every hand-over.
+            ...(w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds
+              ? { ttl: w.ttlSeconds }
+              : {}),
             ...(w.beat !== undefined ? { beat: w.beat } : {}),
             ...(w.holdTimeoutSeconds ? { hold: w.holdTimeoutSeconds } : {}),
             ...(w.takesHandOver ? { ho: 1 } : {}),
