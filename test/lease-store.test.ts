@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { describe, expect, it, vi } from 'vitest';
+import { fromLease } from '../runtime/src/kube/lease-codec.ts';
 import { LeaseStore } from '../runtime/src/kube/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
 import { adminConfig, createNamespace } from './support/kube.ts';
@@ -89,6 +90,43 @@ describe('LeaseStore', () => {
       }
       const lease = await api.readNamespacedLease({ name, namespace });
       expect(lease.spec).toMatchObject({ holderIdentity: 'ana', leaseTransitions: 2 });
+    } finally {
+      await store.close();
+    }
+  });
+  it('writes in protobuf what the JSON path wrote: what others put on the Lease survives, times to the microsecond', async () => {
+    const namespace = await createNamespace('protobuf');
+    const name = `lock-${randomBytes(3).toString('hex')}`;
+    const store = new LeaseStore({ kubeConfig: adminConfig(), namespace, locks: [name] });
+    const api = adminConfig().makeApiClient(CoordinationV1Api);
+    await store.start();
+    try {
+      await store.ensure([name]);
+      // Someone else's label, annotation, owner and finalizer, by a JSON merge patch.
+      const theirs = {
+        labels: { team: 'a' },
+        annotations: { 'example.com/note': 'keep 😀' },
+        ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' }],
+        finalizers: ['example.com/keep'],
+      };
+      const patched = await api.patchNamespacedLease(
+        { name, namespace, body: { metadata: theirs } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      await vi.waitFor(() =>
+        expect(store.cached(name)?.version).toBe(patched.metadata?.resourceVersion),
+      );
+      const written = await grantToAna(store, name, 1);
+      const lease = await api.readNamespacedLease({ name, namespace });
+      expect(lease.metadata).toMatchObject(theirs);
+      expect(lease.metadata?.resourceVersion).toBe(written.version);
+      expect(lease.spec?.holderIdentity).toBe('ana');
+      // What the write answered (decoded from protobuf) is what a read in JSON gives.
+      expect(written.state).toEqual(fromLease(lease).state);
+      await api.patchNamespacedLease(
+        { name, namespace, body: { metadata: { finalizers: null } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     } finally {
       await store.close();
     }

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
-import { jsonRequest, watchJson } from './json-request.js';
+import { jsonRequest, putLease, watchJson } from './json-request.js';
+import { decodeLease, encodeLease, protobuf } from './lease-proto.js';
 
 const servers: ReturnType<typeof createServer>[] = [];
 afterEach(() => {
@@ -52,6 +53,56 @@ describe('jsonRequest', () => {
     const error = await jsonRequest(kc, 'PUT', '/x', {}, never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiException);
     expect(error).toMatchObject({ code: 409, body: status });
+  });
+});
+
+describe('putLease', () => {
+  const lease = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'l', resourceVersion: '5', annotations: { a: 'é' } },
+    spec: { holderIdentity: 'ana', leaseTransitions: 2 },
+  };
+
+  /** A server that answers with `answer` and records what came. */
+  async function recording(answer: (body: Buffer) => [number, string, Buffer | string]) {
+    const seen: { type?: string | undefined; accept?: string | undefined; body?: Buffer } = {};
+    const kc = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        Object.assign(seen, {
+          type: req.headers['content-type'],
+          accept: req.headers.accept,
+          body: Buffer.concat(chunks),
+        });
+        const [status, type, body] = answer(Buffer.concat(chunks));
+        res.writeHead(status, { 'Content-Type': type }).end(body);
+      });
+    });
+    return { kc, seen };
+  }
+
+  it('sends the Lease in protobuf, asks for protobuf, and decodes the answer', async () => {
+    const { kc, seen } = await recording((body) => [200, protobuf, body]);
+    expect(await putLease(kc, '/l', lease, never)).toEqual(lease);
+    expect(seen.type).toBe(protobuf);
+    expect(seen.accept).toBe(`${protobuf}, application/json`);
+    expect(decodeLease(seen.body!)).toEqual(lease);
+  });
+
+  it('sends JSON a Lease with a key the encoder does not know, and reads a JSON answer', async () => {
+    const odd = { ...lease, metadata: { ...lease.metadata, brandNew: 'x' } };
+    const { kc, seen } = await recording((body) => [200, 'application/json', body]);
+    expect(await putLease(kc, '/l', odd, never)).toEqual(odd);
+    expect(seen.type).toBe('application/json');
+  });
+
+  it('reports a protobuf refusal as an ApiException with the JSON Status text', async () => {
+    const { kc } = await recording(() => [409, protobuf, Buffer.from('not a status')]);
+    const error = await putLease(kc, '/l', lease, never).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 409, body: 'not a status' });
+    expect(encodeLease(lease)).toBeDefined();
   });
 });
 

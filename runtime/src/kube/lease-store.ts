@@ -19,7 +19,7 @@ import {
 } from '@retrospective/lock';
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
-import { jsonRequest } from './json-request.js';
+import { putLease } from './json-request.js';
 import {
   annotationBytes,
   fromLease,
@@ -126,7 +126,7 @@ export class LeaseStore implements LockStore {
       const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(next.name)}`;
       const lease = await this.call(
         'update',
-        (_, signal) => jsonRequest<V1Lease>(kubeConfig, 'PUT', path, body, signal),
+        (_, signal) => putLease(kubeConfig, path, body, signal),
         options,
       );
       const written = fromLease(lease);
