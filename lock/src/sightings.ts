@@ -1,6 +1,9 @@
 import type { Liveness, LockState, Waiter } from './model.js';
 
-/** What an entry counts for when it does not say (entries written before `ttlSeconds` existed). */
+/**
+ * What an entry counts for when it does not say: entries written before `ttlSeconds` existed, and
+ * entries with this very TTL, which leave it out (ADR 15). Stored Leases rely on it: never change.
+ */
 export const defaultWaiterTtlSeconds = 15;
 
 const ttlMs = (waiter: Waiter) => (waiter.ttlSeconds ?? defaultWaiterTtlSeconds) * 1000;

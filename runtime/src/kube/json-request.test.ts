@@ -3,7 +3,7 @@ import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { jsonRequest, putLease, watchJson } from './json-request.js';
-import { decodeLease, encodeLease, protobuf } from './lease-proto.js';
+import { decodeLease, encodeLease, protobuf, Undecodable } from './lease-proto.js';
 
 const servers: ReturnType<typeof createServer>[] = [];
 afterEach(() => {
@@ -95,6 +95,26 @@ describe('putLease', () => {
     const odd = { ...lease, metadata: { ...lease.metadata, brandNew: 'x' } };
     const { kc, seen } = await recording((body) => [200, 'application/json', body]);
     expect(await putLease(kc, '/l', odd, never)).toEqual(odd);
+    expect(seen.type).toBe('application/json');
+  });
+
+  it('sends the update again as JSON to a server that turns protobuf down, and JSON from then on', async () => {
+    const { kc, seen } = await recording((body) =>
+      body[0] === 0x6b ? [415, 'text/plain', 'no protobuf here'] : [200, 'application/json', body],
+    );
+    expect(await putLease(kc, '/l', lease, never)).toEqual(lease);
+    expect(seen.type).toBe('application/json');
+    seen.type = undefined;
+    expect(await putLease(kc, '/l', lease, never)).toEqual(lease);
+    expect(seen.type).toBe('application/json');
+  });
+
+  it('fails a write whose protobuf answer is not a Lease once, and sends JSON after', async () => {
+    const { kc, seen } = await recording((body) =>
+      body[0] === 0x6b ? [200, protobuf, Buffer.from('garbage')] : [200, 'application/json', body],
+    );
+    await expect(putLease(kc, '/l', lease, never)).rejects.toThrow(Undecodable);
+    expect(await putLease(kc, '/l', lease, never)).toEqual(lease);
     expect(seen.type).toBe('application/json');
   });
 

@@ -96,10 +96,18 @@ export async function jsonRequest<T>(
 }
 
 /**
+ * Credentials whose server turned protobuf down (415 or 406, say a proxy in front of
+ * kube-apiserver) or answered it with something not a Lease: their Lease updates go as JSON from
+ * then on, for as long as the process runs.
+ */
+const jsonOnly = new WeakSet<KubeConfig>();
+
+/**
  * Replaces a Lease in Kubernetes' protobuf encoding, asking for the answer in it too: for
  * kube-apiserver, the cheapest update there is (ADR 15). A Lease with something the encoder does
- * not know goes as JSON; an answer in JSON (a server that offers no protobuf) is read as such.
- * Refusals are ApiExceptions with the JSON Status text, as from `jsonRequest`.
+ * not know goes as JSON; an answer in JSON is read as such. A server that refuses protobuf (415,
+ * 406) gets the update again as JSON, and JSON from then on. Refusals are ApiExceptions with the
+ * JSON Status text, as from `jsonRequest`.
  */
 export async function putLease(
   kc: KubeConfig,
@@ -107,7 +115,7 @@ export async function putLease(
   lease: V1Lease,
   signal: AbortSignal,
 ): Promise<V1Lease> {
-  const body = encodeLease(lease);
+  const body = jsonOnly.has(kc) ? undefined : encodeLease(lease);
   if (!body) return jsonRequest<V1Lease>(kc, 'PUT', path, lease, signal);
   const { url, ctx } = await authorized(kc, path, HttpMethod.PUT);
   const res = await send(ctx, url, {
@@ -122,11 +130,24 @@ export async function putLease(
     signal,
   });
   const bytes = Buffer.from(await res.body.arrayBuffer());
+  if (res.statusCode === 415 || res.statusCode === 406) {
+    // Turned down before anything was written: the same update, as JSON.
+    jsonOnly.add(kc);
+    return jsonRequest<V1Lease>(kc, 'PUT', path, lease, signal);
+  }
   const type = res.headers['content-type'];
   const proto = typeof type === 'string' && type.startsWith(protobuf);
   if (res.statusCode < 200 || res.statusCode > 299)
     throw refusal(res, (proto && decodeStatus(bytes)) || bytes.toString('utf8'));
-  return proto ? decodeLease(bytes) : (JSON.parse(bytes.toString('utf8')) as V1Lease);
+  if (!proto) return JSON.parse(bytes.toString('utf8')) as V1Lease;
+  try {
+    return decodeLease(bytes);
+  } catch (error) {
+    // Written, but the answer is unreadable: this call fails (an unknown outcome, which callers
+    // handle), and later ones go as JSON rather than fail the same way.
+    jsonOnly.add(kc);
+    throw error;
+  }
 }
 
 /**

@@ -116,7 +116,20 @@ describe('the Lease in protobuf', () => {
       undefined,
     );
     expect(encodeLease({ ...full, status: {} } as never)).toBeUndefined();
-    expect(encodeLease({ ...full, spec: { ...full.spec, leaseTransitions: -1 } })).toBeUndefined();
+    // An int32 out of range (Kubernetes would wrap it, JSON refuses it): JSON, and its refusal.
+    expect(encodeLease({ ...full, spec: { ...full.spec, leaseTransitions: 2 ** 31 } })).toBe(
+      undefined,
+    );
+  });
+
+  it('decodes negative numbers and times before 1970 exactly (ten-byte varints)', () => {
+    const old = {
+      ...full,
+      metadata: { ...full.metadata, generation: undefined, deletionGracePeriodSeconds: undefined },
+      spec: { acquireTime: '1969-12-31T23:58:20.000001Z' as unknown as Date },
+    };
+    const bytes = encodeLease(old)!;
+    expect(decodeLease(bytes).spec).toEqual(old.spec);
   });
 
   it('refuses bytes that are not a Lease', () => {

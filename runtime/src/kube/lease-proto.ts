@@ -3,11 +3,11 @@ import type { V1Lease } from '@kubernetes/client-node';
 /**
  * A Lease in Kubernetes' protobuf encoding, for the update made on every hand-over: kube-apiserver
  * decodes and answers protobuf for less CPU than JSON (ADR 15). The fields are those of
- * k8s.io/api coordination/v1 and apimachinery meta/v1 (generated.proto). Nothing a newer
- * Kubernetes writes is dropped: a decoded field this does not know is kept, as bytes, on the
- * object that holds it (`unknownFields`, invisible to JSON) and written back as it came; an object
- * with a JSON key this does not know (one the watch brought) is not encoded (undefined: send it
- * as JSON, which keeps it).
+ * k8s.io/api coordination/v1 and apimachinery meta/v1 (generated.proto). A decoded field this
+ * does not know is kept, as its bytes, on the object that holds it (`unknownFields`, invisible to
+ * JSON) and written back as it came, as long as the object is (`toLease` keeps the metadata it
+ * read and writes a spec of its own, as it always did); an object with a JSON key this does not
+ * know is not encoded (undefined: it goes as JSON).
  */
 export const protobuf = 'application/vnd.kubernetes.protobuf';
 
@@ -48,11 +48,20 @@ class Writer {
     this.varint(field * 8 + wire);
   }
 
-  int(field: number, value: number | undefined): this {
+  /** An int32 or int64 (`max`: 2^31 - 1 for int32); a negative one is ten bytes, as Go writes it. */
+  int(field: number, value: number | undefined, max = Number.MAX_SAFE_INTEGER): this {
     if (value === undefined) return this;
-    if (!Number.isSafeInteger(value) || value < 0) throw new Unencodable(`field ${field}`);
+    if (!Number.isSafeInteger(value) || value > max || value < -max - 1)
+      throw new Unencodable(`field ${field}`);
     this.tag(field, 0);
-    this.varint(value);
+    if (value >= 0) this.varint(value);
+    else {
+      const bytes: number[] = [];
+      let v = BigInt.asUintN(64, BigInt(value));
+      for (; v > 127n; v >>= 7n) bytes.push(Number(v & 127n) | 128);
+      bytes.push(Number(v));
+      this.push(Buffer.from(bytes));
+    }
     return this;
   }
 
@@ -87,6 +96,8 @@ class Writer {
     return Buffer.concat(this.parts, this.length);
   }
 }
+
+const int32 = 2 ** 31 - 1;
 
 /** Something in the object this encoder does not know: the object goes as JSON. */
 class Unencodable extends Error {}
@@ -134,7 +145,7 @@ function time(value: unknown): Writer | undefined {
   if (!Number.isFinite(ms)) throw new Unencodable('not a time');
   const seconds = Math.floor(ms / 1000);
   const nanos = (ms - seconds * 1000) * 1_000_000 + nanosWithinMs;
-  return new Writer().int(1, seconds).int(2, nanos || undefined);
+  return new Writer().int(1, seconds).int(2, nanos || undefined, int32);
 }
 
 function stringMap(field: number, value: unknown, into: Writer): void {
@@ -235,10 +246,10 @@ function leaseSpec(value: unknown): Writer {
   ]);
   return new Writer()
     .string(1, text(s.holderIdentity))
-    .int(2, integer(s.leaseDurationSeconds))
+    .int(2, integer(s.leaseDurationSeconds), int32)
     .message(3, time(s.acquireTime))
     .message(4, time(s.renewTime))
-    .int(5, integer(s.leaseTransitions))
+    .int(5, integer(s.leaseTransitions), int32)
     .string(6, text(s.strategy))
     .string(7, text(s.preferredHolder))
     .unknown(s);
@@ -271,7 +282,7 @@ export class Undecodable extends Error {}
 interface Field {
   readonly field: number;
   /** The varint's value (wire type 0). */
-  readonly int: number;
+  readonly int: bigint;
   /** The bytes (wire type 2). */
   readonly bytes: Buffer;
   /** The whole field, tag and all. */
@@ -282,16 +293,16 @@ const none = Buffer.alloc(0);
 
 function* fields(b: Buffer): Generator<Field> {
   let at = 0;
-  const varint = (): number => {
-    let value = 0;
-    let scale = 1;
-    for (;;) {
-      if (at >= b.length || scale > 2 ** 63) throw new Undecodable('a truncated varint');
+  // Up to ten bytes, summed exactly (a negative int64 is ten bytes of two's complement).
+  const varint = (): bigint => {
+    let value = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (at >= b.length) break;
       const byte = b[at++] as number;
-      value += (byte & 127) * scale;
+      value |= BigInt(byte & 127) << shift;
       if (byte < 128) return value;
-      scale *= 128;
     }
+    throw new Undecodable('a truncated varint');
   };
   const skip = (n: number) => {
     if (at + n > b.length) throw new Undecodable('a truncated field');
@@ -299,16 +310,17 @@ function* fields(b: Buffer): Generator<Field> {
   };
   while (at < b.length) {
     const start = at;
-    const key = varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
-    let int = 0;
+    const key = Number(varint() & 0xffffffffn);
+    const field = key >>> 3;
+    const wire = key & 7;
+    let int = 0n;
     let bytes: Buffer = none;
     if (wire === 0) int = varint();
     else if (wire === 2) {
       const length = varint();
-      skip(length);
-      bytes = b.subarray(at - length, at);
+      if (length > BigInt(b.length)) throw new Undecodable('a truncated field');
+      skip(Number(length));
+      bytes = b.subarray(at - Number(length), at);
     } else if (wire === 1) skip(8);
     else if (wire === 5) skip(4);
     else throw new Undecodable(`wire type ${wire}`);
@@ -331,7 +343,7 @@ function unknowns() {
 const str = (f: Field) => f.bytes.toString('utf8');
 
 /** int32/int64 varints as Kubernetes writes them: negative ones are ten bytes, two's complement. */
-const signed = (f: Field) => (f.int >= 2 ** 63 ? f.int - 2 ** 64 : f.int);
+const signed = (f: Field) => Number(BigInt.asIntN(64, f.int));
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
@@ -343,7 +355,10 @@ function decodeTime(b: Buffer, micro: boolean): string {
     if (f.field === 1) seconds = signed(f);
     else if (f.field === 2) nanos = signed(f);
   }
-  const iso = new Date(seconds * 1000).toISOString().slice(0, 19);
+  const date = new Date(seconds * 1000);
+  if (Number.isNaN(date.getTime()) || nanos < 0 || nanos >= 1e9)
+    throw new Undecodable('a time out of range');
+  const iso = date.toISOString().slice(0, 19);
   return micro ? `${iso}.${pad(Math.floor(nanos / 1000), 6)}Z` : `${iso}Z`;
 }
 
@@ -365,8 +380,8 @@ function decodeOwnerReference(b: Buffer): Message {
     else if (f.field === 3) o.name = str(f);
     else if (f.field === 4) o.uid = str(f);
     else if (f.field === 5) o.apiVersion = str(f);
-    else if (f.field === 6) o.controller = f.int !== 0;
-    else if (f.field === 7) o.blockOwnerDeletion = f.int !== 0;
+    else if (f.field === 6) o.controller = f.int !== 0n;
+    else if (f.field === 7) o.blockOwnerDeletion = f.int !== 0n;
     else unknown.add(f);
   }
   return unknown.on(o);
