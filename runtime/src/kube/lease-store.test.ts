@@ -3,6 +3,7 @@ import type { V1Lease } from '@kubernetes/client-node';
 import { LockService, LockTooLargeError } from '@retrospective/lock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
+import { decodeLease, protobuf } from './lease-proto.js';
 import { LeaseStore } from './lease-store.js';
 
 /**
@@ -34,10 +35,15 @@ function apiserver(initial: V1Lease) {
         items: [current],
       });
     if (req.method === 'GET') return json(res, 200, current);
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const lease = JSON.parse(body) as V1Lease;
+      // Sent in protobuf (ADR 15), answered in JSON, which the store also reads.
+      const body = Buffer.concat(chunks);
+      const lease =
+        req.headers['content-type'] === protobuf
+          ? decodeLease(body)
+          : (JSON.parse(body.toString()) as V1Lease);
       writes.push(lease);
       if (refuseWith) {
         const code = refuseWith;
