@@ -112,23 +112,18 @@ function only(value: unknown, known: readonly string[]): Message {
   return object;
 }
 
-const text = (value: unknown): string | undefined => {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new Unencodable('not a string');
-  return value;
-};
+interface Types {
+  string: string;
+  number: number;
+  boolean: boolean;
+}
 
-const integer = (value: unknown): number | undefined => {
+/** `value` when it has JavaScript type `type`; undefined for null or undefined. */
+function typed<K extends keyof Types>(value: unknown, type: K): Types[K] | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number') throw new Unencodable('not a number');
-  return value;
-};
-
-const flag = (value: unknown): boolean | undefined => {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw new Unencodable('not a boolean');
-  return value;
-};
+  if (typeof value !== type) throw new Unencodable(`not a ${type}`);
+  return value as Types[K];
+}
 
 /** meta/v1 Time and MicroTime: seconds (1) and nanoseconds (2), from a Date or RFC 3339 text. */
 function time(value: unknown): Writer | undefined {
@@ -148,10 +143,81 @@ function time(value: unknown): Writer | undefined {
   return new Writer().int(1, seconds).int(2, nanos || undefined, int32);
 }
 
+/**
+ * A message's plain fields, each once: its JSON key, its number and its kind. The others (maps,
+ * lists, nested messages) are read and written by hand beside them.
+ */
+type Schema = readonly (readonly [key: string, field: number, kind: Kind])[];
+type Kind = 'string' | 'int64' | 'int32' | 'bool' | 'time' | 'microtime';
+
+const ownerReferenceFields: Schema = [
+  ['kind', 1, 'string'],
+  ['name', 3, 'string'],
+  ['uid', 4, 'string'],
+  ['apiVersion', 5, 'string'],
+  ['controller', 6, 'bool'],
+  ['blockOwnerDeletion', 7, 'bool'],
+];
+/** Also `fieldsV1` (7). */
+const managedFieldsEntryFields: Schema = [
+  ['manager', 1, 'string'],
+  ['operation', 2, 'string'],
+  ['apiVersion', 3, 'string'],
+  ['time', 4, 'time'],
+  ['fieldsType', 6, 'string'],
+  ['subresource', 8, 'string'],
+];
+/** Also labels (11), annotations (12), ownerReferences (13), finalizers (14), managedFields (17). */
+const objectMetaFields: Schema = [
+  ['name', 1, 'string'],
+  ['generateName', 2, 'string'],
+  ['namespace', 3, 'string'],
+  ['selfLink', 4, 'string'],
+  ['uid', 5, 'string'],
+  ['resourceVersion', 6, 'string'],
+  ['generation', 7, 'int64'],
+  ['creationTimestamp', 8, 'time'],
+  ['deletionTimestamp', 9, 'time'],
+  ['deletionGracePeriodSeconds', 10, 'int64'],
+];
+const leaseSpecFields: Schema = [
+  ['holderIdentity', 1, 'string'],
+  ['leaseDurationSeconds', 2, 'int32'],
+  ['acquireTime', 3, 'microtime'],
+  ['renewTime', 4, 'microtime'],
+  ['leaseTransitions', 5, 'int32'],
+  ['strategy', 6, 'string'],
+  ['preferredHolder', 7, 'string'],
+];
+
+/**
+ * `value` as a message of `schema`'s fields and `others` (written by `more`), then the fields it
+ * was decoded with but not known here.
+ */
+function encode(
+  value: unknown,
+  schema: Schema,
+  others: readonly string[] = [],
+  more?: (w: Writer, o: Message) => void,
+): Writer {
+  const o = only(value, [...schema.map(([key]) => key), ...others]);
+  const w = new Writer();
+  for (const [key, field, kind] of schema) {
+    const v = o[key];
+    if (kind === 'string') w.string(field, typed(v, 'string'));
+    else if (kind === 'bool') w.bool(field, typed(v, 'boolean'));
+    else if (kind === 'int64') w.int(field, typed(v, 'number'));
+    else if (kind === 'int32') w.int(field, typed(v, 'number'), int32);
+    else w.message(field, time(v));
+  }
+  more?.(w, o);
+  return w.unknown(o);
+}
+
 function stringMap(field: number, value: unknown, into: Writer): void {
-  if (value === undefined || value === null) return;
-  for (const [k, v] of Object.entries(only(value, Object.keys(value as Json))))
-    if (v !== undefined) into.message(field, new Writer().string(1, k).string(2, text(v)));
+  for (const [k, v] of Object.entries(only(value ?? {}, Object.keys(value ?? {}))))
+    if (v !== undefined)
+      into.message(field, new Writer().string(1, k).string(2, typed(v, 'string')));
 }
 
 function list(value: unknown): unknown[] {
@@ -160,99 +226,22 @@ function list(value: unknown): unknown[] {
   return value;
 }
 
-function ownerReference(value: unknown): Writer {
-  const o = only(value, ['kind', 'name', 'uid', 'apiVersion', 'controller', 'blockOwnerDeletion']);
-  return new Writer()
-    .string(1, text(o.kind))
-    .string(3, text(o.name))
-    .string(4, text(o.uid))
-    .string(5, text(o.apiVersion))
-    .bool(6, flag(o.controller))
-    .bool(7, flag(o.blockOwnerDeletion))
-    .unknown(o);
-}
-
-function managedFieldsEntry(value: unknown): Writer {
-  const m = only(value, [
-    'manager',
-    'operation',
-    'apiVersion',
-    'time',
-    'fieldsType',
-    'fieldsV1',
-    'subresource',
-  ]);
-  const fields =
-    m.fieldsV1 === undefined || m.fieldsV1 === null
-      ? undefined
-      : new Writer().bytes(1, Buffer.from(JSON.stringify(m.fieldsV1), 'utf8'));
-  return new Writer()
-    .string(1, text(m.manager))
-    .string(2, text(m.operation))
-    .string(3, text(m.apiVersion))
-    .message(4, time(m.time))
-    .string(6, text(m.fieldsType))
-    .message(7, fields)
-    .string(8, text(m.subresource))
-    .unknown(m);
-}
-
 function objectMeta(value: unknown): Writer {
-  const m = only(value, [
-    'name',
-    'generateName',
-    'namespace',
-    'selfLink',
-    'uid',
-    'resourceVersion',
-    'generation',
-    'creationTimestamp',
-    'deletionTimestamp',
-    'deletionGracePeriodSeconds',
-    'labels',
-    'annotations',
-    'ownerReferences',
-    'finalizers',
-    'managedFields',
-  ]);
-  const w = new Writer()
-    .string(1, text(m.name))
-    .string(2, text(m.generateName))
-    .string(3, text(m.namespace))
-    .string(4, text(m.selfLink))
-    .string(5, text(m.uid))
-    .string(6, text(m.resourceVersion))
-    .int(7, integer(m.generation))
-    .message(8, time(m.creationTimestamp))
-    .message(9, time(m.deletionTimestamp))
-    .int(10, integer(m.deletionGracePeriodSeconds));
-  stringMap(11, m.labels, w);
-  stringMap(12, m.annotations, w);
-  for (const o of list(m.ownerReferences)) w.message(13, ownerReference(o));
-  for (const f of list(m.finalizers)) w.string(14, text(f));
-  for (const e of list(m.managedFields)) w.message(17, managedFieldsEntry(e));
-  return w.unknown(m);
-}
-
-function leaseSpec(value: unknown): Writer {
-  const s = only(value ?? {}, [
-    'holderIdentity',
-    'leaseDurationSeconds',
-    'acquireTime',
-    'renewTime',
-    'leaseTransitions',
-    'strategy',
-    'preferredHolder',
-  ]);
-  return new Writer()
-    .string(1, text(s.holderIdentity))
-    .int(2, integer(s.leaseDurationSeconds), int32)
-    .message(3, time(s.acquireTime))
-    .message(4, time(s.renewTime))
-    .int(5, integer(s.leaseTransitions), int32)
-    .string(6, text(s.strategy))
-    .string(7, text(s.preferredHolder))
-    .unknown(s);
+  const others = ['labels', 'annotations', 'ownerReferences', 'finalizers', 'managedFields'];
+  return encode(value, objectMetaFields, others, (w, m) => {
+    stringMap(11, m.labels, w);
+    stringMap(12, m.annotations, w);
+    for (const o of list(m.ownerReferences)) w.message(13, encode(o, ownerReferenceFields));
+    for (const f of list(m.finalizers)) w.string(14, typed(f, 'string'));
+    for (const e of list(m.managedFields))
+      w.message(
+        17,
+        encode(e, managedFieldsEntryFields, ['fieldsV1'], (entry, { fieldsV1 }) => {
+          if (fieldsV1 !== undefined && fieldsV1 !== null)
+            entry.message(7, new Writer().string(1, JSON.stringify(fieldsV1)));
+        }),
+      );
+  });
 }
 
 /** The Lease as a protobuf body, or undefined when it carries anything not known here. */
@@ -261,7 +250,7 @@ export function encodeLease(lease: V1Lease): Buffer | undefined {
     const l = only(lease, ['apiVersion', 'kind', 'metadata', 'spec']);
     const raw = new Writer()
       .message(1, objectMeta(l.metadata ?? {}))
-      .message(2, leaseSpec(l.spec))
+      .message(2, encode(l.spec ?? {}, leaseSpecFields))
       .unknown(l);
     const unknown = new Writer()
       .message(1, new Writer().string(1, 'coordination.k8s.io/v1').string(2, 'Lease'))
@@ -372,34 +361,23 @@ function decodeMapEntry(b: Buffer): [string, string] {
   return [key, value];
 }
 
-function decodeOwnerReference(b: Buffer): Message {
-  const o: Message = {};
-  const unknown = unknowns();
-  for (const f of fields(b)) {
-    if (f.field === 1) o.kind = str(f);
-    else if (f.field === 3) o.name = str(f);
-    else if (f.field === 4) o.uid = str(f);
-    else if (f.field === 5) o.apiVersion = str(f);
-    else if (f.field === 6) o.controller = f.int !== 0n;
-    else if (f.field === 7) o.blockOwnerDeletion = f.int !== 0n;
-    else unknown.add(f);
-  }
-  return unknown.on(o);
-}
-
-function decodeManagedFieldsEntry(b: Buffer): Message {
+/**
+ * A message of `schema`'s fields, and of those `more` reads (true: it did); the rest are kept as
+ * they came.
+ */
+function decode(b: Buffer, schema: Schema, more?: (f: Field, into: Message) => boolean): Message {
   const m: Message = {};
   const unknown = unknowns();
   for (const f of fields(b)) {
-    if (f.field === 1) m.manager = str(f);
-    else if (f.field === 2) m.operation = str(f);
-    else if (f.field === 3) m.apiVersion = str(f);
-    else if (f.field === 4) m.time = decodeTime(f.bytes, false);
-    else if (f.field === 6) m.fieldsType = str(f);
-    else if (f.field === 7) {
-      for (const raw of fields(f.bytes)) if (raw.field === 1) m.fieldsV1 = json(raw);
-    } else if (f.field === 8) m.subresource = str(f);
-    else unknown.add(f);
+    const known = schema.find(([, field]) => field === f.field);
+    if (known) {
+      const [key, , kind] = known;
+      if (kind === 'string') m[key] = str(f);
+      else if (kind === 'bool') m[key] = f.int !== 0n;
+      else if (kind === 'time' || kind === 'microtime')
+        m[key] = decodeTime(f.bytes, kind === 'microtime');
+      else m[key] = signed(f);
+    } else if (!more?.(f, m)) unknown.add(f);
   }
   return unknown.on(m);
 }
@@ -412,93 +390,26 @@ function json(f: Field): unknown {
   }
 }
 
-function decodeObjectMeta(b: Buffer): Message {
-  const m: Message = {};
-  const unknown = unknowns();
-  const labels: Record<string, string> = {};
-  const annotations: Record<string, string> = {};
-  const owners: Json[] = [];
-  const finalizers: string[] = [];
-  const managed: Json[] = [];
-  for (const f of fields(b)) {
-    switch (f.field) {
-      case 1:
-        m.name = str(f);
-        break;
-      case 2:
-        m.generateName = str(f);
-        break;
-      case 3:
-        m.namespace = str(f);
-        break;
-      case 4:
-        m.selfLink = str(f);
-        break;
-      case 5:
-        m.uid = str(f);
-        break;
-      case 6:
-        m.resourceVersion = str(f);
-        break;
-      case 7:
-        m.generation = signed(f);
-        break;
-      case 8:
-        m.creationTimestamp = decodeTime(f.bytes, false);
-        break;
-      case 9:
-        m.deletionTimestamp = decodeTime(f.bytes, false);
-        break;
-      case 10:
-        m.deletionGracePeriodSeconds = signed(f);
-        break;
-      case 11: {
-        const [k, v] = decodeMapEntry(f.bytes);
-        labels[k] = v;
-        break;
-      }
-      case 12: {
-        const [k, v] = decodeMapEntry(f.bytes);
-        annotations[k] = v;
-        break;
-      }
-      case 13:
-        owners.push(decodeOwnerReference(f.bytes));
-        break;
-      case 14:
-        finalizers.push(str(f));
-        break;
-      case 17:
-        managed.push(decodeManagedFieldsEntry(f.bytes));
-        break;
-      default:
-        unknown.add(f);
-    }
-  }
-  // As JSON has them: an empty map or list is left out.
-  if (Object.keys(labels).length) m.labels = labels;
-  if (Object.keys(annotations).length) m.annotations = annotations;
-  if (owners.length) m.ownerReferences = owners;
-  if (finalizers.length) m.finalizers = finalizers;
-  if (managed.length) m.managedFields = managed;
-  return unknown.on(m);
-}
+const decodeManagedFieldsEntry = (b: Buffer) =>
+  decode(b, managedFieldsEntryFields, (f, m) => {
+    if (f.field !== 7) return false;
+    for (const raw of fields(f.bytes)) if (raw.field === 1) m.fieldsV1 = json(raw);
+    return true;
+  });
 
-function decodeLeaseSpec(b: Buffer): Message {
-  const s: Message = {};
-  const unknown = unknowns();
-  for (const f of fields(b)) {
-    if (f.field === 1) s.holderIdentity = str(f);
-    else if (f.field === 2) s.leaseDurationSeconds = signed(f);
-    else if (f.field === 3) s.acquireTime = decodeTime(f.bytes, true);
-    else if (f.field === 4) s.renewTime = decodeTime(f.bytes, true);
-    else if (f.field === 5) s.leaseTransitions = signed(f);
-    else if (f.field === 6) s.strategy = str(f);
-    else if (f.field === 7) s.preferredHolder = str(f);
-    else unknown.add(f);
-  }
-  return unknown.on(s);
-}
+/** ObjectMeta; as JSON has them, an empty map or list is left out. */
+const decodeObjectMeta = (b: Buffer) =>
+  decode(b, objectMetaFields, (f, m) => {
+    const add = (key: string, value: unknown) => ((m[key] ??= []) as unknown[]).push(value);
+    if (f.field === 11 || f.field === 12) {
+      const [k, v] = decodeMapEntry(f.bytes);
+      ((m[f.field === 11 ? 'labels' : 'annotations'] ??= {}) as Record<string, string>)[k] = v;
+    } else if (f.field === 13) add('ownerReferences', decode(f.bytes, ownerReferenceFields));
+    else if (f.field === 14) add('finalizers', str(f));
+    else if (f.field === 17) add('managedFields', decodeManagedFieldsEntry(f.bytes));
+    else return false;
+    return true;
+  });
 
 /** The envelope's object bytes, checked to be a `kind` of `apiVersion`. */
 function payload(body: Buffer, apiVersion: string, kind: string): Buffer {
@@ -524,15 +435,13 @@ function payload(body: Buffer, apiVersion: string, kind: string): Buffer {
  * `encodeLease` to write back. Throws Undecodable for bytes that are not a Lease.
  */
 export function decodeLease(body: Buffer): V1Lease {
-  const lease: Message = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' };
-  const unknown = unknowns();
-  for (const f of fields(payload(body, 'coordination.k8s.io/v1', 'Lease'))) {
-    if (f.field === 1) lease.metadata = decodeObjectMeta(f.bytes);
-    else if (f.field === 2) lease.spec = decodeLeaseSpec(f.bytes);
-    else unknown.add(f);
-  }
-  lease.spec ??= {};
-  return unknown.on(lease) as V1Lease;
+  const lease = decode(payload(body, 'coordination.k8s.io/v1', 'Lease'), [], (f, l) => {
+    if (f.field === 1) l.metadata = decodeObjectMeta(f.bytes);
+    else if (f.field === 2) l.spec = decode(f.bytes, leaseSpecFields);
+    else return false;
+    return true;
+  });
+  return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', spec: {}, ...lease };
 }
 
 /**
