@@ -78,21 +78,30 @@ export async function jsonRequest<T>(
   body: unknown,
   signal: AbortSignal,
 ): Promise<T> {
-  const { url, ctx } = await authorized(kc, path, HttpMethod[method]);
-  const res = await send(ctx, url, {
-    method,
-    headers: {
-      ...ctx.getHeaders(),
-      accept: 'application/json',
-      'content-type': 'application/json',
-      'user-agent': userAgent,
-    },
-    body: JSON.stringify(body),
-    signal,
-  });
-  const text = await res.body.text();
+  const json = 'application/json';
+  const { res, bytes } = await put(kc, path, JSON.stringify(body), json, json, signal);
+  const text = bytes.toString('utf8');
   if (res.statusCode < 200 || res.statusCode > 299) throw refusal(res, text);
   return JSON.parse(text) as T;
+}
+
+/** A PUT of `body` (`type`) with the credentials: the answer, read whole. */
+async function put(
+  kc: KubeConfig,
+  path: string,
+  body: string | Buffer,
+  type: string,
+  accept: string,
+  signal: AbortSignal,
+) {
+  const { url, ctx } = await authorized(kc, path, HttpMethod.PUT);
+  const res = await send(ctx, url, {
+    method: 'PUT',
+    headers: { ...ctx.getHeaders(), accept, 'content-type': type, 'user-agent': userAgent },
+    body,
+    signal,
+  });
+  return { res, bytes: Buffer.from(await res.body.arrayBuffer()) };
 }
 
 /**
@@ -117,19 +126,14 @@ export async function putLease(
 ): Promise<V1Lease> {
   const body = jsonOnly.has(kc) ? undefined : encodeLease(lease);
   if (!body) return jsonRequest<V1Lease>(kc, 'PUT', path, lease, signal);
-  const { url, ctx } = await authorized(kc, path, HttpMethod.PUT);
-  const res = await send(ctx, url, {
-    method: 'PUT',
-    headers: {
-      ...ctx.getHeaders(),
-      accept: `${protobuf}, application/json`,
-      'content-type': protobuf,
-      'user-agent': userAgent,
-    },
+  const { res, bytes } = await put(
+    kc,
+    path,
     body,
+    protobuf,
+    `${protobuf}, application/json`,
     signal,
-  });
-  const bytes = Buffer.from(await res.body.arrayBuffer());
+  );
   if (res.statusCode === 415 || res.statusCode === 406) {
     // Turned down before anything was written: the same update, as JSON.
     jsonOnly.add(kc);
