@@ -26,6 +26,11 @@ export interface Waiter {
   readonly holdTimeoutSeconds?: number | undefined;
   /** Its replica answers a hand-over by a release (replicas of earlier versions take the lock). */
   readonly takesHandOver?: boolean | undefined;
+  /**
+   * Its replica is of a version that reads only the line's first form (before ADR 16): the entry
+   * is written back in that form, where that replica still sees it.
+   */
+  readonly firstForm?: boolean | undefined;
 }
 
 /** Whether a waiter's entry still counts; see LineSightings for the rule replicas use. */

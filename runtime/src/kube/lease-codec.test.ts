@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { defaultWaiterTtlSeconds, LineSightings, type LockState } from '@retrospective/lock';
+import {
+  defaultWaiterTtlSeconds,
+  LineSightings,
+  type LockState,
+  type Waiter,
+} from '@retrospective/lock';
 import { annotations, fromLease, toLease } from './lease-codec.js';
 
 const t0 = new Date('2026-11-23T10:00:00.000Z');
@@ -34,12 +39,10 @@ describe('the Lease codec', () => {
   it("leaves out a line entry's TTL when it is the default, which every reader takes it to be", () => {
     const entry = { ...handedOver.queue![0]!, id: 'w3', ttlSeconds: defaultWaiterTtlSeconds };
     const lease = toLease({ ...handedOver, queue: [entry] }, '1');
-    const written = JSON.parse(lease.metadata?.annotations?.[annotations.queue] ?? '[]') as Record<
-      string,
-      unknown
-    >[];
-    expect(written).toHaveLength(1);
-    expect(written[0]).not.toHaveProperty('ttl');
+    const written = JSON.parse(
+      lease.metadata?.annotations?.[annotations.line] ?? '[]',
+    ) as unknown[][];
+    expect(written).toEqual([['w3', 'carol', t0.getTime(), 0, 3, 60]]);
     const { state } = fromLease(lease);
     const read = state.queue?.[0];
     expect(read?.ttlSeconds).toBeUndefined();
@@ -48,9 +51,128 @@ describe('the Lease codec', () => {
       defaultWaiterTtlSeconds * 1000,
     );
     // Another TTL (WAIT_QUEUE_TTL_SECONDS) is written.
-    expect(toLease(handedOver, '1').metadata?.annotations?.[annotations.queue]).toContain(
-      '"ttl":30',
-    );
+    expect(
+      JSON.parse(toLease(handedOver, '1').metadata?.annotations?.[annotations.line] ?? '[]'),
+    ).toEqual([['w2', 'carol', t0.getTime(), 0, 3, 60, 30]]);
+  });
+
+  describe('the line in two forms (ADR 16)', () => {
+    const at = (s: number) => new Date(t0.getTime() + s * 1000);
+    const ours = (id: string, s: number): Waiter => ({
+      id,
+      user: `user-${id}`,
+      since: at(s),
+      expires: at(s + 15),
+      beat: 0,
+      takesHandOver: true,
+    });
+    // As a replica of the version before ADR 16 writes its waiters.
+    const earlier = [
+      {
+        id: 'e1',
+        user: 'erin',
+        since: at(1).toISOString(),
+        expires: at(16).toISOString(),
+        beat: 2,
+        ho: 1,
+      },
+      {
+        id: 'e2',
+        user: 'eve',
+        since: at(4).toISOString(),
+        expires: at(19).toISOString(),
+        ttl: 30,
+        hold: 60,
+        ho: 1,
+      },
+      // A replica from before ADR 12, which takes the lock itself (no `ho`, no `beat`).
+      { id: 'e3', user: 'emil', since: at(5).toISOString(), expires: at(20).toISOString() },
+    ];
+    const mixed = (line: readonly Waiter[]) => ({
+      metadata: {
+        name: 'retrospective',
+        annotations: {
+          [annotations.queue]: JSON.stringify(earlier),
+          [annotations.line]: toLease({ ...handedOver, queue: line }, '1').metadata!.annotations![
+            annotations.line
+          ]!,
+        },
+      },
+      spec: { holderIdentity: 'bob', leaseTransitions: 7 },
+    });
+
+    it('writes entries of replicas that answer hand-overs as short arrays, a third of the bytes', () => {
+      const line = Array.from({ length: 20 }, (_, i) => ({
+        ...ours(`${i}`.padStart(12, 'x'), i),
+        user: `client-${i}`,
+      }));
+      const a = toLease({ ...handedOver, queue: line }, '1').metadata!.annotations!;
+      expect(a[annotations.queue]).toBeUndefined();
+      // The same line as the first form writes it.
+      const first = line.map((w) => ({ ...w, firstForm: true }));
+      const b = toLease({ ...handedOver, queue: first }, '1').metadata!.annotations!;
+      expect(b[annotations.line]).toBeUndefined();
+      expect(a[annotations.line]!.length).toBeLessThan(b[annotations.queue]!.length / 2.5);
+      expect(fromLease(toLease({ ...handedOver, queue: line }, '1')).state.queue).toEqual(line);
+    });
+
+    it('reads both forms as one line in the order the waiters came, each kept in its own form', () => {
+      const line = [ours('n1', 0), ours('n2', 2), ours('n3', 6)];
+      const { state } = fromLease(mixed(line));
+      expect(state.queue?.map((w) => w.id)).toEqual(['n1', 'e1', 'n2', 'e2', 'e3', 'n3']);
+      expect(state.queue?.find((w) => w.id === 'e2')).toMatchObject({
+        ttlSeconds: 30,
+        holdTimeoutSeconds: 60,
+        takesHandOver: true,
+        firstForm: true,
+      });
+      // Written back: an earlier replica still reads its own entries as it wrote them.
+      const a = toLease(state, '2').metadata!.annotations!;
+      expect(JSON.parse(a[annotations.queue]!)).toEqual(earlier);
+      expect(
+        fromLease({ metadata: { annotations: { [annotations.line]: a[annotations.line]! } } }).state
+          .queue,
+      ).toEqual(line);
+      // The head of the first form served and gone, the rest stays where it was.
+      const served = { ...state, queue: state.queue!.filter((w) => w.id !== 'e1') };
+      const b = toLease(served, '3').metadata!.annotations!;
+      expect(JSON.parse(b[annotations.queue]!)).toEqual(earlier.slice(1));
+      // The last earlier entry gone: the first form's annotation goes too.
+      const only = { ...state, queue: state.queue!.filter((w) => !w.firstForm) };
+      expect(toLease(only, '4').metadata!.annotations![annotations.queue]).toBeUndefined();
+    });
+
+    it('counts an id found in both forms once', () => {
+      const twice = { ...ours('e1', 1), user: 'erin' };
+      expect(fromLease(mixed([twice])).state.queue?.map((w) => w.id)).toEqual(['e1', 'e2', 'e3']);
+    });
+
+    it('leaves out what it cannot read, and keeps what a later version adds to an entry', () => {
+      const t = t0.getTime();
+      const read = (line: unknown) =>
+        fromLease({ metadata: { annotations: { [annotations.line]: JSON.stringify(line) } } }).state
+          .queue;
+      expect(read({ id: 'x' })).toBeUndefined();
+      expect(
+        read([
+          ['ok', 'ann', t, 15_000, 1, 0, 0, 'later', { more: true }],
+          { id: 'object', user: 'obj', since: t0.toISOString(), expires: t0.toISOString() },
+          [1, 'ann', t, 0],
+          ['id', 'ann', 't', 0],
+          ['id', 'ann', t, 1.5],
+          ['id', 'ann', 9e15, 0],
+          ['id', 'ann', t, 2 ** 53],
+          ['hold', 'ann', t, 0, null, 10 ** 9, 4000],
+          'text',
+          null,
+        ]),
+      ).toEqual([
+        { id: 'ok', user: 'ann', since: t0, expires: at(15), beat: 1, takesHandOver: true },
+        { id: 'hold', user: 'ann', since: t0, expires: t0, takesHandOver: true },
+      ]);
+      const garbage = { metadata: { annotations: { [annotations.line]: '[[' } } };
+      expect(fromLease(garbage).state.queue).toBeUndefined();
+    });
   });
 
   it('reads the unclaimed mark only for the hold it was written for', () => {

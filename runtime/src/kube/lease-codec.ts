@@ -16,6 +16,7 @@ export const annotations = {
   releasedAt: `${prefix}released-at`,
   releaseReason: `${prefix}release-reason`,
   queue: `${prefix}queue`,
+  line: `${prefix}line`,
   grantedTo: `${prefix}granted-to`,
   unclaimed: `${prefix}unclaimed-for`,
 } as const;
@@ -42,17 +43,13 @@ function date(value: Date | string | undefined): Date | undefined {
   return Number.isNaN(parsed.getTime()) ? undefined : parsed;
 }
 
-/** The waiting line from its annotation; anything unreadable in it is left out, never fatal. */
-function parseQueue(value: string | undefined): Waiter[] | undefined {
-  if (!value) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(raw)) return undefined;
-  const line = raw.flatMap((entry: unknown) => {
+/**
+ * The line's first form (`retrospective.dev/queue`, an array of objects), which replicas of
+ * versions before ADR 16 read and write; anything unreadable in it is left out, never fatal.
+ */
+function parseQueue(value: string | undefined): Waiter[] {
+  const raw = parseArray(value);
+  return raw.flatMap((entry: unknown) => {
     const e = entry as Partial<
       Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat' | 'hold' | 'ho', unknown>
     >;
@@ -72,11 +69,76 @@ function parseQueue(value: string | undefined): Waiter[] | undefined {
         ...(beat !== undefined ? { beat } : {}),
         ...(hold ? { holdTimeoutSeconds: hold } : {}),
         ...(e.ho === 1 ? { takesHandOver: true } : {}),
+        firstForm: true,
       },
     ];
   });
-  return line.length ? line : undefined;
 }
+
+/**
+ * The line's second form (`retrospective.dev/line`, ADR 16): one array per entry,
+ * `[id, user, since (ms since 1970), expires (ms after since), beat, hold (s, 0 for none), ttl (s)]`,
+ * the last two left out when they are the defaults. Every replica that writes it answers
+ * hand-overs. Elements after these are left alone, so a later version may add some; anything
+ * unreadable is left out, never fatal.
+ */
+function parseLine(value: string | undefined): Waiter[] {
+  return parseArray(value).flatMap((entry: unknown) => {
+    if (!Array.isArray(entry)) return [];
+    const [id, user, at, after, beat, hold, ttl] = entry as unknown[];
+    if (typeof id !== 'string' || typeof user !== 'string') return [];
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(after)) return [];
+    const since = new Date(at as number);
+    const expires = new Date((at as number) + (after as number));
+    if (Number.isNaN(since.getTime()) || Number.isNaN(expires.getTime())) return [];
+    const timeout = seconds(hold);
+    return [
+      {
+        id,
+        user,
+        since,
+        expires,
+        ...(typeof ttl === 'number' && ttl > 0 && ttl <= 3600 ? { ttlSeconds: ttl } : {}),
+        ...(Number.isSafeInteger(beat) ? { beat: beat as number } : {}),
+        ...(timeout ? { holdTimeoutSeconds: timeout } : {}),
+        takesHandOver: true,
+      },
+    ];
+  });
+}
+
+function parseArray(value: string | undefined): unknown[] {
+  if (!value) return [];
+  try {
+    const raw: unknown = JSON.parse(value);
+    return Array.isArray(raw) ? raw : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Both forms as one line, each form's order kept, the two merged by when each waiter came (they
+ * are both kept in that order; ADR 10). An id in both counts once.
+ */
+function mergeLines(first: Waiter[], second: Waiter[]): Waiter[] | undefined {
+  if (!first.length) return second.length ? second : undefined;
+  if (!second.length) return first;
+  const line: Waiter[] = [];
+  const ids = new Set<string>();
+  for (let i = 0, j = 0; i < first.length || j < second.length;) {
+    const a = first[i];
+    const b = second[j];
+    const next = !b || (a && a.since.getTime() <= b.since.getTime()) ? first[i++]! : second[j++]!;
+    if (ids.has(next.id)) continue;
+    ids.add(next.id);
+    line.push(next);
+  }
+  return line;
+}
+
+/** Whether an entry goes in the second form: its replica reads it (see `Waiter.firstForm`). */
+const inSecondForm = (w: Waiter) => w.takesHandOver === true && !w.firstForm;
 
 /** A whole number of seconds from 1 to a week, or undefined. */
 function seconds(value: unknown): number | undefined {
@@ -112,7 +174,7 @@ export function fromLease(lease: V1Lease): Versioned {
     releasedBy: a[annotations.releasedBy] || undefined,
     releasedAt: date(a[annotations.releasedAt]),
     releaseReason: reason && reasons.includes(reason) ? reason : undefined,
-    queue: parseQueue(a[annotations.queue]),
+    queue: mergeLines(parseQueue(a[annotations.queue]), parseLine(a[annotations.line])),
     grantedTo: spec.holderIdentity ? a[annotations.grantedTo] || undefined : undefined,
     unclaimedSeconds: unclaimed(a[annotations.unclaimed], spec.leaseTransitions ?? 0),
   };
@@ -131,6 +193,8 @@ export function fromLease(lease: V1Lease): Versioned {
  */
 export function toLease(state: LockState, version: string | undefined, base?: V1Lease): V1Lease {
   const meta = base?.metadata ?? {};
+  const firstForm = state.queue?.filter((w) => !inSecondForm(w)) ?? [];
+  const secondForm = state.queue?.filter(inSecondForm) ?? [];
   const ours: Record<string, string | undefined> = {
     [annotations.content]: state.content,
     [annotations.lastEditor]: state.lastEditor,
@@ -138,15 +202,13 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
     [annotations.releasedBy]: state.releasedBy,
     [annotations.releasedAt]: state.releasedAt?.toISOString(),
     [annotations.releaseReason]: state.releaseReason,
-    [annotations.queue]: state.queue?.length
+    [annotations.queue]: firstForm.length
       ? JSON.stringify(
-          state.queue.map((w) => ({
+          firstForm.map((w) => ({
             id: w.id,
             user: w.user,
             since: w.since.toISOString(),
             expires: w.expires.toISOString(),
-            // Every reader takes a missing `ttl` as the default: the line is most of a Lease's
-            // bytes, and every byte of it is decoded and encoded on every hand-over.
             ...(w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds
               ? { ttl: w.ttlSeconds }
               : {}),
@@ -154,6 +216,28 @@ export function toLease(state: LockState, version: string | undefined, base?: V1
             ...(w.holdTimeoutSeconds ? { hold: w.holdTimeoutSeconds } : {}),
             ...(w.takesHandOver ? { ho: 1 } : {}),
           })),
+        )
+      : undefined,
+    // The line is most of a Lease's bytes, and every byte of it is decoded and encoded on every
+    // hand-over, by kube-apiserver, etcd and each replica: one short array per entry, and no
+    // `ttl` when it is the default, which every reader takes it to be.
+    [annotations.line]: secondForm.length
+      ? JSON.stringify(
+          secondForm.map((w) => {
+            const at = w.since.getTime();
+            const entry: (string | number | null)[] = [
+              w.id,
+              w.user,
+              at,
+              w.expires.getTime() - at,
+              w.beat ?? null,
+            ];
+            const ttl =
+              w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds ? w.ttlSeconds : undefined;
+            if (w.holdTimeoutSeconds || ttl) entry.push(w.holdTimeoutSeconds ?? 0);
+            if (ttl) entry.push(ttl);
+            return entry;
+          }),
         )
       : undefined,
     [annotations.grantedTo]: state.grantedTo,
