@@ -12,8 +12,11 @@ describe('api-server configuration', () => {
       USERNAME_HEADER: 'Username',
       MAX_CONTENT_BYTES: 32768,
       HOLD_TIMEOUT_SECONDS: 0,
+      WAIT_LINE_FORM: 'short',
       LOG_LEVEL: 'info',
     });
+    expect(loadConfig({ WAIT_LINE_FORM: 'objects' }).WAIT_LINE_FORM).toBe('objects');
+    expect(() => loadConfig({ WAIT_LINE_FORM: 'arrays' })).toThrow(/WAIT_LINE_FORM/);
   });
 
   it('parses lists and treats empty variables as unset', () => {

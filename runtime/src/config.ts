@@ -77,6 +77,12 @@ export const commonShape = {
    */
   KUBE_WATCH_TIMEOUT_SECONDS: int(1, 29).default(25),
   SHUTDOWN_TIMEOUT_SECONDS: int(1, 300).default(20),
+  /**
+   * How the waiting line is written in a lock's Lease (ADR 16): `short`, one array per waiter in
+   * `retrospective.dev/line`; `objects`, every waiter in `retrospective.dev/queue`, which versions
+   * before ADR 16 read (for an upgrade from one, or a rollback to one). Both are always read.
+   */
+  WAIT_LINE_FORM: z.enum(['short', 'objects']).default('short'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 

@@ -113,6 +113,8 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.lock.heldTooLongSeconds | quote }}
 - name: HISTORY_SIZE
   value: {{ .Values.lock.historySize | quote }}
+- name: WAIT_LINE_FORM
+  value: {{ .Values.waitLineForm | quote }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 {{- end -}}

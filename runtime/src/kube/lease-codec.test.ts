@@ -142,9 +142,31 @@ describe('the Lease codec', () => {
       expect(toLease(only, '4').metadata!.annotations![annotations.queue]).toBeUndefined();
     });
 
-    it('counts an id found in both forms once', () => {
+    it('writes every entry in the first form with `objects`, for an upgrade from an earlier version', () => {
+      const line = [ours('n1', 0), ours('n2', 2)];
+      const { state } = fromLease(mixed(line));
+      const a = toLease(state, '2', undefined, 'objects').metadata!.annotations!;
+      expect(a[annotations.line]).toBeUndefined();
+      // What an earlier replica reads: the whole line, in order, with its own entries as it wrote them.
+      const read = JSON.parse(a[annotations.queue]!) as { id: string }[];
+      expect(read.map((e) => e.id)).toEqual(['n1', 'e1', 'n2', 'e2', 'e3']);
+      expect(read.filter((e) => e.id.startsWith('e'))).toEqual(earlier);
+      expect(read[0]).toEqual({
+        id: 'n1',
+        user: 'user-n1',
+        since: at(0).toISOString(),
+        expires: at(15).toISOString(),
+        beat: 0,
+        ho: 1,
+      });
+    });
+
+    it('counts an id found twice once', () => {
       const twice = { ...ours('e1', 1), user: 'erin' };
       expect(fromLease(mixed([twice])).state.queue?.map((w) => w.id)).toEqual(['e1', 'e2', 'e3']);
+      // And twice in one form.
+      const line = toLease({ ...handedOver, queue: [ours('n1', 0), ours('n1', 1)] }, '1');
+      expect(fromLease(line).state.queue?.map((w) => w.id)).toEqual(['n1']);
     });
 
     it('leaves out what it cannot read, and keeps what a later version adds to an entry', () => {
@@ -163,13 +185,34 @@ describe('the Lease codec', () => {
           ['id', 'ann', 9e15, 0],
           ['id', 'ann', t, 2 ** 53],
           ['hold', 'ann', t, 0, null, 10 ** 9, 4000],
+          ['negative', 'ann', t, -1],
+          ['odd', 'ann', t, 0, -1, 0, 1e-7],
           'text',
           null,
         ]),
       ).toEqual([
         { id: 'ok', user: 'ann', since: t0, expires: at(15), beat: 1, takesHandOver: true },
         { id: 'hold', user: 'ann', since: t0, expires: t0, takesHandOver: true },
+        { id: 'odd', user: 'ann', since: t0, expires: t0, takesHandOver: true },
       ]);
+      // The first form, from anyone with write access to the Lease.
+      const first = (queue: string) =>
+        fromLease({ metadata: { annotations: { [annotations.queue]: queue } } }).state.queue;
+      expect(first('[null, 1, "x", [], {"id": "a"}]')).toBeUndefined();
+      expect(
+        first(
+          JSON.stringify([
+            {
+              id: 'a',
+              user: 'ann',
+              since: t0.toISOString(),
+              expires: t0.toISOString(),
+              ttl: 0.5,
+              beat: -2,
+            },
+          ]),
+        ),
+      ).toEqual([{ id: 'a', user: 'ann', since: t0, expires: t0, firstForm: true }]);
       const garbage = { metadata: { annotations: { [annotations.line]: '[[' } } };
       expect(fromLease(garbage).state.queue).toBeUndefined();
     });

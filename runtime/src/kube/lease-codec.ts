@@ -50,14 +50,15 @@ function date(value: Date | string | undefined): Date | undefined {
 function parseQueue(value: string | undefined): Waiter[] {
   const raw = parseArray(value);
   return raw.flatMap((entry: unknown) => {
+    if (!entry || typeof entry !== 'object') return [];
     const e = entry as Partial<
       Record<'id' | 'user' | 'since' | 'expires' | 'ttl' | 'beat' | 'hold' | 'ho', unknown>
     >;
     const since = date(typeof e.since === 'string' ? e.since : undefined);
     const expires = date(typeof e.expires === 'string' ? e.expires : undefined);
     if (typeof e.id !== 'string' || typeof e.user !== 'string' || !since || !expires) return [];
-    const ttl = typeof e.ttl === 'number' && e.ttl > 0 && e.ttl <= 3600 ? e.ttl : undefined;
-    const beat = Number.isSafeInteger(e.beat) ? (e.beat as number) : undefined;
+    const ttl = ttlOf(e.ttl);
+    const beat = beatOf(e.beat);
     const hold = seconds(e.hold);
     return [
       {
@@ -79,15 +80,16 @@ function parseQueue(value: string | undefined): Waiter[] {
  * The line's second form (`retrospective.dev/line`, ADR 16): one array per entry,
  * `[id, user, since (ms since 1970), expires (ms after since), beat, hold (s, 0 for none), ttl (s)]`,
  * the last two left out when they are the defaults. Every replica that writes it answers
- * hand-overs. Elements after these are left alone, so a later version may add some; anything
- * unreadable is left out, never fatal.
+ * hand-overs. Elements after these are ignored (and not written back); anything unreadable is
+ * left out, never fatal.
  */
 function parseLine(value: string | undefined): Waiter[] {
   return parseArray(value).flatMap((entry: unknown) => {
     if (!Array.isArray(entry)) return [];
     const [id, user, at, after, beat, hold, ttl] = entry as unknown[];
     if (typeof id !== 'string' || typeof user !== 'string') return [];
-    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(after)) return [];
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(after) || (after as number) < 0)
+      return [];
     const since = new Date(at as number);
     const expires = new Date((at as number) + (after as number));
     if (Number.isNaN(since.getTime()) || Number.isNaN(expires.getTime())) return [];
@@ -98,14 +100,24 @@ function parseLine(value: string | undefined): Waiter[] {
         user,
         since,
         expires,
-        ...(typeof ttl === 'number' && ttl > 0 && ttl <= 3600 ? { ttlSeconds: ttl } : {}),
-        ...(Number.isSafeInteger(beat) ? { beat: beat as number } : {}),
+        ...(ttlOf(ttl) ? { ttlSeconds: ttlOf(ttl) } : {}),
+        ...(beatOf(beat) !== undefined ? { beat: beatOf(beat) } : {}),
         ...(timeout ? { holdTimeoutSeconds: timeout } : {}),
         takesHandOver: true,
       },
     ];
   });
 }
+
+/** An entry's TTL: whole seconds, 1 to an hour (WAIT_QUEUE_TTL_SECONDS' range). */
+const ttlOf = (value: unknown) =>
+  Number.isSafeInteger(value) && (value as number) > 0 && (value as number) <= 3600
+    ? (value as number)
+    : undefined;
+
+/** A renewal count: a whole number from 0. */
+const beatOf = (value: unknown) =>
+  Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : undefined;
 
 function parseArray(value: string | undefined): unknown[] {
   if (!value) return [];
@@ -119,11 +131,10 @@ function parseArray(value: string | undefined): unknown[] {
 
 /**
  * Both forms as one line, each form's order kept, the two merged by when each waiter came (they
- * are both kept in that order; ADR 10). An id in both counts once.
+ * are both kept in that order; ADR 10). An id found twice counts once, where it is first.
  */
 function mergeLines(first: Waiter[], second: Waiter[]): Waiter[] | undefined {
-  if (!first.length) return second.length ? second : undefined;
-  if (!second.length) return first;
+  if (!first.length && !second.length) return undefined;
   const line: Waiter[] = [];
   const ids = new Set<string>();
   for (let i = 0, j = 0; i < first.length || j < second.length;) {
@@ -136,6 +147,9 @@ function mergeLines(first: Waiter[], second: Waiter[]): Waiter[] | undefined {
   }
   return line;
 }
+
+/** How the line is written: `short`, the second form where its replica reads it; `objects`, all first. */
+export type LineForm = 'short' | 'objects';
 
 /** Whether an entry goes in the second form: its replica reads it (see `Waiter.firstForm`). */
 const inSecondForm = (w: Waiter) => w.takesHandOver === true && !w.firstForm;
@@ -191,10 +205,16 @@ export function fromLease(lease: V1Lease): Versioned {
  * about a third of its CPU per update of a lock's Lease, on the hand-over's critical path
  * (ADR 14).
  */
-export function toLease(state: LockState, version: string | undefined, base?: V1Lease): V1Lease {
+export function toLease(
+  state: LockState,
+  version: string | undefined,
+  base?: V1Lease,
+  form: LineForm = 'short',
+): V1Lease {
   const meta = base?.metadata ?? {};
-  const firstForm = state.queue?.filter((w) => !inSecondForm(w)) ?? [];
-  const secondForm = state.queue?.filter(inSecondForm) ?? [];
+  const second = (w: Waiter) => form === 'short' && inSecondForm(w);
+  const firstForm = state.queue?.filter((w) => !second(w)) ?? [];
+  const secondForm = state.queue?.filter(second) ?? [];
   const ours: Record<string, string | undefined> = {
     [annotations.content]: state.content,
     [annotations.lastEditor]: state.lastEditor,

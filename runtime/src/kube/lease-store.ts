@@ -26,6 +26,7 @@ import {
   lockLabel,
   maxAnnotationBytes,
   toLease,
+  type LineForm,
 } from './lease-codec.js';
 import { kubeObserver, type KubeMetrics } from './metrics.js';
 
@@ -42,6 +43,8 @@ export interface LeaseStoreOptions {
   readonly onWatchRestart?: ((reason: string) => void) | undefined;
   readonly requestTimeoutMs?: number | undefined;
   readonly watchTimeoutSeconds?: number | undefined;
+  /** How the waiting line is written (ADR 16); `short` unless said. */
+  readonly lineForm?: LineForm | undefined;
 }
 
 /**
@@ -114,7 +117,12 @@ export class LeaseStore implements LockStore {
     base: Versioned,
     options: StoreCallOptions = {},
   ): Promise<Versioned | 'conflict'> {
-    const body = toLease(next, base.version, base.raw as V1Lease | undefined);
+    const body = toLease(
+      next,
+      base.version,
+      base.raw as V1Lease | undefined,
+      this.options.lineForm,
+    );
     const bytes = annotationBytes(body);
     if (bytes > maxAnnotationBytes)
       throw new LockTooLargeError(
@@ -303,6 +311,7 @@ export function leaseStoreFor(
     LOCKS: readonly string[] | 'labelled';
     KUBE_REQUEST_TIMEOUT_SECONDS: number;
     KUBE_WATCH_TIMEOUT_SECONDS: number;
+    WAIT_LINE_FORM: LineForm;
   },
   metrics: KubeMetrics,
 ): LeaseStore {
@@ -314,5 +323,6 @@ export function leaseStoreFor(
     onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
     requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT_SECONDS * 1000,
     watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
+    lineForm: config.WAIT_LINE_FORM,
   });
 }
