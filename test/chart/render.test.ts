@@ -84,7 +84,18 @@ describe('the chart with its defaults', () => {
       });
       expect(env(d, 'STORE')).toBe('kubernetes');
       expect(env(d, 'LOCKS')).toBe('retrospective');
+      expect(env(d, 'WAIT_LINE_FORM')).toBe('short');
     }
+  });
+
+  it('writes the line in the form waitLineForm names, in both processes, and refuses another', async () => {
+    const ds = deployments(await render({ waitLineForm: 'objects' }));
+    expect(ds.map((d) => get(d, 'metadata.name'))).toEqual([
+      'rel-retrospective-api-server',
+      'rel-retrospective-controller',
+    ]);
+    for (const d of ds) expect(env(d, 'WAIT_LINE_FORM')).toBe('objects');
+    expect((await renderRaw({ waitLineForm: 'arrays' })).stderr).toMatch(/waitLineForm/);
   });
 
   it('rolls the api-server without losing capacity, and drains within the grace period', async () => {

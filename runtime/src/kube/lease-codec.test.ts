@@ -114,6 +114,11 @@ describe('the Lease codec', () => {
       expect(b[annotations.line]).toBeUndefined();
       expect(a[annotations.line]!.length).toBeLessThan(b[annotations.queue]!.length / 2.5);
       expect(fromLease(toLease({ ...handedOver, queue: line }, '1')).state.queue).toEqual(line);
+      // Renewed after its replica's clock stepped back: it expires before it came, and still reads.
+      const stepped = [{ ...ours('s', 10), expires: at(-5) }];
+      expect(fromLease(toLease({ ...handedOver, queue: stepped }, '1')).state.queue).toEqual(
+        stepped,
+      );
     });
 
     it('reads both forms as one line in the order the waiters came, each kept in its own form', () => {
@@ -185,7 +190,7 @@ describe('the Lease codec', () => {
           ['id', 'ann', 9e15, 0],
           ['id', 'ann', t, 2 ** 53],
           ['hold', 'ann', t, 0, null, 10 ** 9, 4000],
-          ['negative', 'ann', t, -1],
+          ['stepped-back', 'ann', t, -20_000, 2],
           ['odd', 'ann', t, 0, -1, 0, 1e-7],
           'text',
           null,
@@ -193,6 +198,15 @@ describe('the Lease codec', () => {
       ).toEqual([
         { id: 'ok', user: 'ann', since: t0, expires: at(15), beat: 1, takesHandOver: true },
         { id: 'hold', user: 'ann', since: t0, expires: t0, takesHandOver: true },
+        // Renewed by a clock stepped back since the waiter came: expires before since.
+        {
+          id: 'stepped-back',
+          user: 'ann',
+          since: t0,
+          expires: at(-20),
+          beat: 2,
+          takesHandOver: true,
+        },
         { id: 'odd', user: 'ann', since: t0, expires: t0, takesHandOver: true },
       ]);
       // The first form, from anyone with write access to the Lease.

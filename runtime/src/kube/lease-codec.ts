@@ -78,7 +78,8 @@ function parseQueue(value: string | undefined): Waiter[] {
 
 /**
  * The line's second form (`retrospective.dev/line`, ADR 16): one array per entry,
- * `[id, user, since (ms since 1970), expires (ms after since), beat, hold (s, 0 for none), ttl (s)]`,
+ * `[id, user, since (ms since 1970), expires (ms after since), beat (null for none), hold (s, 0 for
+ * none), ttl (s)]`,
  * the last two left out when they are the defaults. Every replica that writes it answers
  * hand-overs. Elements after these are ignored (and not written back); anything unreadable is
  * left out, never fatal.
@@ -88,8 +89,8 @@ function parseLine(value: string | undefined): Waiter[] {
     if (!Array.isArray(entry)) return [];
     const [id, user, at, after, beat, hold, ttl] = entry as unknown[];
     if (typeof id !== 'string' || typeof user !== 'string') return [];
-    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(after) || (after as number) < 0)
-      return [];
+    // `after` may be negative: a renewal sets `expires` by a clock that may have stepped back.
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(after)) return [];
     const since = new Date(at as number);
     const expires = new Date((at as number) + (after as number));
     if (Number.isNaN(since.getTime()) || Number.isNaN(expires.getTime())) return [];
