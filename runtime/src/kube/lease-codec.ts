@@ -138,15 +138,19 @@ function mergeLines(first: Waiter[], second: Waiter[]): Waiter[] | undefined {
   if (!first.length && !second.length) return undefined;
   const line: Waiter[] = [];
   const ids = new Set<string>();
-  for (let i = 0, j = 0; i < first.length || j < second.length;) {
+  let i = 0;
+  let j = 0;
+  for (;;) {
     const a = first[i];
     const b = second[j];
-    const next = !b || (a && a.since.getTime() <= b.since.getTime()) ? first[i++]! : second[j++]!;
+    const next = a && (!b || a.since.getTime() <= b.since.getTime()) ? a : b;
+    if (!next) return line;
+    if (next === a) i++;
+    else j++;
     if (ids.has(next.id)) continue;
     ids.add(next.id);
     line.push(next);
   }
-  return line;
 }
 
 /** How the line is written: `short`, the second form where its replica reads it; `objects`, all first. */
