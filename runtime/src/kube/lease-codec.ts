@@ -78,10 +78,9 @@ function parseQueue(value: string | undefined): Waiter[] {
 
 /**
  * The line's second form (`retrospective.dev/line`, ADR 16): one array per entry,
- * `[id, user, since (ms since 1970), expires (ms after since), beat (null for none), hold (s, 0 for
- * none), ttl (s)]`,
- * the last two left out when they are the defaults. Every replica that writes it answers
- * hand-overs. Elements after these are ignored (and not written back); anything unreadable is
+ * `[id, user, since (ms since 1970), expires (ms after since), beat (null for none), hold (s, 0
+ * for none), ttl (s)]`, the last two left out when they are the defaults. Every replica that
+ * writes it answers hand-overs. Elements after these are ignored (and not written back); anything unreadable is
  * left out, never fatal.
  */
 function parseLine(value: string | undefined): Waiter[] {
@@ -95,14 +94,16 @@ function parseLine(value: string | undefined): Waiter[] {
     const expires = new Date((at as number) + (after as number));
     if (Number.isNaN(since.getTime()) || Number.isNaN(expires.getTime())) return [];
     const timeout = seconds(hold);
+    const ttlSeconds = ttlOf(ttl);
+    const beats = beatOf(beat);
     return [
       {
         id,
         user,
         since,
         expires,
-        ...(ttlOf(ttl) ? { ttlSeconds: ttlOf(ttl) } : {}),
-        ...(beatOf(beat) !== undefined ? { beat: beatOf(beat) } : {}),
+        ...(ttlSeconds ? { ttlSeconds } : {}),
+        ...(beats !== undefined ? { beat: beats } : {}),
         ...(timeout ? { holdTimeoutSeconds: timeout } : {}),
         takesHandOver: true,
       },
@@ -155,6 +156,13 @@ function mergeLines(first: Waiter[], second: Waiter[]): Waiter[] | undefined {
 
 /** How the line is written: `short`, the second form where its replica reads it; `objects`, all first. */
 export type LineForm = 'short' | 'objects';
+
+/**
+ * The TTL an entry is written with: none when it is the default, which every reader takes a
+ * missing one to be (ADR 15).
+ */
+const writtenTtl = (w: Waiter) =>
+  w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds ? w.ttlSeconds : undefined;
 
 /** Whether an entry goes in the second form: its replica reads it (see `Waiter.firstForm`). */
 const inSecondForm = (w: Waiter) => w.takesHandOver === true && !w.firstForm;
@@ -234,9 +242,7 @@ export function toLease(
             user: w.user,
             since: w.since.toISOString(),
             expires: w.expires.toISOString(),
-            ...(w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds
-              ? { ttl: w.ttlSeconds }
-              : {}),
+            ...(writtenTtl(w) ? { ttl: writtenTtl(w) } : {}),
             ...(w.beat !== undefined ? { beat: w.beat } : {}),
             ...(w.holdTimeoutSeconds ? { hold: w.holdTimeoutSeconds } : {}),
             ...(w.takesHandOver ? { ho: 1 } : {}),
@@ -244,8 +250,7 @@ export function toLease(
         )
       : undefined,
     // The line is most of a Lease's bytes, and every byte of it is decoded and encoded on every
-    // hand-over, by kube-apiserver, etcd and each replica: one short array per entry, and no
-    // `ttl` when it is the default, which every reader takes it to be.
+    // hand-over, by kube-apiserver, etcd and each replica: one short array per entry.
     [annotations.line]: secondForm.length
       ? JSON.stringify(
           secondForm.map((w) => {
@@ -257,8 +262,7 @@ export function toLease(
               w.expires.getTime() - at,
               w.beat ?? null,
             ];
-            const ttl =
-              w.ttlSeconds && w.ttlSeconds !== defaultWaiterTtlSeconds ? w.ttlSeconds : undefined;
+            const ttl = writtenTtl(w);
             if (w.holdTimeoutSeconds || ttl) entry.push(w.holdTimeoutSeconds ?? 0);
             if (ttl) entry.push(ttl);
             return entry;
