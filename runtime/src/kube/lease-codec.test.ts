@@ -245,6 +245,29 @@ describe('the Lease codec', () => {
     expect(fromLease(garbage).state.unclaimedSeconds).toBeUndefined();
   });
 
+  it("keeps what else the Lease's spec carries, and writes the lock's own fields from its state", () => {
+    const base = {
+      metadata: {},
+      spec: {
+        holderIdentity: 'someone-before',
+        leaseDurationSeconds: 5,
+        strategy: 'OldestEmulationVersion',
+        preferredHolder: 'replica-2',
+      },
+    };
+    const written = toLease(handedOver, '1', base);
+    expect(written.spec).toMatchObject({
+      holderIdentity: 'bob',
+      leaseTransitions: 7,
+      strategy: 'OldestEmulationVersion',
+      preferredHolder: 'replica-2',
+    });
+    expect(written.spec?.leaseDurationSeconds).toBeUndefined();
+    const released: LockState = { name: 'retrospective', token: 7, content: '' };
+    expect(toLease(released, '1', base).spec?.holderIdentity).toBeUndefined();
+    expect(toLease(released, '1', base).spec?.strategy).toBe('OldestEmulationVersion');
+  });
+
   it('clears managedFields in a replace, and leaves them to kube-apiserver in a create', () => {
     expect(toLease(handedOver, '1').metadata?.managedFields).toEqual([{}]);
     const tracked = { metadata: { managedFields: [{ manager: 'kubectl', operation: 'Update' }] } };

@@ -293,6 +293,9 @@ export function toLease(
       resourceVersion: version,
     },
     spec: {
+      // What else the spec carries is kept as it came: coordinated leader election's `strategy`
+      // and `preferredHolder`, or a field a later Kubernetes adds.
+      ...base?.spec,
       holderIdentity: state.holder,
       acquireTime: micro(state.acquiredAt),
       renewTime: micro(state.renewedAt),

@@ -89,6 +89,9 @@ describe('the Lease in protobuf', () => {
       acquireTime: '2026-12-03T13:05:04.959000Z',
       renewTime: '2026-12-03T13:05:05.000000Z',
       leaseTransitions: 7,
+      // Not the lock's: kept from the Lease the write was built on.
+      strategy: 'OldestEmulationVersion',
+      preferredHolder: 'bob',
     });
     // The reset of managedFields: one empty entry, as `[{}]` is in JSON.
     expect(roundTrip(written).metadata?.managedFields).toEqual([{}]);
@@ -104,10 +107,13 @@ describe('the Lease in protobuf', () => {
     const meta = decoded.metadata as Record<symbol, unknown>;
     expect(meta[unknownFields]).toBeUndefined();
     meta[unknownFields] = extra;
+    // The same in the spec (field 99 of LeaseSpec).
+    (decoded.spec as Record<symbol, unknown>)[unknownFields] = extra;
     // A replica's next write is built on what it read: the field goes along, as it came.
     const next = toLease({ name: 'retrospective', token: 8, content: '' }, '676', decoded);
-    const again = roundTrip(next).metadata as Record<symbol, unknown>;
-    expect(again[unknownFields]).toEqual(extra);
+    const again = roundTrip(next);
+    expect((again.metadata as Record<symbol, unknown>)[unknownFields]).toEqual(extra);
+    expect((again.spec as Record<symbol, unknown>)[unknownFields]).toEqual(extra);
     expect(decodeLease(encodeLease(next)!).metadata?.name).toBe('retrospective');
   });
 

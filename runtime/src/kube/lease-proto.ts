@@ -5,8 +5,8 @@ import type { V1Lease } from '@kubernetes/client-node';
  * decodes and answers protobuf for less CPU than JSON (ADR 15). The fields are those of
  * k8s.io/api coordination/v1 and apimachinery meta/v1 (generated.proto). A decoded field this
  * does not know is kept, as its bytes, on the object that holds it (`unknownFields`, invisible to
- * JSON) and written back as it came, as long as the object is (`toLease` keeps the metadata it
- * read and writes a spec of its own, as it always did); an object with a JSON key this does not
+ * JSON) and written back as it came, as long as the object is (`toLease` keeps the metadata and
+ * the spec it read, writing only the lock's own fields); an object with a JSON key this does not
  * know is not encoded (undefined: it goes as JSON).
  */
 export const protobuf = 'application/vnd.kubernetes.protobuf';
