@@ -213,15 +213,15 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
   // Each side first takes 1,000 hand-overs as a warm-up, reported on rows of their own: a replica
   // runs for days, so its steady state is what callers meet, and its CPU per hand-over settles
   // only after several hundred, as V8 compiles the hot paths. Then 300 by the same clients without
-  // a pause: the first round. Four more rounds of 300 follow, the sides taking turns, and the
-  // goals are on all five rounds together. One round is about a second of ours: on a shared
-  // machine whose speed moves from one second to the next (one pair of replicas, 14 windows of 500
-  // hand-overs in a row: p50 2.1-4.0 ms, the replicas' and kube-apiserver's CPU per hand-over
-  // rising and falling together), a single round set against a single round of the Mutex, taken
-  // at another moment, made the ratio a draw. The first round alone is still reported (it is what
-  // this workload measured until 2026-12-03). Each round after the first leaves out its first 50
-  // hand-overs on both sides, while its line fills; and the machine is left two seconds after each
-  // side's round: the Go peer leaves it busy for a moment after it ends (ours measured in 300s
+  // a pause (round 1: what this workload measured alone until 2026-12-03), and four more rounds
+  // of 300 a side, the sides taking turns, ours first in rounds 3 and 5 and the Mutex first in 2
+  // and 4. Each round's ratio sets our figure against the Mutex's of the same moment, and the
+  // goals are on the median round. One round is about a second of ours: on this shared machine,
+  // whose speed moves from one second to the next (docs/benchmarks.md, item 3), one round against
+  // one round of the Mutex taken at another moment made the ratio a draw. A round after the first
+  // leaves out its first 50 hand-overs on both sides, while its line fills (a Mutex round is a new
+  // process: its connection and sessions are made then too), and every round is two seconds after
+  // the one before: the Go peer leaves the machine busy for a moment after it ends (ours measured
   // right after a Mutex run of 100 moved between 2.1 and 3.4 ms at p50, and between 1.9 and 2.1
   // ms without). The floor is measured last.
   const warmup = ctx.smoke ? 5 : 1000;
@@ -229,39 +229,61 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
   const rounds = ctx.smoke ? 2 : 5;
   const filling = ctx.smoke ? 1 : 50;
   const pause = ctx.smoke ? 0 : 2000;
-  const mutexRun = (first: number) =>
-    peer([
-      'mutex',
-      '-endpoints',
-      ctx.etcd,
-      '-waiters',
-      '20',
-      '-warmup',
-      String(first),
-      '-handovers',
-      String(measured),
-    ]);
-  const oursRun = async (first: number) => {
-    const gaps = await handovers(apis, 20, first + measured);
+  const enough = (side: string, gaps: readonly number[], first: number) => {
     if (gaps.length < first + measured)
-      throw new Error(`only ${gaps.length} of ${first + measured} hand-overs in 120 s`);
+      throw new Error(`${side}: only ${gaps.length} of ${first + measured} hand-overs`);
     return gaps;
   };
+  const mutexRun = async (first: number) =>
+    enough(
+      "etcd's Mutex",
+      await peer([
+        'mutex',
+        '-endpoints',
+        ctx.etcd,
+        '-waiters',
+        '20',
+        '-warmup',
+        String(first),
+        '-handovers',
+        String(measured),
+      ]),
+      first,
+    );
+  const oursRun = async (first: number) =>
+    enough('ours', await handovers(apis, 20, first + measured), first);
   const oursGaps = await oursRun(warmup);
   const mutexGaps = await mutexRun(warmup);
   const [oursCold, mutexCold] = [
     stats(oursGaps.slice(0, warmup)),
     stats(mutexGaps.slice(0, warmup)),
   ];
-  const [oursFirst, mutexFirst] = [stats(oursGaps.slice(warmup)), stats(mutexGaps.slice(warmup))];
-  const [oursAll, mutexAll] = [oursGaps.slice(warmup), mutexGaps.slice(warmup)];
-  for (let round = 1; round < rounds; round++) {
+  const played: { ours: number[]; mutex: number[] }[] = [
+    { ours: oursGaps.slice(warmup), mutex: mutexGaps.slice(warmup) },
+  ];
+  const oursTurn = async () => (await oursRun(filling)).slice(filling);
+  const mutexTurn = async () => (await mutexRun(filling)).slice(filling);
+  for (let round = 2; round <= rounds; round++) {
+    const oursFirst = round % 2 === 1;
     await sleep(pause);
-    oursAll.push(...(await oursRun(filling)).slice(filling));
+    const a = oursFirst ? await oursTurn() : await mutexTurn();
     await sleep(pause);
-    mutexAll.push(...(await mutexRun(filling)).slice(filling));
+    const b = oursFirst ? await mutexTurn() : await oursTurn();
+    played.push(oursFirst ? { ours: a, mutex: b } : { ours: b, mutex: a });
   }
-  const [ours, mutex] = [stats(oursAll), stats(mutexAll)];
+  const perRound = played.map((r) => ({ ours: stats(r.ours), mutex: stats(r.mutex) }));
+  /** The round whose ratio for `q` is the median of the rounds'. */
+  const median = (q: 'p50' | 'p99') => {
+    const sorted = [...perRound].sort((x, y) => x.ours[q] / x.mutex[q] - y.ours[q] / y.mutex[q]);
+    const mid = sorted[Math.floor(sorted.length / 2)];
+    if (!mid) throw new Error('no rounds');
+    return { ours: mid.ours[q], mutex: mid.mutex[q] };
+  };
+  const [p50, p99] = [median('p50'), median('p99')];
+  const [ours, mutex] = [
+    stats(played.flatMap((r) => r.ours)),
+    stats(played.flatMap((r) => r.mutex)),
+  ];
   // The floor of any hand-over through a Lease: one client-go (protobuf) update of a Lease, from
   // the call until a watch sees it, by one writer on an otherwise idle control plane (after a
   // moment for the Mutex run to settle).
@@ -298,27 +320,47 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
   const defaults = stats(await election(n(20, 2), []));
   const w = '3. hand-over gap, 20 waiters, 2 replicas';
   // Hand-overs follow one another at once (each holder lets go as soon as it has the lock), so
-  // the rate is one over the mean gap, for both.
+  // the rate is one over the mean gap of all the rounds, for both.
   const perSecond = (s: Stats) => 1000 / s.mean;
   return [
-    row(w, 'p50', ours.p50, 'ms', "etcd's concurrency.Mutex", mutex.p50, {
-      text: '<= 3x',
-      test: (r) => r <= 3,
+    row(
+      w,
+      `p50, median of ${rounds} rounds`,
+      p50.ours,
+      'ms',
+      "etcd's concurrency.Mutex",
+      p50.mutex,
+      {
+        text: '<= 3x',
+        test: (r) => r <= 3,
+      },
+    ),
+    row(
+      w,
+      `p99, median of ${rounds} rounds`,
+      p99.ours,
+      'ms',
+      "etcd's concurrency.Mutex",
+      p99.mutex,
+      {
+        text: '<= 1x',
+        test: (r) => r <= 1,
+      },
+    ),
+    // Four times the 26 a second before ADR 12 (the goal of the issue that brought it).
+    row(w, 'hand-overs', perSecond(ours), '/s', "etcd's concurrency.Mutex", perSecond(mutex), {
+      text: 'value >= 104 /s',
+      test: (_r, v) => v >= 104,
     }),
-    row(w, 'p99', ours.p99, 'ms', "etcd's concurrency.Mutex", mutex.p99, {
-      text: '<= 1x',
-      test: (r) => r <= 1,
-    }),
-    row(w, 'hand-overs', perSecond(ours), '/s', "etcd's concurrency.Mutex", perSecond(mutex)),
-    // The first round alone, without a goal: what this workload measured until 2026-12-03.
-    ...(['p50', 'p99'] as const).map((q) =>
+    // Each round, without a goal: round 1 is what this workload measured alone until 2026-12-03.
+    ...perRound.map((r, i) =>
       row(
         w,
-        `${q}, first round alone`,
-        oursFirst[q],
+        `p50, round ${i + 1}`,
+        r.ours.p50,
         'ms',
-        "etcd's concurrency.Mutex, first round alone",
-        mutexFirst[q],
+        `etcd's concurrency.Mutex, round ${i + 1}`,
+        r.mutex.p50,
       ),
     ),
     // The warm-up's figures, without a goal: how far from its steady state a new replica starts.
@@ -333,10 +375,17 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
       ),
     ),
     // What one hand-over through a Lease cannot beat: a write through kube-apiserver, seen.
-    row(w, 'p50', ours.p50, 'ms', 'one Lease update seen on a watch (client-go, idle)', floor.p50),
+    row(
+      w,
+      'p50, all rounds',
+      ours.p50,
+      'ms',
+      'one Lease update seen on a watch (client-go, idle)',
+      floor.p50,
+    ),
     row(
       "3. etcd's concurrency.Mutex, same run",
-      'p50',
+      'p50, all rounds',
       mutex.p50,
       'ms',
       'one Lease update seen on a watch (client-go, idle)',
@@ -344,7 +393,7 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
     ),
     row(
       w,
-      'p99',
+      'p99, all rounds',
       ours.p99,
       'ms',
       'client-go leaderelection, defaults (15 s/10 s/2 s)',
@@ -354,7 +403,14 @@ export async function handoverGap(ctx: Context, apis: readonly Proc[]): Promise<
         test: (r) => r <= 0.25,
       },
     ),
-    row(w, 'p99', ours.p99, 'ms', 'client-go leaderelection, fast (1 s/0.5 s/0.1 s)', fast.p99),
+    row(
+      w,
+      'p99, all rounds',
+      ours.p99,
+      'ms',
+      'client-go leaderelection, fast (1 s/0.5 s/0.1 s)',
+      fast.p99,
+    ),
   ];
 }
 
