@@ -1,6 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import { type V1Lease } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { Informer } from './informer.js';
@@ -16,8 +16,10 @@ const lease = (rv: string, holder: string, name = 'retrospective'): V1Lease => (
  */
 function scriptedApiserver(steps: ((url: URL, res: import('node:http').ServerResponse) => void)[]) {
   const requests: string[] = [];
+  const urls: URL[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    urls.push(url);
     requests.push(
       `${url.searchParams.get('watch') ? 'watch' : 'list'}@${url.searchParams.get('resourceVersion') ?? ''}`,
     );
@@ -25,7 +27,7 @@ function scriptedApiserver(steps: ((url: URL, res: import('node:http').ServerRes
     if (step) step(url, res);
     else res.writeHead(200).write(''); // hang: a watch with nothing to say
   });
-  return { server, requests };
+  return { server, requests, urls };
 }
 
 const list = (rv: string, items: V1Lease[]) => (_: URL, res: import('node:http').ServerResponse) =>
@@ -47,24 +49,26 @@ afterEach(async () => {
   server?.close();
 });
 
-async function start(steps: Parameters<typeof scriptedApiserver>[0]) {
+async function start(
+  steps: Parameters<typeof scriptedApiserver>[0],
+  options: { labelSelector?: string; fieldSelector?: string } = {},
+) {
   const api = scriptedApiserver(steps);
   server = api.server;
   const kc = await loopbackKubeConfig(api.server);
   const seen: string[] = [];
   const restarts: string[] = [];
-  const leases = kc.makeApiClient(CoordinationV1Api);
   watch = new Informer<V1Lease>({
     kubeConfig: kc,
     path: '/apis/coordination.k8s.io/v1/namespaces/default/leases',
-    list: (o) => leases.listNamespacedLease({ namespace: 'default' }, o),
+    ...options,
     observe: () => undefined,
     maxBackoffMs: 50,
     onRestart: (reason) => restarts.push(reason),
   });
   watch.on(({ type, object }) => seen.push(`${type}:${object.spec?.holderIdentity}`));
   await watch.start();
-  return { seen, restarts, requests: api.requests };
+  return { seen, restarts, requests: api.requests, urls: api.urls };
 }
 
 describe('the informer', () => {
@@ -152,6 +156,27 @@ describe('the informer', () => {
     await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana', 'MODIFIED:bob']);
     expect(watch?.get('retrospective')?.spec?.holderIdentity).toBe('bob');
     expect(watch?.get('retrospective')?.metadata).not.toHaveProperty('managedFields');
+  });
+
+  it("lists with the watch's selectors, and keeps the objects as the API server sent them (keys a client model does not know included)", async () => {
+    const later = {
+      ...lease('10', 'ana'),
+      spec: { holderIdentity: 'ana', fromLaterKubernetes: 1 },
+    };
+    const { seen, urls } = await start([list('10', [later])], {
+      fieldSelector: 'metadata.name=retrospective',
+    });
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana']);
+    expect(watch?.get('retrospective')?.spec).toEqual(later.spec);
+    const [listed] = urls;
+    expect(listed?.pathname).toBe('/apis/coordination.k8s.io/v1/namespaces/default/leases');
+    expect(Object.fromEntries(listed?.searchParams ?? [])).toEqual({
+      fieldSelector: 'metadata.name=retrospective',
+    });
+    // The watch that follows has the same selector.
+    await expect
+      .poll(() => urls[1]?.searchParams.get('fieldSelector'))
+      .toBe('metadata.name=retrospective');
   });
 
   it('adds no abort listener per backoff while the apiserver keeps failing', async () => {

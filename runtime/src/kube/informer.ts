@@ -5,7 +5,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { kubeCall, type KubeObserver } from './client.js';
-import { watchJson } from './json-request.js';
+import { getJson, watchJson } from './json-request.js';
 
 export interface ObjectList<T> {
   readonly items: T[];
@@ -16,8 +16,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly kubeConfig: KubeConfig;
   /** The collection's URL path, e.g. `/apis/coordination.k8s.io/v1/namespaces/ns/leases`. */
   readonly path: string;
-  /** Lists the collection with the same selectors as the watch (`labelSelector`, `fieldSelector`). */
-  readonly list: (options: ConfigurationOptions) => Promise<ObjectList<T>>;
+  /**
+   * Lists the collection with the same selectors as the watch (`labelSelector`, `fieldSelector`).
+   * Unless said, a GET of `path` as raw JSON: the objects as the API server sent them, as the
+   * watch's are (a generated API's list keeps only the keys its model classes know).
+   */
+  readonly list?: (options: ConfigurationOptions, signal: AbortSignal) => Promise<ObjectList<T>>;
   readonly labelSelector?: string | undefined;
   readonly fieldSelector?: string | undefined;
   readonly observe: KubeObserver;
@@ -150,7 +154,16 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private async relist(): Promise<string> {
-    const { list, observe, requestTimeoutMs } = this.options;
+    const { kubeConfig, path, labelSelector, fieldSelector, observe, requestTimeoutMs } =
+      this.options;
+    const query = {
+      ...(labelSelector ? { labelSelector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+    };
+    const list =
+      this.options.list ??
+      ((_: ConfigurationOptions, signal: AbortSignal) =>
+        getJson<ObjectList<T>>(kubeConfig, path, query, signal));
     const result = await kubeCall('list', list, observe, {
       timeoutMs: requestTimeoutMs,
       signal: this.stopping.signal,

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
-import { jsonRequest, putLease, watchJson } from './json-request.js';
+import { getJson, jsonRequest, putLease, watchJson } from './json-request.js';
 import { decodeLease, encodeLease, protobuf, Undecodable } from './lease-proto.js';
 
 const servers: ReturnType<typeof createServer>[] = [];
@@ -53,6 +53,24 @@ describe('jsonRequest', () => {
     const error = await jsonRequest(kc, 'PUT', '/x', {}, never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiException);
     expect(error).toMatchObject({ code: 409, body: status });
+  });
+});
+
+describe('getJson', () => {
+  it('reads the object as the server sent it, with the query and the credentials; a refusal as an ApiException', async () => {
+    let url = '';
+    const kc = await serve((req, res) => {
+      url = req.url ?? '';
+      if (url.includes('missing'))
+        res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"code":404}');
+      else res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"spec":{"new":1}}');
+    });
+    const query = { fieldSelector: 'metadata.name=a b' };
+    expect(await getJson(kc, '/apis/x/leases', query, never)).toEqual({ spec: { new: 1 } });
+    expect(url).toBe('/apis/x/leases?fieldSelector=metadata.name%3Da+b');
+    const error = await getJson(kc, '/apis/x/missing', {}, never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiException);
+    expect(error).toMatchObject({ code: 404 });
   });
 });
 

@@ -105,6 +105,30 @@ async function put(
 }
 
 /**
+ * A GET of `path` (with `query`) as JSON, the object as the API server sent it: unlike the
+ * generated API's model classes, which keep only the keys they know, nothing is dropped, so a
+ * write built on what was read carries every field a later Kubernetes adds (as the watch's
+ * objects do). Refusals are ApiExceptions with the JSON Status text.
+ */
+export async function getJson<T>(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string>,
+  signal: AbortSignal,
+): Promise<T> {
+  const search = new URLSearchParams(query).toString();
+  const { url, ctx } = await authorized(kc, search ? `${path}?${search}` : path, HttpMethod.GET);
+  const res = await send(ctx, url, {
+    method: 'GET',
+    headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
+    signal,
+  });
+  const text = Buffer.from(await res.body.arrayBuffer()).toString('utf8');
+  if (res.statusCode < 200 || res.statusCode > 299) throw refusal(res, text);
+  return JSON.parse(text) as T;
+}
+
+/**
  * Credentials whose server turned protobuf down (415 or 406, say a proxy in front of
  * kube-apiserver) or answered it with something not a Lease: their Lease updates go as JSON from
  * then on, for as long as the process runs.

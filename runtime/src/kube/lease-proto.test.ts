@@ -114,6 +114,12 @@ describe('the Lease in protobuf', () => {
     const again = roundTrip(next);
     expect((again.metadata as Record<symbol, unknown>)[unknownFields]).toEqual(extra);
     expect((again.spec as Record<symbol, unknown>)[unknownFields]).toEqual(extra);
+    // The lock's own fields are its state's: released, no holder, no times, no duration.
+    expect(JSON.parse(JSON.stringify(again.spec))).toEqual({
+      leaseTransitions: 8,
+      strategy: 'OldestEmulationVersion',
+      preferredHolder: 'bob',
+    });
     expect(decodeLease(encodeLease(next)!).metadata?.name).toBe('retrospective');
   });
 

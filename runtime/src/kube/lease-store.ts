@@ -19,7 +19,7 @@ import {
 } from '@retrospective/lock';
 import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
-import { putLease } from './json-request.js';
+import { getJson, putLease } from './json-request.js';
 import {
   annotationBytes,
   fromLease,
@@ -78,7 +78,6 @@ export class LeaseStore implements LockStore {
       const informer = new Informer<V1Lease>({
         kubeConfig,
         path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-        list: (o) => this.api.listNamespacedLease({ namespace, ...selector }, o),
         ...selector,
         observe: this.observe,
         onRestart: options.onWatchRestart,
@@ -100,9 +99,10 @@ export class LeaseStore implements LockStore {
 
   async read(name: string, options: StoreCallOptions = {}): Promise<Versioned | undefined> {
     try {
+      // Raw JSON, as the watch brings it: a write built on it keeps every field (see getJson).
       const lease = await this.call(
         'get',
-        (o) => this.api.readNamespacedLease({ name, namespace: this.options.namespace }, o),
+        (_, signal) => getJson<V1Lease>(this.options.kubeConfig, this.pathOf(name), {}, signal),
         options,
       );
       return fromLease(lease);
@@ -130,11 +130,10 @@ export class LeaseStore implements LockStore {
         `its annotations would take ${bytes} bytes, over Kubernetes' limit of ${maxAnnotationBytes}`,
       );
     try {
-      const { kubeConfig, namespace } = this.options;
-      const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(next.name)}`;
+      const path = this.pathOf(next.name);
       const lease = await this.call(
         'update',
-        (_, signal) => putLease(kubeConfig, path, body, signal),
+        (_, signal) => putLease(this.options.kubeConfig, path, body, signal),
         options,
       );
       const written = fromLease(lease);
@@ -260,6 +259,12 @@ export class LeaseStore implements LockStore {
   async close(): Promise<void> {
     await Promise.all(this.informers.map((informer) => informer.stop()));
     this.listeners.clear();
+  }
+
+  /** The URL path of the lock's Lease. */
+  private pathOf(name: string): string {
+    const { namespace } = this.options;
+    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
   }
 
   private call<T>(
