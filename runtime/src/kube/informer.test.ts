@@ -1,6 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { type V1Lease } from '@kubernetes/client-node';
+import { KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { Informer } from './informer.js';
@@ -177,6 +177,30 @@ describe('the informer', () => {
     await expect
       .poll(() => urls[1]?.searchParams.get('fieldSelector'))
       .toBe('metadata.name=retrospective');
+  });
+
+  it('lists with a label selector too, and through the list it is given when there is one', async () => {
+    const { seen, urls } = await start([list('10', [lease('10', 'ana')])], {
+      labelSelector: 'retrospective.dev/lock=true',
+    });
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana']);
+    expect(Object.fromEntries(urls[0]?.searchParams ?? [])).toEqual({
+      labelSelector: 'retrospective.dev/lock=true',
+    });
+    await watch?.stop();
+    const given = new Informer<V1Lease>({
+      kubeConfig: new KubeConfig(),
+      path: '/unused',
+      list: () =>
+        Promise.resolve({ items: [lease('3', 'bob')], metadata: { resourceVersion: '3' } }),
+      observe: () => undefined,
+    });
+    const listed = new Promise<string>((resolve) =>
+      given.on(({ object }) => resolve(object.spec?.holderIdentity ?? '')),
+    );
+    await given.start();
+    expect(await listed).toBe('bob');
+    await given.stop();
   });
 
   it('adds no abort listener per backoff while the apiserver keeps failing', async () => {

@@ -59,15 +59,23 @@ describe('jsonRequest', () => {
 describe('getJson', () => {
   it('reads the object as the server sent it, with the query and the credentials; a refusal as an ApiException', async () => {
     let url = '';
+    let headers: IncomingMessage['headers'] = {};
     const kc = await serve((req, res) => {
       url = req.url ?? '';
+      headers = req.headers;
       if (url.includes('missing'))
         res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"code":404}');
       else res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"spec":{"new":1}}');
     });
+    kc.users[0] = { name: 'test', token: 'secret-token' };
     const query = { fieldSelector: 'metadata.name=a b' };
     expect(await getJson(kc, '/apis/x/leases', query, never)).toEqual({ spec: { new: 1 } });
     expect(url).toBe('/apis/x/leases?fieldSelector=metadata.name%3Da+b');
+    expect(headers).toMatchObject({
+      authorization: 'Bearer secret-token',
+      'user-agent': 'retrospective',
+      accept: 'application/json',
+    });
     const error = await getJson(kc, '/apis/x/missing', {}, never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiException);
     expect(error).toMatchObject({ code: 404 });

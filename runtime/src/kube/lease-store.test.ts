@@ -14,6 +14,8 @@ import { LeaseStore } from './lease-store.js';
 function apiserver(initial: V1Lease) {
   let current = initial;
   const writes: V1Lease[] = [];
+  /** Each write's content type. */
+  const types: (string | undefined)[] = [];
   /** Open watch streams: events pushed to them reach the store's informer. */
   const watches: ServerResponse[] = [];
   /** While set, an accepted write is answered only once it resolves. */
@@ -45,6 +47,7 @@ function apiserver(initial: V1Lease) {
           ? decodeLease(body)
           : (JSON.parse(body.toString()) as V1Lease);
       writes.push(lease);
+      types.push(req.headers['content-type']);
       if (refuseWith) {
         const code = refuseWith;
         refuseWith = undefined;
@@ -72,6 +75,7 @@ function apiserver(initial: V1Lease) {
   return {
     server,
     writes,
+    types,
     holdWrites(until: Promise<void>) {
       hold = until;
     },
@@ -137,6 +141,8 @@ describe('the Lease store', () => {
         annotations: { 'example.com/owner': 'platform' },
         ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' }],
       },
+      // A field this client's model classes know, and one only a later Kubernetes would send.
+      spec: { ...lease.spec, strategy: 'OldestEmulationVersion', fromLaterKubernetes: 1 } as never,
     }));
     const result = await new LockService({ store, locks: ['retrospective'] }).execute(
       'retrospective',
@@ -157,6 +163,13 @@ describe('the Lease store', () => {
       { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' },
     ]);
     expect(written.spec?.holderIdentity).toBe('ana');
+    // The read is the object as sent (raw JSON), not client-node's model, which would drop the
+    // unknown key; a key the protobuf codec does not know sends that write as JSON.
+    expect(written.spec).toMatchObject({
+      strategy: 'OldestEmulationVersion',
+      fromLaterKubernetes: 1,
+    });
+    expect(api.types).toEqual([protobuf, 'application/json']);
   });
 });
 
