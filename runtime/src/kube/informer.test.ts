@@ -203,6 +203,15 @@ describe('the informer', () => {
     await given.stop();
   });
 
+  it('takes a list answer without items as a failure, never as every object gone', async () => {
+    const { seen, restarts } = await start([
+      (_, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}'),
+      list('10', [lease('10', 'ana')]),
+    ]);
+    await expect.poll(() => seen, { timeout: 5000 }).toEqual(['ADDED:ana']);
+    expect(restarts).toContain('error');
+  });
+
   it('adds no abort listener per backoff while the apiserver keeps failing', async () => {
     const fail = (_: URL, res: import('node:http').ServerResponse) => res.writeHead(500).end('{}');
     const { restarts } = await start([

@@ -169,6 +169,9 @@ export class Informer<T extends KubernetesObject> {
       signal: this.stopping.signal,
     });
     const seen = new Set<string>();
+    // A 200 without a list (something in front of kube-apiserver): an error, never "all gone".
+    if (!Array.isArray((result as { items?: unknown } | null)?.items))
+      throw new Error(`the list of ${path} had no items`);
     for (const object of result.items) {
       seen.add(nameOf(object));
       this.apply(this.objects.has(nameOf(object)) ? 'MODIFIED' : 'ADDED', object);

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { V1Lease } from '@kubernetes/client-node';
-import { LockService, LockTooLargeError } from '@retrospective/lock';
+import { LockService, LockTooLargeError, StoreUnavailableError } from '@retrospective/lock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { decodeLease, protobuf } from './lease-proto.js';
@@ -170,6 +170,19 @@ describe('the Lease store', () => {
       fromLaterKubernetes: 1,
     });
     expect(api.types).toEqual([protobuf, 'application/json']);
+  });
+
+  it('takes an answer to its read that is not the Lease as the API being unavailable', async () => {
+    const api = apiserver(initialLease());
+    server = api.server;
+    store = new LeaseStore({
+      kubeConfig: await loopbackKubeConfig(api.server),
+      namespace: 'default',
+      locks: ['retrospective'],
+    });
+    await store.start();
+    api.changeBehindItsBack(() => ({ kind: 'Status' }));
+    await expect(store.read('retrospective')).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
 

@@ -8,6 +8,7 @@ import {
 } from '@kubernetes/client-node';
 import {
   LockTooLargeError,
+  StoreUnavailableError,
   emptyLock,
   notifyListeners,
   type ChangeListener,
@@ -77,7 +78,7 @@ export class LeaseStore implements LockStore {
     this.informers = selectors.map((selector) => {
       const informer = new Informer<V1Lease>({
         kubeConfig,
-        path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+        path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`,
         ...selector,
         observe: this.observe,
         onRestart: options.onWatchRestart,
@@ -105,6 +106,11 @@ export class LeaseStore implements LockStore {
         (_, signal) => getJson<V1Lease>(this.options.kubeConfig, this.pathOf(name), {}, signal),
         options,
       );
+      // Something in front of kube-apiserver answering 200 with another object: not this Lease.
+      if ((lease as V1Lease | null)?.metadata?.name !== name)
+        throw new StoreUnavailableError(
+          `Kubernetes API get of Lease "${name}" answered another object`,
+        );
       return fromLease(lease);
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
