@@ -153,17 +153,21 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  private async relist(): Promise<string> {
-    const { kubeConfig, path, labelSelector, fieldSelector, observe, requestTimeoutMs } =
-      this.options;
-    const query = {
+  /** The selectors the list and the watch both carry. */
+  private selectors(): Record<string, string> {
+    const { labelSelector, fieldSelector } = this.options;
+    return {
       ...(labelSelector ? { labelSelector } : {}),
       ...(fieldSelector ? { fieldSelector } : {}),
     };
+  }
+
+  private async relist(): Promise<string> {
+    const { kubeConfig, path, observe, requestTimeoutMs } = this.options;
     const list =
       this.options.list ??
       ((_: ConfigurationOptions, signal: AbortSignal) =>
-        getJson<ObjectList<T>>(kubeConfig, path, query, signal));
+        getJson<ObjectList<T>>(kubeConfig, path, this.selectors(), signal));
     const result = await kubeCall('list', list, observe, {
       timeoutMs: requestTimeoutMs,
       signal: this.stopping.signal,
@@ -196,7 +200,7 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private watchFrom(resourceVersion: string): Promise<WatchOutcome> {
-    const { kubeConfig, path, labelSelector, fieldSelector } = this.options;
+    const { kubeConfig, path } = this.options;
     let version = resourceVersion;
     let gone = false;
     /** An ERROR event other than 410: a fault, retried after the backoff like any other. */
@@ -230,8 +234,7 @@ export class Informer<T extends KubernetesObject> {
         resourceVersion,
         allowWatchBookmarks: 'true',
         timeoutSeconds: String(this.options.watchTimeoutSeconds ?? 25),
-        ...(labelSelector ? { labelSelector } : {}),
-        ...(fieldSelector ? { fieldSelector } : {}),
+        ...this.selectors(),
       };
       const controller = new AbortController();
       this.active = controller;

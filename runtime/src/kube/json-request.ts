@@ -80,9 +80,14 @@ export async function jsonRequest<T>(
 ): Promise<T> {
   const json = 'application/json';
   const { res, bytes } = await put(kc, path, JSON.stringify(body), json, json, signal);
+  return parsed(res, bytes) as T;
+}
+
+/** A JSON answer: its object, or its refusal as an ApiException. */
+function parsed(res: Answer, bytes: Buffer): unknown {
   const text = bytes.toString('utf8');
   if (res.statusCode < 200 || res.statusCode > 299) throw refusal(res, text);
-  return JSON.parse(text) as T;
+  return JSON.parse(text) as unknown;
 }
 
 /** A PUT of `body` (`type`) with the credentials: the answer, read whole. */
@@ -123,9 +128,7 @@ export async function getJson<T>(
     headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
     signal,
   });
-  const text = Buffer.from(await res.body.arrayBuffer()).toString('utf8');
-  if (res.statusCode < 200 || res.statusCode > 299) throw refusal(res, text);
-  return JSON.parse(text) as T;
+  return parsed(res, Buffer.from(await res.body.arrayBuffer())) as T;
 }
 
 /**

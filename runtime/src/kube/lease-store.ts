@@ -78,7 +78,7 @@ export class LeaseStore implements LockStore {
     this.informers = selectors.map((selector) => {
       const informer = new Informer<V1Lease>({
         kubeConfig,
-        path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`,
+        path: leasesPath(namespace),
         ...selector,
         observe: this.observe,
         onRestart: options.onWatchRestart,
@@ -269,8 +269,7 @@ export class LeaseStore implements LockStore {
 
   /** The URL path of the lock's Lease. */
   private pathOf(name: string): string {
-    const { namespace } = this.options;
-    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
+    return `${leasesPath(this.options.namespace)}/${encodeURIComponent(name)}`;
   }
 
   private call<T>(
@@ -300,6 +299,10 @@ export class LeaseStore implements LockStore {
     notifyListeners(this.listeners, { name, prev, next });
   }
 }
+
+/** The URL path of the namespace's Leases. */
+const leasesPath = (namespace: string) =>
+  `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
 
 /** The uid of a decoded Lease (its raw object), if any. */
 const uidOf = (raw: unknown) => (raw as V1Lease | undefined)?.metadata?.uid;
