@@ -7,7 +7,7 @@ import { RateLimiter } from './auth/rate-limit.js';
 import { CommandPipeline } from './commands/pipeline.js';
 import { WaitingRoom } from './commands/waiting-room.js';
 import type { Config } from './config.js';
-import { clientErrorListener, pipelineGate } from './http/connections.js';
+import { clientErrorListener, connectionDropped, pipelineGate } from './http/connections.js';
 import { expressApp } from './http/express-app.js';
 import { fastCheck } from './http/fast-check.js';
 import { fastCommands } from './http/fast-commands.js';
@@ -116,6 +116,9 @@ export function buildApp(deps: AppDeps): App {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (!fast?.(req, res) && !commands(req, res)) app(req, res);
   };
+  // Past the cap Node closes a new connection at once; the metrics port (probes) is apart.
+  server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+  server.on('drop', connectionDropped(config.HTTP_MAX_CONNECTIONS, logger, metrics));
   server.on('request', pipelineGate(handle, config.HTTP_MAX_PIPELINED, logger, metrics));
   // A proxy's unused spare connection is kept as long as an idle keep-alive one, from when it
   // opened. The listener hears of it when the shorter of the headers and request timeouts has

@@ -19,6 +19,18 @@ describe('api-server configuration', () => {
     expect(() => loadConfig({ WAIT_LINE_FORM: 'arrays' })).toThrow(/WAIT_LINE_FORM/);
   });
 
+  it('caps connections above the WebSocket clients', () => {
+    expect(loadConfig({}).HTTP_MAX_CONNECTIONS).toBe(5000);
+    expect(loadConfig({ WS_MAX_CONNECTIONS: '20000' }).HTTP_MAX_CONNECTIONS).toBe(24000);
+    expect(loadConfig({ HTTP_MAX_CONNECTIONS: '300', WS_MAX_CONNECTIONS: '200' })).toMatchObject({
+      HTTP_MAX_CONNECTIONS: 300,
+      WS_MAX_CONNECTIONS: 200,
+    });
+    expect(() => loadConfig({ HTTP_MAX_CONNECTIONS: '1000' })).toThrow(
+      /HTTP_MAX_CONNECTIONS: WebSocket clients hold connections too/,
+    );
+  });
+
   it('parses lists and treats empty variables as unset', () => {
     const config = loadConfig({
       LOCKS: ' retrospective, standup ',

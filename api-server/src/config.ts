@@ -41,6 +41,11 @@ const shape = {
   /** Host names the service is reached by (besides loopback names): pages served there may use it. */
   ALLOWED_HOSTS: list(z.string().regex(hostname, 'must be a host name')).default([]),
   WS_MAX_CONNECTIONS: int(1, 100_000).default(1000),
+  /**
+   * Connections one replica holds open at once on its API port, WebSockets and callers waiting
+   * in line included; more are closed as they arrive. Unset: WS_MAX_CONNECTIONS + 4000.
+   */
+  HTTP_MAX_CONNECTIONS: int(2, 1_000_000).optional(),
   WS_MAX_BUFFERED_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT_SECONDS: int(1, 3600).default(30),
   HTTP_HEADERS_TIMEOUT_SECONDS: int(1, 300).default(10),
@@ -87,6 +92,11 @@ const schema = z
     message: 'Lock objects live in Kubernetes: LOCK_SOURCE=resources needs STORE=kubernetes',
     path: ['LOCK_SOURCE'],
   })
+  .refine((c) => (c.HTTP_MAX_CONNECTIONS ?? Infinity) > c.WS_MAX_CONNECTIONS, {
+    message:
+      'WebSocket clients hold connections too: HTTP_MAX_CONNECTIONS must be above WS_MAX_CONNECTIONS',
+    path: ['HTTP_MAX_CONNECTIONS'],
+  })
   .refine((c) => c.WAIT_QUEUE_MAX_PER_USER <= c.WAIT_QUEUE_MAX, {
     message: 'one user cannot have more places than the line has',
     path: ['WAIT_QUEUE_MAX_PER_USER'],
@@ -94,12 +104,21 @@ const schema = z
 
 export type Env = z.infer<typeof schema>;
 
-export interface Config extends Omit<Env, 'NAMESPACE'> {
+export interface Config extends Omit<Env, 'NAMESPACE' | 'HTTP_MAX_CONNECTIONS'> {
   readonly NAMESPACE: string;
+  readonly HTTP_MAX_CONNECTIONS: number;
 }
+
+/** Room for HTTP callers (keep-alive clients, waiters) beside the WebSocket clients, by default. */
+export const httpConnectionsBesideWebSockets = 4000;
 
 /** Reads and validates the environment. The only place in the api-server that looks at it. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = parseEnv(schema, env, Object.keys(shape));
-  return { ...parsed, NAMESPACE: parsed.NAMESPACE ?? defaultNamespace() };
+  return {
+    ...parsed,
+    NAMESPACE: parsed.NAMESPACE ?? defaultNamespace(),
+    HTTP_MAX_CONNECTIONS:
+      parsed.HTTP_MAX_CONNECTIONS ?? parsed.WS_MAX_CONNECTIONS + httpConnectionsBesideWebSockets,
+  };
 }

@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryHistory } from '@retrospective/lock';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
@@ -155,6 +155,42 @@ describe('connections', () => {
     }
   });
 });
+
+describe('the connection cap', () => {
+  it('closes connections over HTTP_MAX_CONNECTIONS as they arrive, WebSockets counted, and serves again once one closes', async () => {
+    t = await startTestApp({ HTTP_MAX_CONNECTIONS: '3', WS_MAX_CONNECTIONS: '2' });
+    const ws = await openSocket(t.url);
+    const idle = await Promise.all([0, 1].map(() => opened(t.port)));
+    // The fourth is closed unanswered, before it could send a byte.
+    const over = await opened(t.port);
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      over.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      over.on('close', () => resolve(text));
+      over.on('error', () => undefined); // a reset, as the server closes it
+      over.write(
+        'GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+      );
+    });
+    expect(answer).toBe('');
+    expect(await t.metricsText()).toMatch(
+      /^retrospective_http_connections_dropped_total\{reason="connection_limit"\} 1$/m,
+    );
+    idle[0]!.destroy();
+    await vi.waitFor(async () =>
+      expect((await fetch(`${t.url}/retrospective/check`)).status).toBe(200),
+    );
+    ws.close();
+    idle[1]!.destroy();
+  });
+});
+
+/** A TCP connection to `port`, once connected. */
+const opened = (port: number) =>
+  new Promise<Socket>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
 
 describe('force release', () => {
   it('is pinned to the hold the admin saw when it carries If-Match', async () => {

@@ -65,7 +65,7 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
     }),
     httpDropped: new Counter({
       name: `${prefix}http_connections_dropped_total`,
-      help: 'HTTP connections the server closed, by reason: pipelining (too many unanswered requests), request_timeout (408), headers_too_large (431), malformed (400), never_used (opened, no request sent for the keep-alive timeout).',
+      help: 'HTTP connections the server closed, by reason: pipelining (too many unanswered requests), request_timeout (408), headers_too_large (431), malformed (400), never_used (opened, no request sent for the keep-alive timeout), connection_limit (over HTTP_MAX_CONNECTIONS, closed as it arrived).',
       labelNames: ['reason'] as const,
       registers,
     }),
@@ -141,6 +141,7 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
     'headers_too_large',
     'malformed',
     'never_used',
+    'connection_limit',
   ] as const)
     metrics.httpDropped.inc({ reason }, 0);
   for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);

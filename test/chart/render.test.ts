@@ -533,6 +533,23 @@ describe('chart options', () => {
     );
   });
 
+  it('caps connections only when told, and always above the WebSocket clients', async () => {
+    const api = (ms: Awaited<ReturnType<typeof render>>) =>
+      one(ms, 'Deployment', 'rel-retrospective-api-server');
+    // Unset: the api-server derives it from WS_MAX_CONNECTIONS.
+    expect(env(api(await render({})), 'HTTP_MAX_CONNECTIONS')).toBeUndefined();
+    const set = await render({
+      'apiServer.maxConnections': '3000',
+      'apiServer.websocket.maxConnections': '2000',
+    });
+    expect(env(api(set), 'HTTP_MAX_CONNECTIONS')).toBe('3000');
+    expect(env(api(set), 'WS_MAX_CONNECTIONS')).toBe('2000');
+    const under = await renderRaw({ 'apiServer.maxConnections': '1000' });
+    expect(under.stderr).toMatch(
+      /apiServer.maxConnections must be above apiServer.websocket.maxConnections/,
+    );
+  });
+
   it('the waiting line and token reviews reach the api-server, bounded so a full lock fits its Lease', async () => {
     const ms = await render({
       'apiServer.waiting.maxWaiters': '50',

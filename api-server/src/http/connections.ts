@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { SampledLog } from '@retrospective/runtime';
 import type { Metrics } from '../metrics.js';
 import { rawAnswer } from './raw.js';
 
@@ -31,6 +32,22 @@ export function pipelineGate(
       );
       socket.destroy();
     }
+  };
+}
+
+/**
+ * The server's `drop` listener: a connection over `max` (the server's maxConnections), which Node
+ * closed as it arrived, without a byte read. Counted, and logged once a minute at most, as a flood
+ * would otherwise flood the log too.
+ */
+export function connectionDropped(max: number, logger: Logger, metrics: Metrics) {
+  const log = new SampledLog(logger);
+  return (data?: { remoteAddress?: string }) => {
+    metrics.httpDropped.inc({ reason: 'connection_limit' });
+    log.warn('closing new connections: the replica holds as many as it may', {
+      max,
+      remote: data?.remoteAddress,
+    });
   };
 }
 

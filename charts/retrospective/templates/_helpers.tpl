@@ -159,6 +159,9 @@ the user's. Call with (dict "root" $ "component" "api-server" "values" .Values.a
 {{- if ge (int .Values.apiServer.drainDelaySeconds) (int .Values.apiServer.shutdownTimeoutSeconds) -}}
 {{- fail "apiServer.drainDelaySeconds must be less than apiServer.shutdownTimeoutSeconds" -}}
 {{- end -}}
+{{- if and .Values.apiServer.maxConnections (le (int .Values.apiServer.maxConnections) (int .Values.apiServer.websocket.maxConnections)) -}}
+{{- fail "apiServer.maxConnections must be above apiServer.websocket.maxConnections (WebSocket clients hold connections too), or 0" -}}
+{{- end -}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 {{- fail "httpRoute.parentRefs must name at least one Gateway" -}}
 {{- end -}}
