@@ -347,17 +347,28 @@ function renderReleases(name) {
 const trimmed = (entries) =>
   entries.filter((e) => Date.parse(e.releasedAt) >= Date.now() - longestWindowMs).slice(-500);
 
+/** A lock's next try at loading its history, while one is due. */
+const historyRetries = new Map();
+
 async function loadHistory(name, attempt = 0) {
-  const res = await api(lockPath(name, 'history'));
-  if (res.status === 503 && attempt < 5 && locks.has(name)) {
-    // The replica has not read the recorded histories yet (it just started): again shortly.
-    const seconds = Math.min(Number(res.headers.get('Retry-After')) || 2, 10);
-    setTimeout(() => void loadHistory(name, attempt + 1), seconds * 1000);
+  historyRetries.delete(name);
+  const res = await api(lockPath(name, 'history')).catch(() => undefined);
+  if (!locks.has(name)) return; // no longer shown
+  if (!res || res.status >= 500) {
+    // The replica has not read the recorded histories yet (it just started: 503), or the network
+    // or a proxy failed: again, after the server's Retry-After or later each time (at most 30 s),
+    // for as long as the lock is shown.
+    const hinted = Number(res?.headers.get('Retry-After'));
+    const seconds = Math.min(hinted > 0 ? hinted : 2 * 2 ** Math.min(attempt, 4), 30);
+    historyRetries.set(
+      name,
+      setTimeout(() => void loadHistory(name, attempt + 1), seconds * 1000),
+    );
     return;
   }
   if (!res.ok) return;
   const body = await res.json();
-  if (!locks.has(name)) return; // no longer shown
+  if (!locks.has(name)) return;
   if (Number.isInteger(body.kept)) kept = body.kept;
   // Releases seen live while this was loading are kept.
   const seen = new Set(body.releases.map((r) => r.token));
@@ -443,6 +454,8 @@ async function forceRelease(name) {
 }
 
 function forget(name) {
+  clearTimeout(historyRetries.get(name));
+  historyRetries.delete(name);
   locks.delete(name);
   histories.delete(name);
   lastRelease.delete(name);

@@ -85,6 +85,27 @@ describe('the management view in headless Chromium', () => {
     await page.close();
   });
 
+  it('keeps asking for a history answered 503 (a replica just started), then shows it', async () => {
+    await post('avail', 'vera');
+    await post('release', 'vera');
+    const page = await browser.newPage();
+    let asked = 0;
+    // Seven refusals in a row, more than the view once tried (it then showed no history).
+    await page.route('**/locks/retrospective/history', (route) =>
+      ++asked <= 7
+        ? route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, body: '{}' })
+        : route.continue(),
+    );
+    await page.goto(api.url);
+    const card = page.locator('[data-lock="retrospective"]');
+    await card.locator('.history summary').click();
+    await expect
+      .poll(() => card.locator('.releases li').allTextContents(), { timeout: 20_000 })
+      .toContainEqual(expect.stringMatching(/^.*vera \(released\) after \d+s/));
+    expect(asked).toBe(8);
+    await page.close();
+  });
+
   it('shows who waits in line, live, and no Force release button to a non-admin', async () => {
     const page = await browser.newPage();
     await page.goto(api.url);
