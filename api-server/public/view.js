@@ -347,28 +347,43 @@ function renderReleases(name) {
 const trimmed = (entries) =>
   entries.filter((e) => Date.parse(e.releasedAt) >= Date.now() - longestWindowMs).slice(-500);
 
-/** A lock's next try at loading its history, while one is due. */
-const historyRetries = new Map();
+/** Each shown lock's history load: one at a time, ended when the lock is no longer shown. */
+const historyLoads = new Map();
 
-async function loadHistory(name, attempt = 0) {
-  historyRetries.delete(name);
-  const res = await api(lockPath(name, 'history')).catch(() => undefined);
-  if (!locks.has(name)) return; // no longer shown
-  if (!res || res.status >= 500) {
-    // The replica has not read the recorded histories yet (it just started: 503), or the network
-    // or a proxy failed: again, after the server's Retry-After or later each time (at most 30 s),
-    // for as long as the lock is shown.
-    const hinted = Number(res?.headers.get('Retry-After'));
-    const seconds = Math.min(hinted > 0 ? hinted : 2 * 2 ** Math.min(attempt, 4), 30);
-    historyRetries.set(
-      name,
-      setTimeout(() => void loadHistory(name, attempt + 1), seconds * 1000),
+/** Answers worth asking again: the server or a proxy failing, or busy (408, 429, 5xx). */
+const transient = (res) => !res || res.status === 408 || res.status === 429 || res.status >= 500;
+
+async function loadHistory(name) {
+  const load = { stopped: false, timer: undefined };
+  historyLoads.get(name)?.stop();
+  load.stop = () => {
+    load.stopped = true;
+    clearTimeout(load.timer);
+  };
+  historyLoads.set(name, load);
+  for (let attempt = 0; ; attempt++) {
+    const res = await api(lockPath(name, 'history'), { signal: AbortSignal.timeout(30_000) }).catch(
+      () => undefined,
     );
-    return;
+    if (load.stopped) return; // no longer shown, or loading anew
+    if (!transient(res)) {
+      historyLoads.delete(name);
+      if (res.ok) showHistory(name, load, await res.json().catch(() => undefined));
+      return;
+    }
+    // The replica has not read the recorded histories yet (it just started: 503), or the network,
+    // a proxy or the API server failed: again for as long as the lock is shown, after the
+    // server's Retry-After or longer each time (2 s, doubling up to 30 s), never all at once.
+    const hinted = Number(res?.headers.get('Retry-After')) || 0;
+    const backoff = 2 * 2 ** Math.min(attempt, 4);
+    const seconds = Math.min(Math.max(hinted, backoff, 1), 30) * (0.8 + 0.4 * Math.random());
+    await new Promise((resolve) => (load.timer = setTimeout(resolve, seconds * 1000)));
+    if (load.stopped) return;
   }
-  if (!res.ok) return;
-  const body = await res.json();
-  if (!locks.has(name)) return;
+}
+
+function showHistory(name, load, body) {
+  if (load.stopped || !locks.has(name) || !Array.isArray(body?.releases)) return;
   if (Number.isInteger(body.kept)) kept = body.kept;
   // Releases seen live while this was loading are kept.
   const seen = new Set(body.releases.map((r) => r.token));
@@ -454,8 +469,8 @@ async function forceRelease(name) {
 }
 
 function forget(name) {
-  clearTimeout(historyRetries.get(name));
-  historyRetries.delete(name);
+  historyLoads.get(name)?.stop();
+  historyLoads.delete(name);
   locks.delete(name);
   histories.delete(name);
   lastRelease.delete(name);
