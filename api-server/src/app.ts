@@ -1,7 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { HistoryEntry, LockPolicy, LockService, LockStore } from '@retrospective/lock';
-import { drainable, type DrainableServer, type Lifecycle } from '@retrospective/runtime';
+import {
+  capConnections,
+  drainable,
+  type DrainableServer,
+  type Lifecycle,
+} from '@retrospective/runtime';
 import { headerAuthorizer, type Authorizer } from './auth/authorizer.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { CommandPipeline } from './commands/pipeline.js';
@@ -116,9 +121,14 @@ export function buildApp(deps: AppDeps): App {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (!fast?.(req, res) && !commands(req, res)) app(req, res);
   };
-  // Past the cap Node closes a new connection at once; the metrics port (probes) is apart.
-  server.maxConnections = config.HTTP_MAX_CONNECTIONS;
-  server.on('drop', connectionDropped(config.HTTP_MAX_CONNECTIONS, logger, metrics));
+  // Past the cap a new connection is closed at once, and idle ones make room (capConnections);
+  // the metrics port (probes) is apart.
+  capConnections(
+    server,
+    config.HTTP_MAX_CONNECTIONS,
+    connectionDropped(config.HTTP_MAX_CONNECTIONS, logger, metrics),
+  );
+  metrics.countConnections(server);
   server.on('request', pipelineGate(handle, config.HTTP_MAX_PIPELINED, logger, metrics));
   // A proxy's unused spare connection is kept as long as an idle keep-alive one, from when it
   // opened. The listener hears of it when the shorter of the headers and request timeouts has

@@ -157,33 +157,57 @@ describe('connections', () => {
 });
 
 describe('the connection cap', () => {
-  it('closes connections over HTTP_MAX_CONNECTIONS as they arrive, WebSockets counted, and serves again once one closes', async () => {
-    t = await startTestApp({ HTTP_MAX_CONNECTIONS: '3', WS_MAX_CONNECTIONS: '2' });
-    const ws = await openSocket(t.url);
-    const idle = await Promise.all([0, 1].map(() => opened(t.port)));
-    // The fourth is closed unanswered, before it could send a byte.
+  it('closes connections over HTTP_MAX_CONNECTIONS as they arrive, then idle ones to make room, keeping WebSockets and waiters', async () => {
+    t = await startTestApp({ HTTP_MAX_CONNECTIONS: '4', WS_MAX_CONNECTIONS: '2' });
+    const request = (verb: string, user: string, keep = false) =>
+      `POST /retrospective/${verb} HTTP/1.1\r\nHost: localhost\r\nUsername: ${user}\r\n` +
+      `Connection: ${keep ? 'keep-alive' : 'close'}\r\n\r\n`;
+    expect(await rawRequest(t.port, request('avail', 'ana'))).toMatch(/^HTTP\/1.1 200 /);
+    const ws = await openSocket(t.url); // 1
+    const waiter = await opened(t.port); // 2: waits in line, its request in progress
+    const granted = received(waiter, /\r\n\r\n/);
+    waiter.write(request('avail?wait=30', 'bob', true));
+    await vi.waitFor(async () =>
+      expect(await t.metricsText()).toMatch(/^retrospective_lock_queue_length\{lock="retrospective"\} 1$/m),
+    );
+    const spare = await opened(t.port); // 3: never sends a byte
+    const kept = await opened(t.port); // 4: answered, kept alive, idle
+    const answered = received(kept, /\r\n\r\n/);
+    kept.write('GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    expect(await answered).toMatch(/^HTTP\/1.1 200 /);
+    const closed = [spare, kept].map((s) => new Promise((resolve) => s.once('close', resolve)));
+
+    // The fifth is closed unanswered, before it could send a byte...
     const over = await opened(t.port);
-    const answer = await new Promise<string>((resolve) => {
-      let text = '';
-      over.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      over.on('close', () => resolve(text));
-      over.on('error', () => undefined); // a reset, as the server closes it
-      over.write(
-        'GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
-      );
-    });
-    expect(answer).toBe('');
+    const overAnswer = received(over);
+    over.write('GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    expect(await overAnswer).toBe('');
     expect(await t.metricsText()).toMatch(
       /^retrospective_http_connections_dropped_total\{reason="connection_limit"\} 1$/m,
     );
-    idle[0]!.destroy();
-    await vi.waitFor(async () =>
-      expect((await fetch(`${t.url}/retrospective/check`)).status).toBe(200),
-    );
+    // ...and the idle ones are closed to make room, while the WebSocket and the waiter stay.
+    await Promise.all(closed);
+    expect((await fetch(`${t.url}/retrospective/check`)).status).toBe(200);
+    expect(ws.ws.readyState).toBe(ws.ws.OPEN);
+    expect(await rawRequest(t.port, request('release', 'ana'))).toMatch(/^HTTP\/1.1 200 /);
+    expect(await granted).toMatch(/^HTTP\/1.1 200 /);
+    expect(await t.metricsText()).toMatch(/^retrospective_http_max_connections 4$/m);
     ws.close();
-    idle[1]!.destroy();
+    waiter.destroy();
   });
 });
+
+/** What `socket` receives until `until` matches, or until it closes (errors are its closing). */
+const received = (socket: Socket, until?: RegExp) =>
+  new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (until?.test(text)) resolve(text);
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => undefined);
+  });
 
 /** A TCP connection to `port`, once connected. */
 const opened = (port: number) =>

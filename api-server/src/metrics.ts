@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Server } from 'node:http';
 import { createKubeMetrics, removeLockSeries } from '@retrospective/runtime';
 
 const prefix = 'retrospective_';
@@ -22,6 +23,8 @@ const followedOutcomes = [
 /** Every api-server metric, on a registry of its own so tests can build many apps. */
 export function createMetrics({ locks, watching = () => true }: MetricsOptions) {
   const registry = new Registry();
+  /** The API port's server, once there is one (countConnections). */
+  let server: Pick<Server, 'getConnections'> | undefined;
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const metrics = {
@@ -61,6 +64,22 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
       name: `${prefix}websocket_dropped_total`,
       help: 'WebSocket clients disconnected by the server, by reason.',
       labelNames: ['reason'] as const,
+      registers,
+    }),
+    httpConnections: new Gauge({
+      name: `${prefix}http_connections`,
+      help: 'Connections open on the API port, WebSockets and waiters in line included (at HTTP_MAX_CONNECTIONS new ones are closed).',
+      registers,
+      async collect() {
+        const open = await new Promise<number>((resolve) =>
+          server ? server.getConnections((error, n) => resolve(error ? 0 : n)) : resolve(0),
+        );
+        this.set(open);
+      },
+    }),
+    httpMaxConnections: new Gauge({
+      name: `${prefix}http_max_connections`,
+      help: 'HTTP_MAX_CONNECTIONS: the connections the API port holds open at most.',
       registers,
     }),
     httpDropped: new Counter({
@@ -147,7 +166,12 @@ export function createMetrics({ locks, watching = () => true }: MetricsOptions) 
   for (const scope of ['user', 'address']) metrics.rateLimited.inc({ scope }, 0);
   for (const reason of ['unauthenticated', 'forbidden', 'forbidden_origin'])
     metrics.authRefusals.inc({ reason }, 0);
-  return { ...metrics, follow, forget };
+  /** Reports `api`'s open connections, and its cap, from now on. */
+  const countConnections = (api: Server) => {
+    server = api;
+    metrics.httpMaxConnections.set(api.maxConnections);
+  };
+  return { ...metrics, follow, forget, countConnections };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -56,8 +56,8 @@ export function startApiServer(deps: ApiServerDeps): ApiServer {
     .onShutdown('lock watch', () => store.close())
     .onShutdown('admin server', () => stopServer(admin));
   const listening = Promise.all([
-    listen(app.server, config.PORT, config.HOST),
-    listen(admin, config.METRICS_PORT, config.HOST),
+    listen(app.server, config.PORT, config.HOST, logger),
+    listen(admin, config.METRICS_PORT, config.HOST, logger),
   ]).then(() => {
     logger.info(
       {

@@ -81,7 +81,7 @@ function main(): void {
     .onShutdown('Lock watch', () => declared?.close())
     .onShutdown('admin server', () => stopServer(admin));
 
-  listen(admin, config.METRICS_PORT, config.HOST)
+  listen(admin, config.METRICS_PORT, config.HOST, logger)
     .then(() => logger.info({ port: config.METRICS_PORT, namespace, locks }, 'controller started'))
     .catch((error: unknown) => {
       logger.fatal({ err: error, port: config.METRICS_PORT }, 'cannot listen');

@@ -23,6 +23,7 @@
     kubeApiErrorRatio: 0.05,
     kubeApiErrorsFor: '5m',
     watchDisconnectedFor: '5m',
+    connectionsDroppedFor: '5m',
 
     runbookURLPattern: 'https://github.com/retrospective-dev/retrospective/blob/main/docs/operations.md#%s',
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Lifecycle } from './lifecycle.js';
+import { SampledLog } from './sampled-log.js';
 
 export interface DrainableServer {
   /** Requests that arrived and have not finished. */
@@ -62,7 +63,21 @@ export interface AdminServerDeps {
  * an Ingress, so metrics stay inside the cluster.
  */
 export function createAdminServer({ registry, lifecycle, logger }: AdminServerDeps): Server {
-  return createServer((req, res) => {
+  // Bounded as the API port is (any pod may reach this one unless a NetworkPolicy says not):
+  // Node's defaults would give a request 60 s for its headers and 300 s in all.
+  const server = createServer({
+    headersTimeout: 10_000,
+    requestTimeout: 30_000,
+    connectionsCheckingInterval: 1000,
+  });
+  const dropped = new SampledLog(logger);
+  capConnections(server, adminMaxConnections, (data) =>
+    dropped.warn('metrics port: closing new connections over its limit', {
+      max: adminMaxConnections,
+      remote: data?.remoteAddress,
+    }),
+  );
+  return server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') =>
       res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' }).end(body);
@@ -86,12 +101,55 @@ export function createAdminServer({ registry, lifecycle, logger }: AdminServerDe
   });
 }
 
-/** Listens on `port` and resolves once listening (rejects when the port is taken). */
-export function listen(server: Server, port: number, host: string): Promise<void> {
+/**
+ * Holds at most `max` connections open on `server`: Node closes one over it as it arrives, before
+ * reading a byte, and `onDrop` hears of it. Each time (at most once a second) the connections
+ * with no request in progress are closed too, idle keep-alive ones and ones that never sent a
+ * byte: a flood of idle connections then cannot keep everyone else out for the keep-alive timeout
+ * (their clients open a new one when they next need it; WebSockets and requests being answered,
+ * waiters in line among them, are kept).
+ */
+export function capConnections(
+  server: Server,
+  max: number,
+  onDrop: (data?: { remoteAddress?: string }) => void,
+  now = () => performance.now(),
+): void {
+  server.maxConnections = max;
+  let cleared = -Infinity;
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    onDrop(data);
+    if (now() - cleared < 1000) return;
+    cleared = now();
+    server.closeIdleConnections();
+  });
+}
+
+/** Connections the metrics port holds at most: Prometheus and the kubelet need a few. */
+const adminMaxConnections = 200;
+
+/**
+ * Listens on `port` and resolves once listening (rejects when the port is taken). With a logger,
+ * an error of the listening socket afterwards (an accept that failed: out of file descriptors,
+ * say) is logged, once a minute at most, rather than ending the process; the server keeps
+ * accepting.
+ */
+export function listen(
+  server: Server,
+  port: number,
+  host: string,
+  logger?: Pick<Logger, 'warn'>,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
+      if (logger) {
+        const failures = new SampledLog(logger);
+        server.on('error', (error: NodeJS.ErrnoException) =>
+          failures.warn('accepting a connection failed', { port, code: error.code }),
+        );
+      }
       resolve();
     });
   });

@@ -125,3 +125,22 @@ describe('the admin server', () => {
     await stopServer(server);
   });
 });
+
+describe('a listening server', () => {
+  it('logs a failed accept (out of file descriptors) once a minute instead of ending the process', async () => {
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) });
+    const server = createServer();
+    await listen(server, 0, '127.0.0.1', logger);
+    const emfile = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' });
+    // Without a listener, an 'error' event throws (in Node's accept path: the process ends).
+    for (let i = 0; i < 3; i++) expect(() => server.emit('error', emfile())).not.toThrow();
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({
+      msg: 'accepting a connection failed',
+      code: 'EMFILE',
+    });
+    expect(server.listening).toBe(true);
+    await stopServer(server);
+  });
+});

@@ -59,6 +59,7 @@ describe('the PrometheusRule, from the mixin with overrides', () => {
       RetrospectiveControllerDown: 'warning',
       RetrospectiveNoControllerLeader: 'warning',
       RetrospectiveKubernetesAPIErrors: 'warning',
+      RetrospectiveConnectionsDropped: 'warning',
       RetrospectiveLockWatchDisconnected: 'warning',
     });
   });

@@ -36,9 +36,9 @@ export function pipelineGate(
 }
 
 /**
- * The server's `drop` listener: a connection over `max` (the server's maxConnections), which Node
- * closed as it arrived, without a byte read. Counted, and logged once a minute at most, as a flood
- * would otherwise flood the log too.
+ * Hears of a connection over `max` (the server's maxConnections), which Node closed as it arrived,
+ * without a byte read. Counted, and logged once a minute at most, as a flood would otherwise flood
+ * the log too. Behind an Ingress the address is the ingress controller's.
  */
 export function connectionDropped(max: number, logger: Logger, metrics: Metrics) {
   const log = new SampledLog(logger);

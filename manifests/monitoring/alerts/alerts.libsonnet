@@ -126,6 +126,14 @@
             config.kubeApiErrorsFor,
           ),
           alert(
+            'RetrospectiveConnectionsDropped',
+            'warning',
+            'sum by (namespace, pod) (increase(retrospective_http_connections_dropped_total{%(apiServerSelector)s, reason="connection_limit"}[5m])) > 0' % config,
+            'An api-server closes new connections: it holds as many as it may.',
+            '{{ $labels.pod }} in {{ $labels.namespace }} closed {{ $value | humanize }} new connections over 5 minutes as they arrived (HTTP_MAX_CONNECTIONS): callers are reset or get 502 from the ingress.',
+            config.connectionsDroppedFor,
+          ),
+          alert(
             'RetrospectiveLockWatchDisconnected',
             'warning',
             'min by (namespace, job, pod) (retrospective_watch_connected{%(anySelector)s}) == 0' % config,
