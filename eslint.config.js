@@ -48,6 +48,7 @@ export default tseslint.config(
           'URL',
           'CSS',
           'setTimeout',
+          'AbortSignal',
           'setInterval',
           'clearTimeout',
           'sessionStorage',

@@ -168,7 +168,9 @@ describe('the connection cap', () => {
     const granted = received(waiter, /\r\n\r\n/);
     waiter.write(request('avail?wait=30', 'bob', true));
     await vi.waitFor(async () =>
-      expect(await t.metricsText()).toMatch(/^retrospective_lock_queue_length\{lock="retrospective"\} 1$/m),
+      expect(await t.metricsText()).toMatch(
+        /^retrospective_lock_queue_length\{lock="retrospective"\} 1$/m,
+      ),
     );
     const spare = await opened(t.port); // 3: never sends a byte
     const kept = await opened(t.port); // 4: answered, kept alive, idle

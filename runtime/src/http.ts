@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Lifecycle } from './lifecycle.js';
@@ -116,11 +117,22 @@ export function capConnections(
   now = () => performance.now(),
 ): void {
   server.maxConnections = max;
+  // Node's closeIdleConnections() leaves out connections that never sent a byte (they wait for
+  // their headers timeout), so those are kept here until they send one or close.
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
   let cleared = -Infinity;
   server.on('drop', (data?: { remoteAddress?: string }) => {
     onDrop(data);
     if (now() - cleared < 1000) return;
     cleared = now();
+    for (const socket of unused) {
+      unused.delete(socket);
+      if (socket.bytesRead === 0) socket.destroy();
+    }
     server.closeIdleConnections();
   });
 }

@@ -75,7 +75,7 @@ describe('the kube-prometheus example', () => {
     expect(rule.metadata).toMatchObject({ namespace: 'monitoring', labels: { prometheus: 'k8s' } });
     const alerts = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(alerts).toContain('RetrospectiveLockRepeatedlyHeldTooLong');
-    expect(alerts).toHaveLength(8);
+    expect(alerts).toHaveLength(9);
 
     const grafana = read('grafana-dashboardDefinitions') as {
       dashboards: Record<string, Record<string, { uid: string }>>;

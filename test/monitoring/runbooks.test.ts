@@ -25,7 +25,7 @@ describe('runbooks', () => {
         .map((l) => anchor(l.replace(/^#+/, ''))),
     );
     const alerts = rules.groups.flatMap((g) => g.rules);
-    expect(alerts.length).toBe(8);
+    expect(alerts.length).toBe(9);
     for (const { alert, annotations } of alerts) {
       const [page, fragment] = annotations.runbook_url.split('#');
       expect(page, alert).toMatch(/\/docs\/operations\.md$/);
