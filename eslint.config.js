@@ -49,6 +49,7 @@ export default tseslint.config(
           'CSS',
           'setTimeout',
           'AbortSignal',
+          'AbortController',
           'setInterval',
           'clearTimeout',
           'sessionStorage',

@@ -351,33 +351,44 @@ const trimmed = (entries) =>
 const historyLoads = new Map();
 
 /** Answers worth asking again: the server or a proxy failing, or busy (408, 429, 5xx). */
-const transient = (res) => !res || res.status === 408 || res.status === 429 || res.status >= 500;
+const transient = (status) => status === 408 || status === 429 || status >= 500;
 
 async function loadHistory(name) {
-  const load = { stopped: false, timer: undefined };
   historyLoads.get(name)?.stop();
+  const abort = new AbortController();
+  const load = { stopped: false, timer: undefined };
   load.stop = () => {
     load.stopped = true;
     clearTimeout(load.timer);
+    abort.abort();
   };
   historyLoads.set(name, load);
   for (let attempt = 0; ; attempt++) {
-    const res = await api(lockPath(name, 'history'), { signal: AbortSignal.timeout(30_000) }).catch(
-      () => undefined,
-    );
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]);
+    let status = 0; // no answer, or no whole body
+    let hinted = 0;
+    let body;
+    try {
+      const res = await api(lockPath(name, 'history'), { signal });
+      hinted = Math.min(Number(res.headers.get('Retry-After')) || 0, 300);
+      if (res.ok) body = await res.json();
+      status = res.status;
+    } catch {
+      // asked again below, unless stopped
+    }
     if (load.stopped) return; // no longer shown, or loading anew
-    if (!transient(res)) {
-      historyLoads.delete(name);
-      if (res.ok) showHistory(name, load, await res.json().catch(() => undefined));
+    if (status !== 0 && !transient(status)) {
+      if (historyLoads.get(name) === load) historyLoads.delete(name);
+      if (body) showHistory(name, load, body);
       return;
     }
     // The replica has not read the recorded histories yet (it just started: 503), or the network,
-    // a proxy or the API server failed: again for as long as the lock is shown, after the
-    // server's Retry-After or longer each time (2 s, doubling up to 30 s), never all at once.
-    const hinted = Number(res?.headers.get('Retry-After')) || 0;
-    const backoff = 2 * 2 ** Math.min(attempt, 4);
-    const seconds = Math.min(Math.max(hinted, backoff, 1), 30) * (0.8 + 0.4 * Math.random());
-    await new Promise((resolve) => (load.timer = setTimeout(resolve, seconds * 1000)));
+    // a proxy or the API server failed: again for as long as the lock is shown, never before the
+    // server's Retry-After, and otherwise later each time (2 s, doubling up to 30 s, +-20%).
+    const backoff = Math.min(2 * 2 ** attempt, 30) * (0.8 + 0.4 * Math.random());
+    await new Promise(
+      (resolve) => (load.timer = setTimeout(resolve, Math.max(hinted, backoff) * 1000)),
+    );
     if (load.stopped) return;
   }
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HistoryEntry, LockPolicy, LockService, LockStore } from '@retrospective/lock';
 import {
@@ -121,9 +122,9 @@ export function buildApp(deps: AppDeps): App {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (!fast?.(req, res) && !commands(req, res)) app(req, res);
   };
-  // Past the cap a new connection is closed at once, and idle ones make room (capConnections);
-  // the metrics port (probes) is apart.
-  capConnections(
+  // Past the cap a new connection is closed at once, and still ones make room (capConnections);
+  // the liveness probe goes to the metrics port, apart.
+  const cap = capConnections(
     server,
     config.HTTP_MAX_CONNECTIONS,
     connectionDropped(config.HTTP_MAX_CONNECTIONS, logger, metrics),
@@ -143,7 +144,11 @@ export function buildApp(deps: AppDeps): App {
     guardSocket(socket);
     clientError(error, socket);
   });
-  server.on('upgrade', upgradeHandler({ config, service, metrics, logger, auth, broadcaster }));
+  const upgrade = upgradeHandler({ config, service, metrics, logger, auth, broadcaster });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    cap.exempt(socket); // WebSockets have limits of their own (WS_MAX_CONNECTIONS, heartbeats)
+    upgrade(req, socket, head);
+  });
   return {
     server,
     broadcaster,

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryHistory } from '@retrospective/lock';
+import { stillForMs } from '@retrospective/runtime';
 import { bearerProtocol, openSocket, rawRequest, startTestApp } from './testing/harness.js';
 import { TableReviewer } from './testing/reviewer.js';
 import type { Identity } from './auth/authorizer.js';
@@ -157,7 +158,7 @@ describe('connections', () => {
 });
 
 describe('the connection cap', () => {
-  it('closes connections over HTTP_MAX_CONNECTIONS as they arrive, then idle ones to make room, keeping WebSockets and waiters', async () => {
+  it('closes connections over HTTP_MAX_CONNECTIONS as they arrive, then still ones to make room, keeping WebSockets and waiters', async () => {
     t = await startTestApp({ HTTP_MAX_CONNECTIONS: '4', WS_MAX_CONNECTIONS: '2' });
     const request = (verb: string, user: string, keep = false) =>
       `POST /retrospective/${verb} HTTP/1.1\r\nHost: localhost\r\nUsername: ${user}\r\n` +
@@ -177,19 +178,40 @@ describe('the connection cap', () => {
     const answered = received(kept, /\r\n\r\n/);
     kept.write('GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\n\r\n');
     expect(await answered).toMatch(/^HTTP\/1.1 200 /);
-    const closed = [spare, kept].map((s) => new Promise((resolve) => s.once('close', resolve)));
+    const closing = (socket: Socket) => new Promise((resolve) => socket.once('close', resolve));
+    const [spareClosed, keptClosed] = [closing(spare), closing(kept)];
+    let keptOpen = true;
+    void keptClosed.then(() => (keptOpen = false));
+    /** A fifth connection, closed unanswered before it could send a byte: its answer. */
+    const turnedAway = async () => {
+      const over = await opened(t.port);
+      const answer = received(over);
+      over.write(
+        'GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+      );
+      return answer;
+    };
+    const dropped = async () =>
+      /^retrospective_http_connections_dropped_total\{reason="connection_limit"\} (\d+)$/m.exec(
+        await t.metricsText(),
+      )?.[1];
+    const still = () => new Promise((resolve) => setTimeout(resolve, stillForMs + 100));
 
-    // The fifth is closed unanswered, before it could send a byte...
-    const over = await opened(t.port);
-    const overAnswer = received(over);
-    over.write('GET /retrospective/check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-    expect(await overAnswer).toBe('');
-    expect(await t.metricsText()).toMatch(
-      /^retrospective_http_connections_dropped_total\{reason="connection_limit"\} 1$/m,
-    );
-    // ...and the idle ones are closed to make room, while the WebSocket and the waiter stay.
-    await Promise.all(closed);
+    // Still for long enough, the connection that never sent a byte is closed to make room when one
+    // is turned away; the one whose request was answered a moment before is kept for now...
+    await still();
+    expect(await turnedAway()).toBe('');
+    await spareClosed;
+    expect(await dropped()).toBe('1');
+    expect(keptOpen).toBe(true);
+    // ...and closed at the next one turned away, once it too has been still that long. A request
+    // took the room meanwhile (its kept-alive connection makes four again).
     expect((await fetch(`${t.url}/retrospective/check`)).status).toBe(200);
+    await still();
+    expect(await turnedAway()).toBe('');
+    await keptClosed;
+    expect(await dropped()).toBe('2');
+    // The WebSocket and the waiter, as still as the others, are kept.
     expect(ws.ws.readyState).toBe(ws.ws.OPEN);
     expect(await rawRequest(t.port, request('release', 'ana'))).toMatch(/^HTTP\/1.1 200 /);
     expect(await granted).toMatch(/^HTTP\/1.1 200 /);

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Lifecycle } from './lifecycle.js';
@@ -67,7 +68,7 @@ export function createAdminServer({ registry, lifecycle, logger }: AdminServerDe
   // Bounded as the API port is (any pod may reach this one unless a NetworkPolicy says not):
   // Node's defaults would give a request 60 s for its headers and 300 s in all.
   const server = createServer({
-    headersTimeout: 10_000,
+    headersTimeout: 5000,
     requestTimeout: 30_000,
     connectionsCheckingInterval: 1000,
   });
@@ -102,43 +103,56 @@ export function createAdminServer({ registry, lifecycle, logger }: AdminServerDe
   });
 }
 
+/** How long a connection must have sent nothing new, and not be answered, to be closed at the cap. */
+export const stillForMs = 2000;
+
 /**
  * Holds at most `max` connections open on `server`: Node closes one over it as it arrives, before
- * reading a byte, and `onDrop` hears of it. Each time (at most once a second) the connections
- * with no request in progress are closed too, idle keep-alive ones and ones that never sent a
- * byte: a flood of idle connections then cannot keep everyone else out for the keep-alive timeout
- * (their clients open a new one when they next need it; WebSockets and requests being answered,
- * waiters in line among them, are kept).
+ * reading a byte, and `onDrop` hears of it. Each time (at most once a second) the connections that
+ * are still are closed too, to make room: no byte read from them for `stillForMs`, no answer in
+ * progress or still being sent, not a WebSocket. Those are connections that never sent a byte,
+ * idle keep-alive ones, and ones stuck in the middle of a request's headers. A flood of such
+ * connections then holds the cap for seconds, not for the keep-alive or headers timeout (their
+ * clients open a new one when they next need it). Kept: requests being answered (waiters in line
+ * among them), answers still being written, whatever sent a byte lately, and connections handed
+ * to `exempt` (WebSockets: the upgrade handler has limits of its own). Returns `exempt`.
  */
 export function capConnections(
   server: Server,
   max: number,
   onDrop: (data?: { remoteAddress?: string }) => void,
   now = () => performance.now(),
-): void {
+): { exempt: (socket: Duplex) => void } {
   server.maxConnections = max;
-  // Node's closeIdleConnections() leaves out connections that never sent a byte (they wait for
-  // their headers timeout), so those are kept here until they send one or close.
-  const unused = new Set<Socket>();
+  /** Each open connection: its bytes read when last looked at, and since when it had that many. */
+  const seen = new Map<Socket, { bytes: number; since: number }>();
   server.on('connection', (socket: Socket) => {
-    unused.add(socket);
-    socket.once('close', () => unused.delete(socket));
+    seen.set(socket, { bytes: 0, since: now() });
+    socket.once('close', () => seen.delete(socket));
   });
   let cleared = -Infinity;
   server.on('drop', (data?: { remoteAddress?: string }) => {
     onDrop(data);
-    if (now() - cleared < 1000) return;
-    cleared = now();
-    for (const socket of unused) {
-      unused.delete(socket);
-      if (socket.bytesRead === 0) socket.destroy();
+    const at = now();
+    if (at - cleared < 1000) return;
+    cleared = at;
+    for (const [socket, last] of seen) {
+      if (socket.bytesRead !== last.bytes) {
+        seen.set(socket, { bytes: socket.bytesRead, since: at });
+        continue;
+      }
+      const answering = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+      if (at - last.since >= stillForMs && !answering && socket.writableLength === 0) {
+        seen.delete(socket);
+        socket.destroy();
+      }
     }
-    server.closeIdleConnections();
   });
+  return { exempt: (socket) => void seen.delete(socket as Socket) };
 }
 
 /** Connections the metrics port holds at most: Prometheus and the kubelet need a few. */
-const adminMaxConnections = 200;
+const adminMaxConnections = 1000;
 
 /**
  * Listens on `port` and resolves once listening (rejects when the port is taken). With a logger,
@@ -159,7 +173,10 @@ export function listen(
       if (logger) {
         const failures = new SampledLog(logger);
         server.on('error', (error: NodeJS.ErrnoException) =>
-          failures.warn('accepting a connection failed', { port, code: error.code }),
+          failures.warn('the listening socket failed (an accept, say: out of file descriptors)', {
+            port,
+            err: error,
+          }),
         );
       }
       resolve();

@@ -137,8 +137,8 @@ describe('a listening server', () => {
     for (let i = 0; i < 3; i++) expect(() => server.emit('error', emfile())).not.toThrow();
     expect(logged).toHaveLength(1);
     expect(JSON.parse(logged[0]!)).toMatchObject({
-      msg: 'accepting a connection failed',
-      code: 'EMFILE',
+      msg: 'the listening socket failed (an accept, say: out of file descriptors)',
+      err: { code: 'EMFILE', message: 'accept EMFILE' },
     });
     expect(server.listening).toBe(true);
     await stopServer(server);

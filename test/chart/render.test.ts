@@ -110,6 +110,10 @@ describe('the chart with its defaults', () => {
     expect(container(api).readinessProbe).toMatchObject({
       httpGet: { path: '/readyz', port: 'http' },
     });
+    // Not restarted for being full (HTTP_MAX_CONNECTIONS applies to the API port only).
+    expect(container(api).livenessProbe).toMatchObject({
+      httpGet: { path: '/healthz', port: 'metrics' },
+    });
     expect(container(api).ports).toEqual([
       { name: 'http', containerPort: 9090, protocol: 'TCP' },
       { name: 'metrics', containerPort: 8080, protocol: 'TCP' },

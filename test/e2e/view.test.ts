@@ -89,27 +89,33 @@ describe('the management view in headless Chromium', () => {
     await post('avail', 'vera');
     await post('release', 'vera');
     const page = await browser.newPage();
-    await page.clock.install(); // the page's timers, moved on by the test
+    // The page's timers move only when the test moves them.
+    await page.clock.install();
+    await page.clock.pauseAt(Date.now() + 1000);
     let asked = 0;
     // Seven refusals in a row, more than the view once tried (it then showed no history).
     await page.route('**/locks/retrospective/history', (route) =>
       ++asked <= 7
-        ? route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, body: '{}' })
+        ? route.fulfill({ status: 503, headers: { 'Retry-After': '5' }, body: '{}' })
         : route.continue(),
     );
     await page.goto(api.url);
     const card = page.locator('[data-lock="retrospective"]');
     await expect.poll(() => asked).toBe(1);
-    // Not at once, nor after the server's one second: two at least, then longer each time.
-    await page.clock.runFor(1500);
+    // Never before the server's Retry-After (its own backoff would be about 2 s), then again.
+    await page.clock.runFor(4900);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(asked).toBe(1);
+    await page.clock.runFor(200);
+    await expect.poll(() => asked).toBe(2);
+    // Later each time, up to half a minute: the other five take about two minutes.
     await expect
       .poll(
         async () => {
           await page.clock.runFor(5000);
           return asked;
         },
-        { timeout: 20_000 },
+        { timeout: 30_000 },
       )
       .toBe(8);
     await card.locator('.history summary').click();
