@@ -347,24 +347,25 @@ function renderReleases(name) {
 const trimmed = (entries) =>
   entries.filter((e) => Date.parse(e.releasedAt) >= Date.now() - longestWindowMs).slice(-500);
 
-/** Each shown lock's history load: one at a time, ended when the lock is no longer shown. */
+/** Each shown lock's history load, by its AbortController: aborted when the lock goes, or anew. */
 const historyLoads = new Map();
 
 /** Answers worth asking again: the server or a proxy failing, or busy (408, 429, 5xx). */
 const transient = (status) => status === 408 || status === 429 || status >= 500;
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+const pause = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
 async function loadHistory(name) {
-  historyLoads.get(name)?.stop();
-  const abort = new AbortController();
-  const load = { stopped: false, timer: undefined };
-  load.stop = () => {
-    load.stopped = true;
-    clearTimeout(load.timer);
-    abort.abort();
-  };
+  historyLoads.get(name)?.abort();
+  const load = new AbortController();
   historyLoads.set(name, load);
   for (let attempt = 0; ; attempt++) {
-    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]);
+    const signal = AbortSignal.any([load.signal, AbortSignal.timeout(30_000)]);
     let status = 0; // no answer, or no whole body
     let hinted = 0;
     let body;
@@ -376,25 +377,23 @@ async function loadHistory(name) {
     } catch {
       // asked again below, unless stopped
     }
-    if (load.stopped) return; // no longer shown, or loading anew
+    if (load.signal.aborted) return; // no longer shown, or loading anew
     if (status !== 0 && !transient(status)) {
       if (historyLoads.get(name) === load) historyLoads.delete(name);
-      if (body) showHistory(name, load, body);
+      if (body) showHistory(name, body);
       return;
     }
     // The replica has not read the recorded histories yet (it just started: 503), or the network,
     // a proxy or the API server failed: again for as long as the lock is shown, never before the
     // server's Retry-After, and otherwise later each time (2 s, doubling up to 30 s, +-20%).
     const backoff = Math.min(2 * 2 ** attempt, 30) * (0.8 + 0.4 * Math.random());
-    await new Promise(
-      (resolve) => (load.timer = setTimeout(resolve, Math.max(hinted, backoff) * 1000)),
-    );
-    if (load.stopped) return;
+    await pause(Math.max(hinted, backoff) * 1000, load.signal);
+    if (load.signal.aborted) return;
   }
 }
 
-function showHistory(name, load, body) {
-  if (load.stopped || !locks.has(name) || !Array.isArray(body?.releases)) return;
+function showHistory(name, body) {
+  if (!locks.has(name) || !Array.isArray(body?.releases)) return;
   if (Number.isInteger(body.kept)) kept = body.kept;
   // Releases seen live while this was loading are kept.
   const seen = new Set(body.releases.map((r) => r.token));
@@ -480,7 +479,7 @@ async function forceRelease(name) {
 }
 
 function forget(name) {
-  historyLoads.get(name)?.stop();
+  historyLoads.get(name)?.abort();
   historyLoads.delete(name);
   locks.delete(name);
   histories.delete(name);
