@@ -32,6 +32,9 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: ['test/docker/**', 'test/kind/**'],
           globalSetup: ['test/global-setup.ts'],
+          // What another process does (a watch catching up, a browser rendering) may take more
+          // than expect.poll's default second on two loaded cores; a poll ends once it holds.
+          expect: { poll: { timeout: 10_000 } },
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },

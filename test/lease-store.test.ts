@@ -6,6 +6,9 @@ import { LeaseStore } from '../runtime/src/kube/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
 import { adminConfig, createNamespace } from './support/kube.ts';
 
+/** A watch event may take a while on a loaded machine (vi.waitFor's own default is 1 s). */
+const watched = { timeout: 10_000 };
+
 lockStoreContract('LeaseStore on a real kube-apiserver', async () => {
   const namespace = await createNamespace('contract');
   // Each lock has its own watch, chosen by name: name enough locks for every test up front.
@@ -47,7 +50,7 @@ describe('LeaseStore', () => {
     await store.start();
     try {
       await store.ensure([name]);
-      await vi.waitFor(() => expect(store.cached(name)).toBeDefined());
+      await vi.waitFor(() => expect(store.cached(name)).toBeDefined(), watched);
       // Whichever comes first, the update's answer or the watch: when the answer does, the cache
       // is that answer until the watch brings the write, then the watch's object with the state
       // decoded from the answer (the very same object, not a second decoding).
@@ -56,7 +59,7 @@ describe('LeaseStore', () => {
         const written = await grantToAna(store, name, token);
         if (store.cached(name)?.raw !== written.raw) continue; // the watch was first
         answerFirst++;
-        await vi.waitFor(() => expect(store.cached(name)?.raw).not.toBe(written.raw));
+        await vi.waitFor(() => expect(store.cached(name)?.raw).not.toBe(written.raw), watched);
         const seen = store.cached(name);
         expect(seen?.version).toBe(written.version);
         expect(seen?.state).toBe(written.state);
@@ -84,7 +87,7 @@ describe('LeaseStore', () => {
       // updates leave nothing behind either.
       expect(await managers()).not.toEqual([]);
       for (const token of [1, 2]) {
-        await vi.waitFor(() => expect(store.cached(name)?.state.token).toBe(token - 1));
+        await vi.waitFor(() => expect(store.cached(name)?.state.token).toBe(token - 1), watched);
         await grantToAna(store, name, token);
         expect(await managers()).toEqual([]);
       }
@@ -113,8 +116,9 @@ describe('LeaseStore', () => {
         { name, namespace, body: { metadata: theirs } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      await vi.waitFor(() =>
-        expect(store.cached(name)?.version).toBe(patched.metadata?.resourceVersion),
+      await vi.waitFor(
+        () => expect(store.cached(name)?.version).toBe(patched.metadata?.resourceVersion),
+        watched,
       );
       const written = await grantToAna(store, name, 1);
       const lease = await api.readNamespacedLease({ name, namespace });

@@ -145,10 +145,11 @@ describe('the CLI on two replicas', () => {
       // already gone
     }
     expect(released).toMatchObject({ reason: 'expired', token: acquired.token });
-    // Expired by the controller 3 s after the last renewal at most (renewed every second).
+    // Expired by the controller 3 s after the last renewal it saw (renewed every second; one in
+    // flight at the kill may still land), with room for a loaded machine.
     const freedMs = Date.parse(released.releasedAt) - killedAt;
     console.info(`ttl 3 s: expired ${freedMs} ms after the kill -9`);
-    expect(freedMs).toBeLessThanOrEqual(4000);
+    expect(freedMs).toBeLessThanOrEqual(5000);
     // Seen on B's watch first; A's watch brings the same release a moment later.
     await expect.poll(async () => (await check(a.url)).holder, { timeout: 2000 }).toBeUndefined();
     await waitFor(
@@ -205,7 +206,9 @@ describe('the CLI on two replicas', () => {
     expect(run.stderr).toMatch(/root force-released retrospective/);
     const termAt = Number(BigInt(readFileSync(term, 'utf8').trim()) / 1_000_000n);
     console.info(`SIGTERM ${termAt - forcedAt} ms after the forced release was sent`);
-    expect(termAt - forcedAt).toBeLessThan(1000);
+    // Told by the watch, not by the next renewal (10 s away with a 30 s TTL); room for a loaded
+    // machine's watch, WebSocket, CLI and shell in between.
+    expect(termAt - forcedAt).toBeLessThan(3000);
   });
 
   it('edits in one Lease write, and leaves the content alone when the editor fails', async () => {
@@ -246,7 +249,10 @@ describe('the CLI on two replicas', () => {
       { holder: 'carol', content: expect.any(String) as string },
       { holder: '', content: 'edited by the script' },
     ]);
-    expect((await check(a.url)).content).toBe('edited by the script');
+    // Replica A's watch may deliver it a moment after this test's own watch did.
+    await expect
+      .poll(async () => (await check(a.url)).content, { timeout: 5000 })
+      .toBe('edited by the script');
 
     const failing = await cli(['edit', 'retrospective', '--url', a.url, '--user', 'carol'], {
       EDITOR: 'false',
@@ -270,7 +276,8 @@ describe('the CLI on two replicas', () => {
       '--',
       'sh',
       '-c',
-      `touch ${join(dir, 'first')}; sleep 2`,
+      // Holds until the second client was answered (at most 60 s), however slow its start.
+      `touch ${join(dir, 'first')}; i=0; while [ ! -e ${join(dir, 'go')} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`,
     ]);
     await waitFor('the first command', async () => (await check(b.url)).holder === 'frank', 15_000);
     const second = await cli([
@@ -285,6 +292,7 @@ describe('the CLI on two replicas', () => {
       '-c',
       `touch ${join(dir, 'second')}`,
     ]);
+    writeFileSync(join(dir, 'go'), '');
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/frank already holds retrospective .* through another client/);
     expect((await first.done).code).toBe(0);
@@ -430,7 +438,7 @@ describe('the CLI against make run', () => {
     ]);
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.stdout).toMatch(/^retrospective released \(forced\) \(token \d+\)\.$/m);
-    await sleep(500); // the release frame arrives
+    await waitFor('the release frame', async () => watching.output().includes('"released"'), 5000);
     watching.child.kill('SIGTERM');
     const watched = await watching.done;
     expect(watched.code).toBe(0);

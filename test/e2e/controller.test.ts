@@ -102,47 +102,57 @@ describe('the controller under a scripted workload', () => {
       expect(await sample('retrospective_lock_expirations_total')).toBe(1);
       expect(await sample('retrospective_lock_held')).toBe(0);
 
-      // Events on the Lease.
-      const { stdout } = await kubectl(
-        'get',
-        'events',
-        '-n',
-        namespace,
-        '--field-selector',
-        'involvedObject.name=retrospective',
-        '-o',
-        'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-      );
-      const reasons = stdout.trim().split('\n').sort();
-      expect(reasons).toEqual(
-        [
-          'Acquired',
-          'Acquired',
-          'Acquired',
-          'Acquired',
-          'HoldExpired',
-          'HeldTooLong',
-          'HeldTooLong',
-          'Released',
-          'Released',
-          'Released',
-        ].sort(),
-      );
-
-      // History: the last N releases, in order.
-      const history = (await (
-        await fetch(`${api.url}/locks/retrospective/history`, {
-          headers: { Accept: 'application/json' },
-        })
-      ).json()) as {
-        releases: { reason: string; releasedBy: string; content: string }[];
+      // Events on the Lease (the controller records a hold's metrics before its Event).
+      const reasons = async () => {
+        const { stdout } = await kubectl(
+          'get',
+          'events',
+          '-n',
+          namespace,
+          '--field-selector',
+          'involvedObject.name=retrospective',
+          '-o',
+          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+        );
+        return stdout.trim().split('\n').sort();
       };
-      expect(history.releases).toHaveLength(historySize);
-      expect(history.releases.map((r) => [r.releasedBy, r.reason, r.content])).toEqual([
-        ['bob', 'released', 'from bob'],
-        ['retrospective-controller', 'expired', 'from carol'],
-        ['carol', 'released', 'from carol'],
-      ]);
+      await expect
+        .poll(reasons, { timeout: 10_000 })
+        .toEqual(
+          [
+            'Acquired',
+            'Acquired',
+            'Acquired',
+            'Acquired',
+            'HoldExpired',
+            'HeldTooLong',
+            'HeldTooLong',
+            'Released',
+            'Released',
+            'Released',
+          ].sort(),
+        );
+
+      // History: the last N releases, in order (once the api-server's watch has the last one).
+      const history = async () =>
+        (
+          (await (
+            await fetch(`${api.url}/locks/retrospective/history`, {
+              headers: { Accept: 'application/json' },
+            })
+          ).json()) as {
+            releases: { reason: string; releasedBy: string; content: string }[];
+          }
+        ).releases;
+      await expect
+        .poll(async () => (await history()).map((r) => [r.releasedBy, r.reason, r.content]), {
+          timeout: 10_000,
+        })
+        .toEqual([
+          ['bob', 'released', 'from bob'],
+          ['retrospective-controller', 'expired', 'from carol'],
+          ['carol', 'released', 'from carol'],
+        ]);
       socket.close();
     },
   );

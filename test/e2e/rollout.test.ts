@@ -71,14 +71,16 @@ describe('a rolling restart of both api-servers behind a load balancer', () => {
       await sleep(2000);
       rolledOut.resolve(undefined);
       const workload = await racing;
-      await sleep(2000); // the last releases reach every viewer
+      const released = workload.ops
+        .filter((o) => o.kind === 'release' && o.status === 200)
+        .map((o) => o.token!);
+      // The last releases reach every viewer (up to 15 s; what is still missing then fails below).
+      const allSeen = () => watchers.every((w) => released.every((t) => w.releases.has(t)));
+      for (let waited = 0; !allSeen() && waited < 15_000; waited += 100) await sleep(100);
       for (const w of watchers) w.stop();
       await balancer.close();
 
       console.info(`${summary(workload)}; balancer 502s: ${balancer.badGateways}`);
-      const released = workload.ops
-        .filter((o) => o.kind === 'release' && o.status === 200)
-        .map((o) => o.token!);
       const missing = watchers.map((w) => released.filter((t) => !w.releases.has(t)).length);
       const reconnects = watchers.reduce((n, w) => n + w.reconnects, 0);
       console.info(

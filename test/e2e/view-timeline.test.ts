@@ -151,6 +151,10 @@ describe('the management view: timeline, state at a glance, edit in the page', (
     // The last releases, newest first, with what each changed.
     await card.locator('.history summary').click();
     const releases = card.locator('.releases li');
+    // Three entries show as soon as bob's release is in: wait for carol's, the newest.
+    await expect
+      .poll(() => releases.first().locator('div').textContent())
+      .toMatch(/carol \(released\)/);
     await expect.poll(() => releases.count()).toBe(3);
     expect(await releases.nth(2).locator('.diff').textContent()).toBe(
       // against the release before it (olga's)
