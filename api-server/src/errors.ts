@@ -1,4 +1,5 @@
 import {
+  LockInvalidError,
   LockNotProvisionedError,
   LockTooLargeError,
   StoreUnavailableError,
@@ -37,6 +38,12 @@ export function toHttpError(error: unknown): HttpError {
       {
         'Retry-After': '2',
       },
+    );
+  if (error instanceof LockInvalidError)
+    return new HttpError(
+      503,
+      'lock_invalid',
+      "The Kubernetes API server refuses the lock's Lease as it is now, so nothing can be written to it; an operator must undo what else was changed in it (the api-server's log says what).",
     );
   if (error instanceof LockTooLargeError)
     return new HttpError(

@@ -20,6 +20,21 @@ export class LockNotProvisionedError extends Error {
 }
 
 /**
+ * The store refused the lock's object as invalid for a reason other than its size (something
+ * else changed it into a form the API server no longer accepts): nothing was written.
+ */
+export class LockInvalidError extends Error {
+  override readonly name = 'LockInvalidError';
+  constructor(
+    readonly lock: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Lock "${lock}" cannot be stored: ${detail}`, options);
+  }
+}
+
+/**
  * The store refused to keep the lock as it would be (a Lease's annotations may hold 256 KiB in
  * all): nothing was written. Configuration keeps the service's own data below the limit, so this
  * means something else grew the object (another tool's annotations).

@@ -14,7 +14,7 @@
     longHoldWindow: '24h',
 
     // Outcomes of lock requests that are the service's fault (5xx), not the client's.
-    failureOutcomes: 'store_unavailable|not_provisioned|internal',
+    failureOutcomes: 'store_unavailable|not_provisioned|lock_too_large|lock_invalid|internal',
     failureRatio: 0.05,
     failureRatioFor: '10m',
 

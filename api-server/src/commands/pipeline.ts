@@ -7,6 +7,7 @@ import {
   type LockState,
   type MutationResult,
 } from '@retrospective/lock';
+import { SampledLog } from '@retrospective/runtime';
 import type { Authorizer, Identity, Permission } from '../auth/authorizer.js';
 import type { OriginVerdict } from '../auth/origin.js';
 import { overLimit, type RateLimiter } from '../auth/rate-limit.js';
@@ -102,7 +103,12 @@ const grantBody = (state: LockState, status: string) => ({
  * both.
  */
 export class CommandPipeline {
-  constructor(private readonly deps: PipelineDeps) {}
+  /** A lock its store refuses to write is an operator's job: said in the log, once a minute. */
+  private readonly unwritable: SampledLog;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.unwritable = new SampledLog(deps.logger);
+  }
 
   async run(request: CommandRequest): Promise<Answer> {
     const { service, metrics, logger } = this.deps;
@@ -115,6 +121,8 @@ export class CommandPipeline {
       answer = refusedBy(error);
       if (answer.code === 'internal')
         logger.error({ err: error, requestId: request.requestId, lock }, 'command failed');
+      else if (answer.code === 'lock_too_large' || answer.code === 'lock_invalid')
+        this.unwritable.warn('the lock cannot be written', { err: error, lock });
     }
     const outcome = answer.ok ? answer.outcome : answer.code;
     const label = service.has(lock) ? lock : unknownLockLabel;

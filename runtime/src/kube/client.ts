@@ -69,6 +69,32 @@ export function reasonOf(error: unknown): string | undefined {
   }
 }
 
+/**
+ * What a 422 Invalid says: its message (bounded) and the fields its causes name. Nothing when the
+ * body is not a Status.
+ */
+export function validationOf(error: unknown): { message?: string; fields: string[] } {
+  if (!(error instanceof ApiException) || typeof error.body !== 'string') return { fields: [] };
+  try {
+    const status = JSON.parse(error.body) as {
+      message?: unknown;
+      details?: { causes?: unknown };
+    };
+    const causes: unknown[] = Array.isArray(status.details?.causes) ? status.details.causes : [];
+    const field = (cause: unknown) =>
+      typeof cause === 'object' && cause !== null && 'field' in cause ? cause.field : undefined;
+    return {
+      ...(typeof status.message === 'string' ? { message: status.message.slice(0, 1000) } : {}),
+      fields: causes.map((c) => {
+        const f = field(c);
+        return typeof f === 'string' ? f : '';
+      }),
+    };
+  } catch {
+    return { fields: [] };
+  }
+}
+
 export interface CallOptions {
   /** Aborts the call after this long (default 5 s). */
   readonly timeoutMs?: number;

@@ -1,6 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { V1Lease } from '@kubernetes/client-node';
-import { LockService, LockTooLargeError, StoreUnavailableError } from '@retrospective/lock';
+import {
+  LockInvalidError,
+  LockService,
+  LockTooLargeError,
+  StoreUnavailableError,
+} from '@retrospective/lock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig } from '../testing/loopback.js';
 import { decodeLease, protobuf } from './lease-proto.js';
@@ -20,8 +25,9 @@ function apiserver(initial: V1Lease) {
   const watches: ServerResponse[] = [];
   /** While set, an accepted write is answered only once it resolves. */
   let hold: Promise<void> | undefined;
-  /** Answers the next write with this status instead (e.g. 422 Invalid). */
+  /** Answers the next write with this status (e.g. 422 Invalid) and Status fields instead. */
   let refuseWith: number | undefined;
+  let refusal: Record<string, unknown> = {};
   const json = (res: ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -51,7 +57,13 @@ function apiserver(initial: V1Lease) {
       if (refuseWith) {
         const code = refuseWith;
         refuseWith = undefined;
-        return json(res, code, { kind: 'Status', status: 'Failure', reason: 'Invalid', code });
+        return json(res, code, {
+          kind: 'Status',
+          status: 'Failure',
+          reason: 'Invalid',
+          code,
+          ...refusal,
+        });
       }
       if (lease.metadata?.resourceVersion !== current.metadata?.resourceVersion)
         return json(res, 409, {
@@ -79,8 +91,9 @@ function apiserver(initial: V1Lease) {
     holdWrites(until: Promise<void>) {
       hold = until;
     },
-    refuseNextWrite(status: number) {
+    refuseNextWrite(status: number, fields: Record<string, unknown> = {}) {
       refuseWith = status;
+      refusal = fields;
     },
     /** Tells every watch that the Lease is now `lease` (as the apiserver would, in its order). */
     announce(lease: V1Lease) {
@@ -234,9 +247,23 @@ describe('the Lease store under a racing watch', () => {
       service.execute('retrospective', { kind: 'change', user: 'ana', content: huge }),
     ).rejects.toBeInstanceOf(LockTooLargeError);
     expect(api.writes).toHaveLength(1);
+    // A 422 for the annotations alone is their size; any other is something else made invalid.
+    const invalid = (field: string) => ({
+      message: `Lease.coordination.k8s.io "retrospective" is invalid: ${field}: Invalid value`,
+      details: { causes: [{ reason: 'FieldValueInvalid', field }] },
+    });
+    const change = () =>
+      service.execute('retrospective', { kind: 'change', user: 'ana', content: 'fine' });
+    api.refuseNextWrite(422, invalid('metadata.annotations'));
+    await expect(change()).rejects.toBeInstanceOf(LockTooLargeError);
+    api.refuseNextWrite(422, invalid('spec.leaseTransitions'));
+    const refused = change();
+    await expect(refused).rejects.toBeInstanceOf(LockInvalidError);
+    await expect(refused).rejects.toThrow(
+      /refused the Lease as invalid: .*spec.leaseTransitions: Invalid value/,
+    );
     api.refuseNextWrite(422);
-    await expect(
-      service.execute('retrospective', { kind: 'change', user: 'ana', content: 'fine' }),
-    ).rejects.toThrow(/refused the Lease as invalid/);
+    await expect(change()).rejects.toThrow(/refused the Lease as invalid: no reason given/);
+    expect(api.writes).toHaveLength(4);
   });
 });

@@ -7,6 +7,7 @@ import {
   type V1OwnerReference,
 } from '@kubernetes/client-node';
 import {
+  LockInvalidError,
   LockTooLargeError,
   StoreUnavailableError,
   emptyLock,
@@ -18,7 +19,7 @@ import {
   type StoreCallOptions,
   type Versioned,
 } from '@retrospective/lock';
-import { ignoreCalls, kubeCall, statusOf, type KubeObserver } from './client.js';
+import { ignoreCalls, kubeCall, statusOf, validationOf, type KubeObserver } from './client.js';
 import { Informer, type InformerEvent } from './informer.js';
 import { getJson, putLease } from './json-request.js';
 import {
@@ -152,10 +153,7 @@ export class LeaseStore implements LockStore {
     } catch (error) {
       // 409: someone wrote since we read. 404: the Lease is gone; both mean "decide again".
       if (statusOf(error) === 409 || statusOf(error) === 404) return 'conflict';
-      if (statusOf(error) === 422)
-        throw new LockTooLargeError(next.name, 'the API server refused the Lease as invalid', {
-          cause: error,
-        });
+      if (statusOf(error) === 422) throw refusedAsInvalid(next.name, error);
       throw error;
     }
   }
@@ -339,4 +337,17 @@ export function leaseStoreFor(
     watchTimeoutSeconds: config.KUBE_WATCH_TIMEOUT_SECONDS,
     lineForm: config.WAIT_LINE_FORM,
   });
+}
+
+/**
+ * A 422 on a Lease update: too large when every field the API server names is the annotations
+ * (the size check before the call counts as it does, so this is rare), otherwise invalid for a
+ * reason its message gives (for the logs; callers answer without it).
+ */
+function refusedAsInvalid(lock: string, error: unknown): Error {
+  const { message, fields } = validationOf(error);
+  const detail = `the API server refused the Lease as invalid: ${message ?? 'no reason given'}`;
+  return fields.length > 0 && fields.every((f) => f === 'metadata.annotations')
+    ? new LockTooLargeError(lock, detail, { cause: error })
+    : new LockInvalidError(lock, detail, { cause: error });
 }
