@@ -70,7 +70,7 @@ async function loadMe() {
   const asked = ++meAsked;
   const res = await api(`api/me?locks=${shown.map(encodeURIComponent).join(',')}`);
   if (asked !== meAsked) return true;
-  signIn.hidden = res.status !== 401;
+  if (res.status === 401) signIn.hidden = false;
   if (!res.ok) return false;
   const body = await res.json();
   permissions = body.locks;
@@ -84,7 +84,10 @@ signIn.addEventListener('submit', async (e) => {
   e.preventDefault();
   token = new FormData(signIn).get('token').trim();
   sessionStorage.setItem('retrospective-token', token);
+  // Shown again by the next answer that refuses the token (401), whichever request it is.
+  signIn.hidden = true;
   await list();
+  for (const name of [...historyRefused]) if (cards.has(name)) void loadHistory(name);
 });
 
 function duration(seconds) {
@@ -349,6 +352,8 @@ const trimmed = (entries) =>
 
 /** Each shown lock's history load, by its AbortController: aborted when the lock goes, or anew. */
 const historyLoads = new Map();
+/** Shown locks whose recorded history was refused (401, 403): asked again after a sign-in. */
+const historyRefused = new Set();
 
 /** Answers worth asking again: the server or a proxy failing, or busy (408, 429, 5xx). */
 const transient = (status) => status === 408 || status === 429 || status >= 500;
@@ -380,6 +385,10 @@ async function loadHistory(name) {
     if (load.signal.aborted) return; // no longer shown, or loading anew
     if (status !== 0 && !transient(status)) {
       if (historyLoads.get(name) === load) historyLoads.delete(name);
+      if (status === 401 || status === 403) historyRefused.add(name);
+      else historyRefused.delete(name);
+      // A token that lapsed: the form to sign in again (which asks for this history anew).
+      if (status === 401) signIn.hidden = false;
       if (body) showHistory(name, body);
       return;
     }
@@ -481,6 +490,7 @@ async function forceRelease(name) {
 function forget(name) {
   historyLoads.get(name)?.abort();
   historyLoads.delete(name);
+  historyRefused.delete(name);
   locks.delete(name);
   histories.delete(name);
   lastRelease.delete(name);
@@ -643,7 +653,7 @@ async function list(delay) {
   let body;
   try {
     const res = await api(`locks?${query}`);
-    signIn.hidden = res.status !== 401;
+    if (res.status === 401) signIn.hidden = false;
     if (!res.ok) {
       showError(listError, await refusal(res));
       if (delay !== undefined)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
+import { launchChromium } from '../support/browser.ts';
 import { installAndRun, type ChartProcesses } from '../support/chart-processes.ts';
 import { createNamespace, kubectl, leaseEvents, leaseHolder } from '../support/kube.ts';
 
@@ -153,6 +154,53 @@ describe('auth.mode=kubernetes: bearer tokens, the chart Roles, force release', 
           ),
         ),
       );
+  });
+
+  it('signs a manager in on the view, and loads a history refused meanwhile once signed in again', async () => {
+    // A release for the history to show.
+    expect((await call('/retrospective/avail', 'editor', 'POST')).status).toBe(200);
+    expect((await call('/retrospective/release', 'editor', 'POST')).status).toBe(200);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      // The first history request is refused, as for a token that lapsed just then.
+      let historyAsked = 0;
+      await page.route('**/locks/retrospective/history', (route) =>
+        ++historyAsked === 1
+          ? route.fulfill({
+              status: 401,
+              contentType: 'application/json',
+              body: '{"error":"unauthenticated"}',
+            })
+          : route.continue(),
+      );
+      await page.goto(p.api.url);
+      const form = page.locator('#sign-in');
+      const signIn = async (account: Account) => {
+        await form.locator('input[name=token]').fill(tokens[account]);
+        await form.locator('button[type=submit]').click();
+      };
+      // Anonymous: refused (401), so the page asks for a token.
+      await expect.poll(() => form.isVisible()).toBe(true);
+      await signIn('viewer');
+      const card = page.locator('[data-lock="retrospective"]');
+      await expect.poll(() => card.count()).toBe(1);
+      await expect
+        .poll(() => page.locator('#user').textContent())
+        .toBe(`signed in as ${user('viewer')}`);
+      expect(await card.locator('.take').isHidden()).toBe(true); // a viewer may not hold it
+      // The refused history asks for the token again, and is asked for anew after it.
+      await expect.poll(() => historyAsked).toBe(1);
+      await expect.poll(() => form.isVisible()).toBe(true);
+      expect(await card.locator('.releases li').count()).toBe(0);
+      await signIn('viewer');
+      await expect.poll(() => historyAsked).toBe(2);
+      // The editor's release above, from the history.
+      await expect.poll(() => card.locator('.releases li').count()).toBeGreaterThan(0);
+      expect(await form.isVisible()).toBe(false);
+    } finally {
+      await browser.close();
+    }
   });
 
   it(
