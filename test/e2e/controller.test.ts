@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket } from '../../api-server/src/testing/harness.ts';
 import { waitFor } from '../../hack/cluster/process.ts';
-import { cluster, createNamespace, kubectl } from '../support/kube.ts';
+import { cluster, createNamespace, leaseEvents } from '../support/kube.ts';
 import { metric, startApiServer, startController, type Service } from '../support/processes.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -103,19 +103,7 @@ describe('the controller under a scripted workload', () => {
       expect(await sample('retrospective_lock_held')).toBe(0);
 
       // Events on the Lease (the controller records a hold's metrics before its Event).
-      const reasons = async () => {
-        const { stdout } = await kubectl(
-          'get',
-          'events',
-          '-n',
-          namespace,
-          '--field-selector',
-          'involvedObject.name=retrospective',
-          '-o',
-          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-        );
-        return stdout.trim().split('\n').sort();
-      };
+      const reasons = async () => (await leaseEvents(namespace)).sort();
       await expect
         .poll(reasons, { timeout: 10_000 })
         .toEqual(
