@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Lease,
+} from '@kubernetes/client-node';
 import { describe, expect, it, vi } from 'vitest';
+import { validationOf } from '../runtime/src/kube/client.ts';
+import { putLease } from '../runtime/src/kube/json-request.ts';
 import { fromLease } from '../runtime/src/kube/lease-codec.ts';
 import { LeaseStore } from '../runtime/src/kube/lease-store.ts';
 import { lockStoreContract } from '../lock/src/testing/contract.ts';
@@ -134,5 +141,32 @@ describe('LeaseStore', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("reads the fields a 422 names in kube-apiserver's protobuf answer (too large, or invalid)", async () => {
+    const namespace = await createNamespace('invalid');
+    const name = `lock-${randomBytes(3).toString('hex')}`;
+    const api = adminConfig().makeApiClient(CoordinationV1Api);
+    const created = await api.createNamespacedLease({
+      namespace,
+      body: { metadata: { name }, spec: { leaseDurationSeconds: 15 } },
+    });
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`;
+    const refusal = async (lease: V1Lease) => {
+      try {
+        await putLease(adminConfig(), path, lease, AbortSignal.timeout(10_000));
+      } catch (error) {
+        return validationOf(error);
+      }
+      throw new Error('kube-apiserver took it');
+    };
+    const tooLarge = await refusal({
+      ...created,
+      metadata: { ...created.metadata, annotations: { 'example.com/big': 'x'.repeat(262_144) } },
+    });
+    expect(tooLarge.fields).toEqual(['metadata.annotations']);
+    const invalid = await refusal({ ...created, spec: { leaseDurationSeconds: -1 } });
+    expect(invalid.fields).toEqual(['spec.leaseDurationSeconds']);
+    expect(invalid.message).toMatch(/leaseDurationSeconds/);
   });
 });

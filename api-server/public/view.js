@@ -63,14 +63,20 @@ function showError(el, message) {
   el.hidden = !message;
 }
 
+/** Shows the form to sign in for a 401 to the token in use (not to one replaced since `sent`). */
+function refusedToken(res, sent) {
+  if (res.status === 401 && sent === token) signIn.hidden = false;
+}
+
 /** Answers of api/me older than the last one asked are dropped: the page may have moved on. */
 let meAsked = 0;
 async function loadMe() {
   if (shown.length === 0) return true;
   const asked = ++meAsked;
+  const sent = token;
   const res = await api(`api/me?locks=${shown.map(encodeURIComponent).join(',')}`);
   if (asked !== meAsked) return true;
-  if (res.status === 401) signIn.hidden = false;
+  refusedToken(res, sent);
   if (!res.ok) return false;
   const body = await res.json();
   permissions = body.locks;
@@ -84,7 +90,7 @@ signIn.addEventListener('submit', async (e) => {
   e.preventDefault();
   token = new FormData(signIn).get('token').trim();
   sessionStorage.setItem('retrospective-token', token);
-  // Shown again by the next answer that refuses the token (401), whichever request it is.
+  // Shown again when a listing, api/me or a history refuses this token (401).
   signIn.hidden = true;
   await list();
   for (const name of [...historyRefused]) if (cards.has(name)) void loadHistory(name);
@@ -374,6 +380,7 @@ async function loadHistory(name) {
     let status = 0; // no answer, or no whole body
     let hinted = 0;
     let body;
+    const sent = token;
     try {
       const res = await api(lockPath(name, 'history'), { signal });
       hinted = Math.min(Number(res.headers.get('Retry-After')) || 0, 300);
@@ -383,6 +390,7 @@ async function loadHistory(name) {
       // asked again below, unless stopped
     }
     if (load.signal.aborted) return; // no longer shown, or loading anew
+    if (status === 401 && sent !== token) continue; // at once, with the token signed in since
     if (status !== 0 && !transient(status)) {
       if (historyLoads.get(name) === load) historyLoads.delete(name);
       if (status === 401 || status === 403) historyRefused.add(name);
@@ -652,8 +660,10 @@ async function list(delay) {
   if (pageStart) query.set('continue', pageStart);
   let body;
   try {
+    const sent = token;
     const res = await api(`locks?${query}`);
-    if (res.status === 401) signIn.hidden = false;
+    if (asked !== listed) return; // a later listing follows
+    refusedToken(res, sent);
     if (!res.ok) {
       showError(listError, await refusal(res));
       if (delay !== undefined)

@@ -38,7 +38,7 @@ const common = {
   ),
   '404': refusal('Unknown lock'),
   '503': refusal(
-    'Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After',
+    'Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it',
   ),
 };
 const limited = {

@@ -71,7 +71,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -158,7 +158,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -299,7 +299,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -424,7 +424,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -559,7 +559,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -682,7 +682,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -846,7 +846,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1006,7 +1006,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1173,7 +1173,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1336,7 +1336,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1428,7 +1428,7 @@ export interface paths {
                         "application/json": components["schemas"]["Refusal"];
                     };
                 };
-                /** @description Kubernetes API unreachable, lock not provisioned, replica shutting down, or the Lease full; see Retry-After */
+                /** @description Kubernetes API or its token and access reviews unreachable, lock not provisioned, or replica shutting down (see Retry-After); or the Lease full (lock_too_large) or refused by kube-apiserver (lock_invalid) until an operator mends it */
                 503: {
                     headers: {
                         [name: string]: unknown;

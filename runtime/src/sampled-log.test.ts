@@ -21,4 +21,16 @@ describe('SampledLog', () => {
       ['TokenReview failed', 999],
     ]);
   });
+
+  it('samples per key when given one: one lock does not hide another', () => {
+    const lines: { msg: string; lock?: string }[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    );
+    const log = new SampledLog(logger, 60_000, () => 0);
+    for (const lock of ['a', 'a', 'b', 'a', 'b'])
+      log.warn('the lock cannot be written', { lock }, lock);
+    expect(lines.map((l) => l.lock)).toEqual(['a', 'b']);
+  });
 });

@@ -14,14 +14,16 @@ export class SampledLog {
     private readonly now = () => performance.now(),
   ) {}
 
-  warn(message: string, fields: Record<string, unknown> = {}): void {
+  /** `key` samples a message per something it names (a lock), not once for all. */
+  warn(message: string, fields: Record<string, unknown> = {}, key = ''): void {
     const now = this.now();
-    const seen = this.suppressed.get(message);
+    const id = key ? `${message}\u0000${key}` : message;
+    const seen = this.suppressed.get(id);
     if (seen && now - seen.since < this.intervalMs) {
       seen.count++;
       return;
     }
-    this.suppressed.set(message, { count: 0, since: now });
+    this.suppressed.set(id, { count: 0, since: now });
     const more = seen?.count ? { suppressed: seen.count } : {};
     this.logger.warn({ ...fields, ...more }, message);
     // Bounded: the messages are the caller's own constants, but keep it small regardless.

@@ -1,4 +1,12 @@
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  LockInvalidError,
+  LockTooLargeError,
+  MemoryStore,
+  type LockState,
+  type Versioned,
+} from '@retrospective/lock';
 import type { Identity, Reviewer } from '../auth/authorizer.js';
 import { openSocket, startTestApp } from '../testing/harness.js';
 
@@ -177,3 +185,52 @@ describe.each<Transport>(['http', 'ws'])('one pipeline, over %s', (transport) =>
     );
   });
 });
+
+/** A store that refuses every write with `refuse` while it is set, as a Lease gone bad would. */
+class RefusingStore extends MemoryStore {
+  refuse: Error | undefined;
+  override async replace(next: LockState, base: Versioned): Promise<Versioned | 'conflict'> {
+    if (this.refuse) throw this.refuse;
+    return super.replace(next, base);
+  }
+}
+
+describe.each<Transport>(['http', 'ws'])(
+  'a lock its store refuses to write, over %s',
+  (transport) => {
+    it('answers 503 lock_invalid or lock_too_large, counts each, and logs each once a minute per lock', async () => {
+      const lines: { msg: string; lock?: string; code?: string; err?: { message?: string } }[] = [];
+      const logger = pino(
+        { level: 'warn' },
+        { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+      );
+      const store = new RefusingStore();
+      t = await startTestApp({}, undefined, { store, logger });
+      const avail: Case = { name: 'avail', verb: 'avail', caller: 'ana', outcome: '' };
+      store.refuse = new LockInvalidError('retrospective', 'spec.leaseTransitions: Invalid value');
+      expect(await send(transport, avail)).toBe('lock_invalid');
+      expect(await send(transport, avail)).toBe('lock_invalid');
+      store.refuse = new LockTooLargeError(
+        'retrospective',
+        'its annotations would take 300000 bytes',
+      );
+      expect(await send(transport, avail)).toBe('lock_too_large');
+      const logged = lines.filter((l) => l.msg === 'the lock cannot be written');
+      expect(logged.map((l) => [l.lock, l.code])).toEqual([
+        ['retrospective', 'lock_invalid'],
+        ['retrospective', 'lock_too_large'],
+      ]);
+      expect(logged[0]?.err?.message).toMatch(/spec.leaseTransitions: Invalid value/);
+      const metrics = await t.metricsText();
+      for (const [outcome, n] of [
+        ['lock_invalid', 2],
+        ['lock_too_large', 1],
+      ] as const)
+        expect(metrics).toContain(
+          `retrospective_lock_requests_total{lock="retrospective",action="avail",outcome="${outcome}"} ${n}`,
+        );
+      store.refuse = undefined;
+      expect(await send(transport, avail)).toBe('granted');
+    });
+  },
+);

@@ -115,15 +115,22 @@ export class CommandPipeline {
     const { lock, verb } = request;
     let answer: Answer;
     let user: string | undefined;
+    let failure: unknown;
     try {
       answer = await this.stages(request, (who) => (user = who?.user));
     } catch (error) {
       answer = refusedBy(error);
+      failure = error;
       if (answer.code === 'internal')
         logger.error({ err: error, requestId: request.requestId, lock }, 'command failed');
-      else if (answer.code === 'lock_too_large' || answer.code === 'lock_invalid')
-        this.unwritable.warn('the lock cannot be written', { err: error, lock });
     }
+    // Thrown by the command, or the answer of a wait whose line write failed so: per lock.
+    if (!answer.ok && (answer.code === 'lock_too_large' || answer.code === 'lock_invalid'))
+      this.unwritable.warn(
+        'the lock cannot be written',
+        { lock, code: answer.code, ...(failure === undefined ? {} : { err: failure }) },
+        `${lock}/${answer.code}`,
+      );
     const outcome = answer.ok ? answer.outcome : answer.code;
     const label = service.has(lock) ? lock : unknownLockLabel;
     metrics.lockRequests.inc({ lock: label, action: verb, outcome });

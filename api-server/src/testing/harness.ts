@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { LockService, MemoryStore, type HistoryStore, type LockStore } from '@retrospective/lock';
 import { Lifecycle, createAdminServer, listen, stopServer } from '@retrospective/runtime';
@@ -21,7 +21,7 @@ import { createMetrics } from '../metrics.js';
 export async function startTestApp<S extends LockStore = MemoryStore>(
   env: Record<string, string> = {},
   reviewer?: Reviewer,
-  options: { store?: S; history?: HistoryStore } = {},
+  options: { store?: S; history?: HistoryStore; logger?: Logger } = {},
 ) {
   const config = loadConfig({ NAMESPACE: 'test', ...env });
   const history = options.history;
@@ -29,7 +29,7 @@ export async function startTestApp<S extends LockStore = MemoryStore>(
   await store.ensure(config.LOCKS);
   const metrics = createMetrics({ locks: config.LOCKS });
   const service = new LockService({ store, locks: config.LOCKS });
-  const logger = pino({ level: 'silent' });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const lifecycle = new Lifecycle({
     logger,
     shutdownTimeoutMs: 5000,

@@ -185,6 +185,46 @@ describe('the Lease in protobuf', () => {
       code: 409,
     });
     expect(decodeStatus(Buffer.from('{"kind":"Status"}'))).toBeUndefined();
+
+    // A 422's details: the fields its causes name (what tells a Lease too large from invalid).
+    const varint = (n: number): number[] =>
+      n < 128 ? [n] : [(n & 0x7f) | 0x80, ...varint(n >> 7)];
+    const nested = (n: number, bytes: number[]) => [n * 8 + 2, ...varint(bytes.length), ...bytes];
+    const cause = (reason: string, fieldName: string) =>
+      nested(4, [...field(1, reason), ...field(2, 'Too long'), ...field(3, fieldName)]);
+    const details = [
+      ...field(1, 'retrospective'),
+      ...field(2, 'coordination.k8s.io'),
+      ...field(3, 'leases'),
+      ...cause('FieldValueTooLong', 'metadata.annotations'),
+      ...cause('FieldValueInvalid', 'spec.leaseTransitions'),
+    ];
+    const invalid = [...field(4, 'Invalid'), ...nested(5, details), 6 * 8, 0xa6, 0x03];
+    const refusal = Buffer.from([
+      0x6b,
+      0x38,
+      0x73,
+      0x00,
+      0x0a,
+      typeMeta.length,
+      ...typeMeta,
+      ...nested(2, invalid),
+    ]);
+    expect(JSON.parse(decodeStatus(refusal)!)).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      reason: 'Invalid',
+      code: 422,
+      details: {
+        name: 'retrospective',
+        group: 'coordination.k8s.io',
+        kind: 'leases',
+        causes: [
+          { reason: 'FieldValueTooLong', message: 'Too long', field: 'metadata.annotations' },
+          { reason: 'FieldValueInvalid', message: 'Too long', field: 'spec.leaseTransitions' },
+        ],
+      },
+    });
     expect(protobuf).toBe('application/vnd.kubernetes.protobuf');
   });
 });

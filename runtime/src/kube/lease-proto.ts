@@ -444,6 +444,28 @@ export function decodeLease(body: Buffer): V1Lease {
   return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', spec: {}, ...lease };
 }
 
+/** A Status' details: what it names, and the causes (each a reason, message and field). */
+function decodeStatusDetails(bytes: Buffer): Json {
+  const details: Json = {};
+  const causes: Json[] = [];
+  for (const f of fields(bytes)) {
+    if (f.field === 1) details.name = str(f);
+    else if (f.field === 2) details.group = str(f);
+    else if (f.field === 3) details.kind = str(f);
+    else if (f.field === 4) {
+      const cause: Json = {};
+      for (const c of fields(f.bytes)) {
+        if (c.field === 1) cause.reason = str(c);
+        else if (c.field === 2) cause.message = str(c);
+        else if (c.field === 3) cause.field = str(c);
+      }
+      causes.push(cause);
+    } else if (f.field === 5) details.retryAfterSeconds = signed(f);
+    else if (f.field === 6) details.uid = str(f);
+  }
+  return causes.length ? { ...details, causes } : details;
+}
+
 /**
  * A protobuf Status (a refusal) as the JSON kube-apiserver would have sent, so callers read its
  * reason and code as they do; undefined when the body is not one.
@@ -455,6 +477,7 @@ export function decodeStatus(body: Buffer): string | undefined {
       if (f.field === 2) status.status = str(f);
       else if (f.field === 3) status.message = str(f);
       else if (f.field === 4) status.reason = str(f);
+      else if (f.field === 5) status.details = decodeStatusDetails(f.bytes);
       else if (f.field === 6) status.code = signed(f);
     }
     return JSON.stringify(status);
