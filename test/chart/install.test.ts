@@ -106,9 +106,15 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
         expect(result.code, result.stderr).toBe(0);
       }
     }
-    await expect
-      .poll(async () => (await kubectl('get', 'crd', 'servicemonitors.monitoring.coreos.com')).code)
-      .toBe(0);
+    // Applied is not served yet: a kind of a CRD not yet Established is unknown to a dry run.
+    const established = await kubectl(
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '--all',
+    );
+    expect(established.code, established.stderr).toBe(0);
     const namespace = await createNamespace('chart-dry');
     for (const values of [
       {},
