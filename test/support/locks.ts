@@ -10,19 +10,29 @@ const crd = join(repoRoot, 'charts/retrospective/crds/locks.retrospective.dev.ya
 export async function installLockCrd(): Promise<void> {
   const applied = await kubectl('apply', '--server-side', '--force-conflicts', '-f', crd);
   if (applied.code !== 0) throw new Error(`could not apply the Lock CRD: ${applied.stderr}`);
-  // Polled rather than `kubectl wait`, which fails at once while a CRD created a moment ago (by
-  // this file or another one running beside it) has no conditions yet.
+  await crdsEstablished(['locks.retrospective.dev']);
+}
+
+/**
+ * Waits (30 s at most) until each named CRD is Established, so its kinds are served. Polled rather
+ * than `kubectl wait`, which fails at once while a CRD created a moment ago (by this file or
+ * another one running beside it) has no conditions yet.
+ */
+export async function crdsEstablished(names: readonly string[]): Promise<void> {
   await waitFor(
-    'the Lock CRD to be established',
-    async () =>
-      (
-        await kubectl(
+    `${names.join(', ')} to be established`,
+    async () => {
+      for (const name of names) {
+        const got = await kubectl(
           'get',
-          'crd/locks.retrospective.dev',
+          `crd/${name}`,
           '-o',
           'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-        )
-      ).stdout === 'True',
+        );
+        if (got.stdout !== 'True') return false;
+      }
+      return true;
+    },
     30_000,
   );
 }
