@@ -1,8 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyManifests, binPath, cluster, createNamespace, kubectl } from '../support/kube.ts';
-import { crdsEstablished } from '../support/locks.ts';
+import {
+  applyManifests,
+  binPath,
+  cluster,
+  crdsEstablished,
+  createNamespace,
+  kubectl,
+} from '../support/kube.ts';
 import { chartPath, get, helm, one, render, renderRaw, type Manifest } from '../support/helm.ts';
 
 const kube = () => cluster().kubeconfig;
@@ -112,6 +118,7 @@ describe('the chart on a real kube-apiserver', { concurrent: false }, () => {
     // Applied is not served yet: a kind of a CRD not yet Established is unknown to a dry run.
     const crds = applied.filter((name) => name.startsWith('customresourcedefinition'));
     expect(crds.length).toBeGreaterThan(0);
+    expect(crds).toHaveLength(applied.length);
     await crdsEstablished(crds.map((name) => name.slice(name.indexOf('/') + 1)));
     const namespace = await createNamespace('chart-dry');
     for (const values of [

@@ -55,6 +55,32 @@ export async function kubectl(
  * Writes a kubeconfig file that reaches the test control plane through `server` (a loopback proxy
  * of the test's) with admin credentials; returns its path.
  */
+/**
+ * Waits (30 s at most) until each named CRD is Established, so its kinds are served. Polled rather
+ * than `kubectl wait`, which fails at once while a CRD created a moment ago (by this file or
+ * another one running beside it) has no conditions yet.
+ */
+export async function crdsEstablished(names: readonly string[]): Promise<void> {
+  let pending = [...names];
+  const deadline = performance.now() + 30_000;
+  while (pending.length) {
+    const got = await kubectl(
+      'get',
+      'crd', // every one: with a single name kubectl prints the object, not a list
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}',
+    );
+    const served = new Set(
+      got.stdout.split('\n').flatMap((line) => (line.endsWith('=True') ? [line.slice(0, -5)] : [])),
+    );
+    pending = pending.filter((name) => !served.has(name));
+    if (!pending.length) return;
+    if (performance.now() > deadline)
+      throw new Error(`CRDs not established within 30 s: ${pending.join(', ')} ${got.stderr}`);
+    await new Promise((done) => setTimeout(done, 200));
+  }
+}
+
 export function proxiedKubeconfig(file: string, server: string, namespace: string): string {
   const dir = join(inject('scratchDir'), 'kubeconfigs');
   mkdirSync(dir, { recursive: true });

@@ -1,8 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { waitFor } from '../../hack/cluster/process.ts';
-import { kubectl, repoRoot } from './kube.ts';
+import { crdsEstablished, kubectl, repoRoot } from './kube.ts';
 
 const crd = join(repoRoot, 'charts/retrospective/crds/locks.retrospective.dev.yaml');
 
@@ -11,30 +10,6 @@ export async function installLockCrd(): Promise<void> {
   const applied = await kubectl('apply', '--server-side', '--force-conflicts', '-f', crd);
   if (applied.code !== 0) throw new Error(`could not apply the Lock CRD: ${applied.stderr}`);
   await crdsEstablished(['locks.retrospective.dev']);
-}
-
-/**
- * Waits (30 s at most) until each named CRD is Established, so its kinds are served. Polled rather
- * than `kubectl wait`, which fails at once while a CRD created a moment ago (by this file or
- * another one running beside it) has no conditions yet.
- */
-export async function crdsEstablished(names: readonly string[]): Promise<void> {
-  await waitFor(
-    `${names.join(', ')} to be established`,
-    async () => {
-      for (const name of names) {
-        const got = await kubectl(
-          'get',
-          `crd/${name}`,
-          '-o',
-          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-        );
-        if (got.stdout !== 'True') return false;
-      }
-      return true;
-    },
-    30_000,
-  );
 }
 
 let files = 0;
