@@ -38,13 +38,24 @@ export async function spawnNode(
       RATE_LIMIT_USER_PER_MINUTE: '0',
       ...env,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Its log (warnings and errors only), the last of it kept to say why it ended, if it does.
+  let log = '';
+  child.stdout.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4096)));
   // The bench's servers never outlive it, whichever way it ends.
   process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   const probe = readyOn === 'port' ? url : `http://127.0.0.1:${metricsPort}`;
-  await waitFor(script, async () => (await fetch(`${probe}${readyPath}`)).ok, 30_000, child.pid);
+  await waitFor(
+    script,
+    async () => (await fetch(`${probe}${readyPath}`)).ok,
+    30_000,
+    child.pid,
+  ).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw new Error(`${String(error)}; its last log:\n${log}`);
+  });
   if (child.pid === undefined) throw new Error(`${script} did not start`);
   return {
     url,

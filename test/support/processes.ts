@@ -28,8 +28,8 @@ export async function startService(
   env: Record<string, string>,
   options: ServiceOptions = {},
 ): Promise<Service> {
-  // A port found free can be taken before the process listens on it (an outgoing connection's
-  // ephemeral port, from any process): then the ports this picked are picked again.
+  // A port found free can still be taken before the process listens on it (another process of
+  // the suite drew the same one): then the ports this picked are picked again.
   for (let attempt = 1; ; attempt++) {
     try {
       return await startServiceOnce(entry, env, options);
