@@ -1,6 +1,7 @@
 // What every workload of bench/bench.ts shares: child processes on loopback, load loops and
 // percentiles. Every loop here is bounded in time or count.
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request } from 'node:http';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,7 +43,9 @@ export async function spawnNode(
   });
   // Its log (warnings and errors only), the last of it kept to say why it ended, if it does.
   let log = '';
-  child.stdout.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4096)));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (log = (log + chunk).slice(-4096)));
+  const closed = once(child, 'close').catch(() => undefined);
   // The bench's servers never outlive it, whichever way it ends.
   process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
@@ -52,9 +55,11 @@ export async function spawnNode(
     async () => (await fetch(`${probe}${readyPath}`)).ok,
     30_000,
     child.pid,
-  ).catch((error: unknown) => {
+  ).catch(async (error: unknown) => {
     child.kill('SIGKILL');
-    throw new Error(`${String(error)}; its last log:\n${log}`);
+    // Its last words may still be in the pipe.
+    await Promise.race([closed, sleep(1000)]);
+    throw new Error(`${String(error)}; its last log:\n${log}`, { cause: error });
   });
   if (child.pid === undefined) throw new Error(`${script} did not start`);
   return {
@@ -144,10 +149,15 @@ const keepAlive = new Agent({ keepAlive: true });
 export function post(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((done, fail) => {
     const req = request(url, { method: 'POST', headers, agent: keepAlive }, (res) => {
-      res.resume();
+      const status = res.statusCode ?? 0;
+      // The body is read only to say what went wrong.
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (status >= 500 && body.length < 1000) body += chunk;
+      });
       res.once('end', () => {
-        const status = res.statusCode ?? 0;
-        if (status >= 500) fail(new Error(`HTTP ${status} from ${url}`));
+        if (status >= 500) fail(new Error(`HTTP ${status} from ${url}: ${body.slice(0, 1000)}`));
         else done(status);
       });
       res.once('error', fail);

@@ -50,3 +50,9 @@ export async function apiPods(): Promise<string[]> {
   );
   return out.split(' ').filter(Boolean);
 }
+
+/** Traefik's access-log lines (it logs only 5xx answers) of the last `since`, e.g. `5m`. */
+export async function ingressErrors(since: string): Promise<string[]> {
+  const out = await kubectl('logs', '-n', 'traefik', 'deploy/traefik', `--since=${since}`);
+  return out.split('\n').filter((line) => line.includes('"DownstreamStatus"'));
+}
