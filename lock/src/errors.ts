@@ -1,6 +1,20 @@
 /** The lock store could not reach its backing API: callers answer 503 and never claim success. */
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
+  override readonly name: string = 'StoreUnavailableError';
+}
+
+/**
+ * Every write of a command lost its compare-and-swap to other writers of the same lock: the
+ * store answered each time, nothing was written, and the command may simply be tried again.
+ */
+export class LockContendedError extends StoreUnavailableError {
+  override readonly name: string = 'LockContendedError';
+  constructor(
+    readonly lock: string,
+    readonly conflicts: number,
+  ) {
+    super(`Gave up on lock "${lock}" after ${conflicts} conflicting writes`);
+  }
 }
 
 /** The lock name is not one of the configured locks. */

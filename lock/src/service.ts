@@ -1,6 +1,6 @@
 import { FixedCatalog, type LockCatalog } from './catalog.js';
 import { decide, type Command, type Decision, type Outcome, type Refusal } from './decide.js';
-import { LockNotProvisionedError, StoreUnavailableError, UnknownLockError } from './errors.js';
+import { LockContendedError, LockNotProvisionedError, UnknownLockError } from './errors.js';
 import {
   admits,
   liveQueue,
@@ -50,7 +50,7 @@ export interface LockServiceOptions {
   /** The locks served: a fixed list, or a catalog whose locks come and go. */
   readonly locks: readonly string[] | LockCatalog;
   readonly clock?: () => Date;
-  /** Conflicting writes tolerated before giving up with StoreUnavailableError. */
+  /** Conflicting writes tolerated before giving up with LockContendedError. */
   readonly maxAttempts?: number;
   /** When waiters' entries were last seen renewed (a monotonic clock of this process). */
   readonly sightings?: LineSightings;
@@ -203,9 +203,7 @@ export class LockService {
         fresh = true;
       }
     }
-    throw new StoreUnavailableError(
-      `Gave up on lock "${name}" after ${conflicts} conflicting writes`,
-    );
+    throw new LockContendedError(name, conflicts);
   }
 
   /**

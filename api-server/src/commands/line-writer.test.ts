@@ -1,4 +1,4 @@
-import { LineSightings, LockService, type Waiter } from '@retrospective/lock';
+import { LineSightings, LockContendedError, LockService, type Waiter } from '@retrospective/lock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FaultyStore } from '../testing/stores.js';
 import { LineWriter } from './line-writer.js';
@@ -124,6 +124,16 @@ describe('line changes ride in a holder write of the same replica', () => {
     expect(await writesDuring(() => release('ana'))).toBe(1);
     expect(service.state(lock)).toMatchObject({ holder: 'bob' });
     expect((await carol)?.queue?.map((w) => w.user)).toEqual(['carol']);
+  });
+
+  it('writes a join again when every attempt lost its compare-and-swap, rather than failing it', async () => {
+    // More lost races in a row than one command tries (20): a line write between hand-overs.
+    let lost = 0;
+    store.conflictWrite = (next) => next.queue !== undefined && ++lost <= 25;
+    const joined = await writer.join(waiter('bob'));
+    expect(lost).toBeGreaterThan(25);
+    expect(joined?.queue?.map((w) => w.user)).toEqual(['bob']);
+    expect(errors).toEqual([expect.any(LockContendedError)]);
   });
 
   it('is not idle while a batch is out with a command', async () => {

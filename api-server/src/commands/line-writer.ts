@@ -1,6 +1,7 @@
 import {
   admits,
   isHeld,
+  LockContendedError,
   UnknownLockError,
   type LineCommand,
   type LineRider,
@@ -23,7 +24,10 @@ export interface LineWriterOptions {
   readonly limits: () => { readonly maxWaiters: number; readonly maxPerUser: number };
   /** Waiters of this replica that were renewed but could not be put back (no place left). */
   readonly onLeftOut: (ids: readonly string[], line: LockState) => void;
-  /** A line write failed (the API server unreachable): entries lapse meanwhile, then rejoin. */
+  /**
+   * A line write failed: the API server unreachable (entries lapse meanwhile, then rejoin), or
+   * every attempt lost to other writers (the batch is tried again).
+   */
   readonly onError: (error: unknown) => void;
 }
 
@@ -207,6 +211,13 @@ export class LineWriter {
       const result = await serial(() => service.execute(lock, () => this.command(batch)));
       this.settle(batch, result.ok ? result.state : undefined);
     } catch (error) {
+      if (error instanceof LockContendedError) {
+        // Nothing was written, the store answered every time: the batch goes again (its
+        // waiters' own timers bound how long), rather than its callers hearing 503.
+        this.options.onError(error);
+        this.giveBack(batch);
+        return;
+      }
       for (const j of batch.joins) j.reject(error);
       // A lock that is no longer served (its Lock deleted) has no line left to leave.
       if (!(error instanceof UnknownLockError))

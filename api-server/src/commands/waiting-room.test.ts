@@ -499,3 +499,26 @@ describe('a line write that loses its compare-and-swap', () => {
     expect(holder()).toBeUndefined();
   });
 });
+
+describe('a waiter whose writes lose every race (other writers take every version)', () => {
+  it('stays in line when its join loses more compare-and-swaps than one write tries, and is served', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    let lost = 0;
+    store.conflictWrite = (next) =>
+      (next.queue ?? []).some((w) => w.user === 'bob') && next.holder === 'ana' && ++lost <= 25;
+    const bob = post('/retrospective/avail?wait=20', 'bob');
+    await until(() => line().join() === 'bob');
+    expect(lost).toBeGreaterThan(25);
+    expect((await post('/retrospective/release', 'ana')).status).toBe(200);
+    expect(await (await bob).json()).toMatchObject({ status: 'granted', holder: 'bob' });
+  });
+
+  it('joins the line when its grant of a free lock loses them all, rather than answering 503', async () => {
+    let lost = 0;
+    store.conflictWrite = (next) => next.holder === 'bob' && !next.queue?.length && ++lost <= 25;
+    const bob = await post('/retrospective/avail?wait=20', 'bob');
+    expect(bob.status).toBe(200);
+    expect(await bob.json()).toMatchObject({ status: 'granted', holder: 'bob' });
+    expect(lost).toBeGreaterThan(20);
+  });
+});

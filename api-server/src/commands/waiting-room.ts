@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   isHeld,
+  LockContendedError,
   UnknownLockError,
   type Command,
   type LockService,
@@ -143,10 +144,21 @@ export class WaitingRoom {
         { refuseOnCache: seconds > 0 && service.peek(lock)?.holder !== user },
       );
     } catch (error) {
-      // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
-      this.remember(id, lock, user);
-      this.kick(lock);
-      throw error;
+      const now = service.peek(lock);
+      if (seconds > 0 && error instanceof LockContendedError && now) {
+        // Every attempt lost to other writers (nothing was written): one who will wait joins
+        // the line, as when refused.
+        first = {
+          ok: false,
+          refusal: { code: isHeld(now) ? 'locked' : 'queued', state: now },
+          raced: true,
+        };
+      } else {
+        // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
+        this.remember(id, lock, user);
+        this.kick(lock);
+        throw error;
+      }
     }
     if (first.ok && first.outcome === 'granted' && signal.aborted) {
       // The caller hung up while its grant was being written: nobody is there to hold it.

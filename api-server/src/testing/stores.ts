@@ -22,6 +22,8 @@ export class FaultyStore implements LockStore {
   held = 0;
   /** Writes this returns true for fail as if the API server were unreachable (nothing written). */
   failWrite: ((next: LockState) => boolean) | undefined;
+  /** Writes this returns true for lose their compare-and-swap, as to another writer (nothing written). */
+  conflictWrite: ((next: LockState) => boolean) | undefined;
   /** Writes this returns true for are made, but their answer is lost (a timeout after the write). */
   loseAnswer: ((next: LockState) => boolean) | undefined;
   private readonly gates: { match: (next: LockState) => boolean; open: Promise<void> }[] = [];
@@ -84,7 +86,7 @@ export class FaultyStore implements LockStore {
       await gate.open;
       this.held--;
     }
-    if (this.hidden.has(next.name)) return 'conflict';
+    if (this.hidden.has(next.name) || this.conflictWrite?.(next)) return 'conflict';
     if (this.failWrite?.(next)) throw new StoreUnavailableError('the API server is unreachable');
     const written = await this.inner.replace(next, base);
     if (written !== 'conflict' && this.loseAnswer?.(next))
