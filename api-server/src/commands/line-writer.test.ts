@@ -136,6 +136,18 @@ describe('line changes ride in a holder write of the same replica', () => {
     expect(errors).toEqual([expect.any(LockContendedError)]);
   });
 
+  it('stops writing a join that keeps losing once the replica stops, and fails it then', async () => {
+    store.conflictWrite = (next) => next.queue !== undefined;
+    const joined = writer.join(waiter('bob'));
+    const failed = expect(joined).rejects.toBeInstanceOf(LockContendedError);
+    await new Promise((r) => setTimeout(r, 300));
+    await writer.idle();
+    await failed;
+    const writes = store.writes;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.writes).toBe(writes);
+  });
+
   it('is not idle while a batch is out with a command', async () => {
     void writer.join(waiter('bob'));
     const rider = writer.carry();

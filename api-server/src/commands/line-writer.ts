@@ -98,6 +98,10 @@ export class LineWriter {
   private out: Promise<void> | undefined;
   /** Whether run() is writing a batch of its own. */
   private writing = false;
+  /** Rounds in a row whose every write lost its compare-and-swap: the next waits longer. */
+  private contended = 0;
+  /** Set once the replica stops: a contended batch then fails as any other. */
+  private stopping = false;
   /** Whether the next write should not wait long (leaves, changes given back, a free lock). */
   private hurried = false;
   /** Ends the wait of the write to come, if one waits. */
@@ -147,6 +151,7 @@ export class LineWriter {
 
   /** Resolves once nothing is left to write (the replica is stopping). */
   async idle(): Promise<void> {
+    this.stopping = true;
     clearTimeout(this.retry);
     this.hurry();
     for (let busy = this.running ?? this.out; busy; busy = this.running ?? this.out) await busy;
@@ -209,13 +214,16 @@ export class LineWriter {
     try {
       const { lock, service, serial } = this.options;
       const result = await serial(() => service.execute(lock, () => this.command(batch)));
+      this.contended = 0;
       this.settle(batch, result.ok ? result.state : undefined);
     } catch (error) {
-      if (error instanceof LockContendedError) {
-        // Nothing was written, the store answered every time: the batch goes again (its
-        // waiters' own timers bound how long), rather than its callers hearing 503.
+      if (error instanceof LockContendedError && batch.joins.length && !this.stopping) {
+        // Nothing was written, the store answered every time: the joins go again after a pause
+        // that grows with each such round, rather than their callers hearing 503. (Each caller's
+        // own timer still answers it when its time runs out, and takes it out of the batch.)
+        this.contended++;
         this.options.onError(error);
-        this.giveBack(batch);
+        this.putBack(batch);
         return;
       }
       for (const j of batch.joins) j.reject(error);
@@ -240,7 +248,9 @@ export class LineWriter {
       state !== undefined &&
       isHeld(state) &&
       service.liveQueue(state).length > shortLine;
-    const wait = !long ? yieldMs : this.joins.size ? carryWindowMs : renewWindowMs;
+    const usual = !long ? yieldMs : this.joins.size ? carryWindowMs : renewWindowMs;
+    // After rounds that lost every compare-and-swap: 50 ms, 100 ms, ... up to a second.
+    const wait = this.contended ? Math.max(usual, Math.min(1000, 25 * 2 ** this.contended)) : usual;
     return new Promise<void>((resolve) => {
       const done = () => {
         this.wake = undefined;
@@ -297,15 +307,22 @@ export class LineWriter {
 
   /** A batch a command did not carry: written here, with whatever came meanwhile. */
   private giveBack(batch: Batch): void {
-    // Its joins came first: they stay ahead of those that joined meanwhile.
-    const later = [...this.joins];
-    this.joins.clear();
-    for (const j of batch.joins) this.joins.set(j.waiter.id, j);
-    for (const [id, j] of later) if (!this.joins.has(id)) this.joins.set(id, j);
-    for (const id of batch.leave) this.leaves.add(id);
-    this.renew ||= batch.renew;
+    this.putBack(batch);
     // It has waited once already.
     this.hurry();
     this.flush();
+  }
+
+  /** Puts a batch back in front of what came meanwhile; a join whose caller left stays out. */
+  private putBack(batch: Batch): void {
+    // Its joins came first: they stay ahead of those that joined meanwhile.
+    const later = [...this.joins];
+    this.joins.clear();
+    for (const j of batch.joins)
+      if (this.leaves.has(j.waiter.id)) j.resolve(undefined);
+      else this.joins.set(j.waiter.id, j);
+    for (const [id, j] of later) if (!this.joins.has(id)) this.joins.set(id, j);
+    for (const id of batch.leave) this.leaves.add(id);
+    this.renew ||= batch.renew;
   }
 }

@@ -513,6 +513,15 @@ describe('a waiter whose writes lose every race (other writers take every versio
     expect(await (await bob).json()).toMatchObject({ status: 'granted', holder: 'bob' });
   });
 
+  it('answers a holder renewing with a wait 503 when its renewal loses them all: never puts it in line', async () => {
+    expect((await post('/retrospective/avail', 'ana')).status).toBe(200);
+    store.conflictWrite = (next) => next.holder === 'ana';
+    const renewal = await post('/retrospective/avail?wait=20', 'ana');
+    expect(renewal.status).toBe(503);
+    expect(await renewal.json()).toMatchObject({ error: 'store_unavailable' });
+    expect([holder(), line()]).toEqual(['ana', []]);
+  });
+
   it('joins the line when its grant of a free lock loses them all, rather than answering 503', async () => {
     let lost = 0;
     store.conflictWrite = (next) => next.holder === 'bob' && !next.queue?.length && ++lost <= 25;

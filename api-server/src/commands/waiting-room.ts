@@ -145,13 +145,13 @@ export class WaitingRoom {
       );
     } catch (error) {
       const now = service.peek(lock);
-      if (seconds > 0 && error instanceof LockContendedError && now) {
-        // Every attempt lost to other writers (nothing was written): one who will wait joins
-        // the line, as when refused.
+      if (seconds > 0 && error instanceof LockContendedError && now && now.holder !== user) {
+        // Every attempt to take the lock lost to other writers (nothing was written): one who
+        // will wait joins the line, as when refused. (A holder renewing is answered 503.)
         first = {
           ok: false,
           refusal: { code: isHeld(now) ? 'locked' : 'queued', state: now },
-          raced: true,
+          raced: false,
         };
       } else {
         // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
