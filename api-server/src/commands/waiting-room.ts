@@ -148,11 +148,7 @@ export class WaitingRoom {
       if (seconds > 0 && error instanceof LockContendedError && now && now.holder !== user) {
         // Every attempt to take the lock lost to other writers (nothing was written): one who
         // will wait joins the line, as when refused. (A holder renewing is answered 503.)
-        first = {
-          ok: false,
-          refusal: { code: isHeld(now) ? 'locked' : 'queued', state: now },
-          raced: false,
-        };
+        first = waitAnswer(now);
       } else {
         // The grant may have landed though its answer was lost: if the watch shows it, hand it back.
         this.remember(id, lock, user);
@@ -385,11 +381,7 @@ export class WaitingRoom {
       return refused(503, 'not_provisioned', `Lock "${lock}" does not exist right now.`, {
         'Retry-After': '5',
       });
-    return {
-      ok: false,
-      refusal: { code: isHeld(state) ? 'locked' : 'queued', state },
-      raced: false,
-    };
+    return waitAnswer(state);
   }
 
   /** Why a caller got no place in line: the line is full, or they have one already. */
@@ -624,6 +616,13 @@ export class WaitingRoom {
  * grant, so its length is paid on every hand-over; a UUID took 36.
  */
 const waiterId = () => randomBytes(9).toString('base64url');
+
+/** Wait, as a plain avail is answered: someone holds the lock, or others are ahead in line. */
+const waitAnswer = (state: LockState): MutationResult => ({
+  ok: false,
+  refusal: { code: isHeld(state) ? 'locked' : 'queued', state },
+  raced: false,
+});
 
 const shuttingDown = () =>
   refused(503, 'shutting_down', 'This replica is shutting down; try again.', {
