@@ -6,27 +6,20 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import { request } from 'undici';
+import { http2For, Http2Refused, refuseHttp2, type Answer } from './http2.js';
 import { decodeLease, decodeStatus, encodeLease, protobuf } from './lease-proto.js';
 
 /** Names this process in the API server's audit log. */
 const userAgent = 'retrospective';
 
-/** What is read of an answer (the same in every copy of undici). */
-interface Answer {
-  readonly statusCode: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: NodeJS.ReadableStream & {
-    text(): Promise<string>;
-    arrayBuffer(): Promise<ArrayBuffer>;
-  };
-}
-
 /**
- * Sends with client-node's pooled dispatcher (TLS, proxy) through its own `request` method, so it
+ * Sends over the kubeconfig's HTTP/2 connection when its server is reached that way (http2.ts);
+ * else with client-node's pooled dispatcher (TLS, proxy) through its own `request` method, so it
  * is client-node's copy of undici that runs it whichever copy this file resolves; with undici's
  * global dispatcher when client-node has none (a plain-HTTP server).
  */
 async function send(
+  kc: KubeConfig,
   ctx: RequestContext,
   url: URL,
   options: {
@@ -36,6 +29,14 @@ async function send(
     signal: AbortSignal;
   },
 ): Promise<Answer> {
+  const h2 = await http2For(kc);
+  if (h2)
+    try {
+      return await h2.request(url.pathname + url.search, options);
+    } catch (error) {
+      if (!(error instanceof Http2Refused)) throw error;
+      refuseHttp2(kc);
+    }
   const dispatcher = ctx.getDispatcher();
   const answer = dispatcher
     ? await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, ...options })
@@ -100,7 +101,7 @@ async function put(
   signal: AbortSignal,
 ) {
   const { url, ctx } = await authorized(kc, path, HttpMethod.PUT);
-  const res = await send(ctx, url, {
+  const res = await send(kc, ctx, url, {
     method: 'PUT',
     headers: { ...ctx.getHeaders(), accept, 'content-type': type, 'user-agent': userAgent },
     body,
@@ -123,7 +124,7 @@ export async function getJson<T>(
 ): Promise<T> {
   const search = new URLSearchParams(query).toString();
   const { url, ctx } = await authorized(kc, search ? `${path}?${search}` : path, HttpMethod.GET);
-  const res = await send(ctx, url, {
+  const res = await send(kc, ctx, url, {
     method: 'GET',
     headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
     signal,
@@ -207,7 +208,7 @@ export async function watchJson(
   // Every chunk starts the wait again (one timer, re-armed: cheaper than a new one per event).
   const quiet = () => timer.refresh();
   try {
-    const res = await send(ctx, url, {
+    const res = await send(kc, ctx, url, {
       method: 'GET',
       headers: { ...ctx.getHeaders(), accept: 'application/json', 'user-agent': userAgent },
       signal: AbortSignal.any([signal, idle.signal]),

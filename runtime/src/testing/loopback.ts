@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { loopbackCert } from './loopback-tls.js';
 
 /**
  * Listens with `server` (a scripted API server in a unit test) on a loopback port and returns a
@@ -14,6 +16,27 @@ export async function loopbackKubeConfig(server: Server): Promise<KubeConfig> {
       name: 'scripted',
       skipTLSVerify: true,
       server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    },
+    { name: 'test' },
+  );
+  return kc;
+}
+
+/**
+ * As `loopbackKubeConfig`, for a TLS server (HTTPS, or HTTP/2 over TLS) serving `loopbackCert`:
+ * a KubeConfig that trusts that certificate and talks TLS to it.
+ */
+export async function loopbackTlsKubeConfig(
+  server: Server | Http2SecureServer,
+): Promise<KubeConfig> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    {
+      name: 'scripted',
+      caData: Buffer.from(loopbackCert).toString('base64'),
+      server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      skipTLSVerify: false,
     },
     { name: 'test' },
   );
