@@ -103,8 +103,8 @@ describe('the HTTP/2 connection to the API server', () => {
 
   it('fails a call whose stream the server reset, and only that call', async () => {
     const { kc } = await h2Server((req, res) => {
-      if (req.url === '/reset') return void req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-      json(res, { ok: true });
+      if (req.url === '/reset') req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      else json(res, { ok: true });
     });
     const reset = await getJson(kc, '/reset', {}, never).catch((e: unknown) => e);
     expect(reset).toBeInstanceOf(Error);
