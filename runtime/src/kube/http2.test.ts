@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { createServer as createTcpServer, connect as tcpConnect, type Socket } from 'node:net';
 import {
   constants,
   createSecureServer,
@@ -12,7 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackKubeConfig, loopbackTlsKubeConfig } from '../testing/loopback.js';
 import { loopbackCert, loopbackKey } from '../testing/loopback-tls.js';
 import { http2For } from './http2.js';
-import { getJson, watchJson } from './json-request.js';
+import { getJson, putLease, watchJson } from './json-request.js';
+import { decodeLease, encodeLease, protobuf } from './lease-proto.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -21,14 +23,26 @@ afterEach(() => {
 
 const never = new AbortController().signal;
 
+/** Waits until `check` holds, for at most two seconds. */
+async function until(check: () => boolean | Promise<boolean>) {
+  for (const end = Date.now() + 2000; !(await check());) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** An HTTP/2 server over TLS that records its sessions and what each client offered in ALPN. */
-async function h2Server(handler: (req: Http2ServerRequest, res: Http2ServerResponse) => void) {
+async function h2Server(
+  handler: (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+  settings: { maxConcurrentStreams?: number } = {},
+) {
   const offered: string[][] = [];
   const sessions: Http2Session[] = [];
   const server = createSecureServer(
     {
       cert: loopbackCert,
       key: loopbackKey,
+      settings,
       ALPNCallback: ({ protocols }) => {
         offered.push(protocols);
         return protocols.includes('h2') ? 'h2' : undefined;
@@ -91,24 +105,115 @@ describe('the HTTP/2 connection to the API server', () => {
 
   it('opens a new connection for the next call when the server ended the last one', async () => {
     const { kc, sessions } = await h2Server((_req, res) => json(res, { ok: true }));
+    const connection = await http2For(kc);
     expect(await getJson(kc, '/a', {}, never)).toEqual({ ok: true });
     sessions[0]?.goaway(constants.NGHTTP2_NO_ERROR);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => connection?.sessions === 0);
     expect(await getJson(kc, '/b', {}, never)).toEqual({ ok: true });
     sessions[1]?.destroy();
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => connection?.sessions === 0);
     expect(await getJson(kc, '/c', {}, never)).toEqual({ ok: true });
     expect(sessions).toHaveLength(3);
   });
 
-  it('fails a call whose stream the server reset, and only that call', async () => {
-    const { kc } = await h2Server((req, res) => {
-      if (req.url === '/reset') req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  it('sends a stream the server refused unprocessed once more, on a new connection', async () => {
+    let seen = 0;
+    const { kc, sessions } = await h2Server((req, res) => {
+      // The first request is refused unprocessed (as streams past a GOAWAY's last id are).
+      if (seen++ === 0) req.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       else json(res, { ok: true });
     });
-    const reset = await getJson(kc, '/reset', {}, never).catch((e: unknown) => e);
-    expect(reset).toBeInstanceOf(Error);
+    expect(await getJson(kc, '/a', {}, never)).toEqual({ ok: true });
+    expect([seen, sessions.length]).toEqual([2, 2]);
+  });
+
+  it('opens another connection when one carries as many streams as the server allows', async () => {
+    const { kc, sessions } = await h2Server(
+      (req, res) => {
+        // A watch that stays open, as an informer's does.
+        if (req.url.includes('watch=true')) return void res.writeHead(200).write('\n');
+        json(res, { ok: true });
+      },
+      { maxConcurrentStreams: 1 },
+    );
+    // One call first: the server's limit is known once its settings came.
+    expect(await getJson(kc, '/a', {}, never)).toEqual({ ok: true });
+    const stop = new AbortController();
+    const watch = watchJson(kc, '/w', {}, () => undefined, stop.signal).catch(() => undefined);
+    await until(() => sessions.some((s) => Object.keys(s.state).length > 0));
+    await new Promise((r) => setTimeout(r, 50));
+    const read = getJson(kc, '/b', {}, AbortSignal.timeout(2000)).catch((e: unknown) => e);
+    expect(await read).toEqual({ ok: true });
+    expect(sessions).toHaveLength(2);
+    stop.abort();
+    await watch;
+  });
+
+  it('drops a connection that stopped answering once a call gave up on it, and opens a new one', async () => {
+    const { kc: direct } = await h2Server((_req, res) => json(res, { ok: true }));
+    // A TCP relay in front of the server whose first connection can be frozen (a dead peer).
+    const target = new URL(direct.getCurrentCluster()?.server ?? '');
+    const relayed: Socket[] = [];
+    let frozen = false;
+    const relay = createTcpServer((client) => {
+      const upstream = tcpConnect(Number(target.port), '127.0.0.1');
+      relayed.push(client, upstream);
+      const first = relayed.length === 2;
+      client.on('data', (d) => (frozen && first ? undefined : upstream.write(d)));
+      upstream.on('data', (d) => (frozen && first ? undefined : client.write(d)));
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    cleanups.push(() => {
+      relayed.forEach((socket) => socket.destroy());
+      relay.close();
+    });
+    const kc = await loopbackTlsKubeConfig(relay);
+    const connection = await http2For(kc, { pingTimeoutMs: 200 });
+    expect(await getJson(kc, '/a', {}, never)).toEqual({ ok: true });
+    frozen = true;
+    const stuck = await getJson(kc, '/b', {}, AbortSignal.timeout(300)).catch((e: unknown) => e);
+    expect(stuck).toMatchObject({ name: 'TimeoutError' });
+    // The PING after the timeout went unanswered: the frozen connection is gone.
+    await until(() => connection?.sessions === 0);
+    expect(await getJson(kc, '/c', {}, never)).toEqual({ ok: true });
+  });
+
+  it('fails an update whose stream the server reset, once and only that call, as no answer', async () => {
+    let updates = 0;
+    const lease = { metadata: { name: 'l', resourceVersion: '1' }, spec: { leaseTransitions: 1 } };
+    const { kc } = await h2Server((req, res) => {
+      if (req.method === 'PUT') {
+        updates++;
+        return void req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      }
+      json(res, { ok: true });
+    });
+    const reset = await putLease(kc, '/l', lease, never).catch((e: unknown) => e);
+    // Not an answer (ApiException), not a refusal of HTTP/2 (which would send it again).
+    expect(reset).toMatchObject({ code: 'ERR_HTTP2_STREAM_ERROR' });
+    expect(updates).toBe(1);
     expect(await getJson(kc, '/ok', {}, never)).toEqual({ ok: true });
+  });
+
+  it('sends an update and reads its answer in protobuf over HTTP/2', async () => {
+    const lease = { metadata: { name: 'l', resourceVersion: '1' }, spec: { leaseTransitions: 4 } };
+    const { kc } = await h2Server((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const sent = decodeLease(Buffer.concat(chunks));
+        const written = { ...sent, metadata: { ...sent.metadata, resourceVersion: '2' } };
+        res.writeHead(200, { 'content-type': protobuf }).end(encodeLease(written) ?? '');
+      });
+    });
+    const written = await putLease(kc, '/l', lease, never);
+    expect(written).toMatchObject({
+      metadata: { resourceVersion: '2' },
+      spec: { leaseTransitions: 4 },
+    });
   });
 
   it('rejects with the reason of an abort, and cancels the stream on the server', async () => {
@@ -120,7 +225,7 @@ describe('the HTTP/2 connection to the API server', () => {
     await new Promise((r) => setTimeout(r, 50));
     abort.abort(new Error('the caller left'));
     expect(await call).toMatchObject({ message: 'the caller left' });
-    await gone;
+    await Promise.race([gone, new Promise((_, fail) => setTimeout(fail, 2000, 'not cancelled'))]);
   });
 
   it('leaves a server whose TLS does not offer h2 to undici after the first call, which it answers', async () => {

@@ -7,16 +7,21 @@ import {
   type OutgoingHttpHeaders,
   type SecureClientSessionOptions,
 } from 'node:http2';
+import { StringDecoder } from 'node:string_decoder';
 import type { KubeConfig } from '@kubernetes/client-node';
 
-/** An answer as json-request.ts reads it, whichever transport brought it. */
+/** An answer's body as json-request.ts reads it, whichever client brought it. */
+export interface AnswerBody extends AsyncIterable<Buffer | string> {
+  setEncoding(encoding: 'utf8'): unknown;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/** An answer as json-request.ts reads it, whichever client brought it. */
 export interface Answer {
   readonly statusCode: number;
   readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: NodeJS.ReadableStream & {
-    text(): Promise<string>;
-    arrayBuffer(): Promise<ArrayBuffer>;
-  };
+  readonly body: AnswerBody;
 }
 
 export interface Http2Request {
@@ -25,6 +30,242 @@ export interface Http2Request {
   readonly body?: string | Buffer | undefined;
   readonly signal: AbortSignal;
 }
+
+export interface Http2Options {
+  /** New streams go on a new session after this many on one (a client has 2^30 stream ids). */
+  readonly streamsPerSession?: number;
+  /** A session not connected after this long is dropped (its streams fail). */
+  readonly connectTimeoutMs?: number;
+  /** After a call gave up on an answer, a session whose PING is not answered in this long is dropped. */
+  readonly pingTimeoutMs?: number;
+}
+
+/** Thrown when the server turned HTTP/2 down before anything was sent: the caller goes through undici. */
+export class Http2Refused extends Error {}
+
+/** A stream the server refused unprocessed (RFC 9113 8.7): safe to send again. */
+class Refused extends Error {}
+
+/** Headers HTTP/2 forbids (RFC 9113 8.2.2): a custom authenticator's are left out, not fatal. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** At most this many streams at once on one session (kube-apiserver allows 100; one kept spare). */
+const streamsAtOnce = 99;
+
+/** One session of a connection, and what it carries. */
+interface Live {
+  readonly session: ClientHttp2Session;
+  /** Streams open on it now: it keeps the process alive only while there are some. */
+  open: number;
+  /** Streams begun on it. */
+  begun: number;
+  /** No new streams: it was closed, GOAWAY'd, used up, or found dead. */
+  retired: boolean;
+  /** Its TLS handshake did not choose `h2`. */
+  refused: boolean;
+  /** A PING is in flight. */
+  pinging: boolean;
+}
+
+/**
+ * HTTP/2 sessions to one API server, with the kubeconfig's TLS settings, for the calls made on
+ * every hand-over (the Lease update, the Lease watch, reads and lists): node's own HTTP/2 client
+ * costs a replica about a quarter less CPU per hand-over than client-node's undici (ADR 17).
+ * Streams share a session up to `streamsAtOnce`; more open another. A session closed by the
+ * server, GOAWAY'd or used up takes no new streams (those on it finish there); one that does not
+ * connect in time, or does not answer a PING after a call gave up waiting on it, is dropped. A
+ * stream the server refused unprocessed is sent once more on another session. A server whose TLS
+ * does not choose `h2` makes `request` throw Http2Refused before anything was sent.
+ */
+export class Http2Connection {
+  private readonly lives: Live[] = [];
+  private readonly streamsPerSession: number;
+  private readonly connectTimeoutMs: number;
+  private readonly pingTimeoutMs: number;
+
+  constructor(
+    private readonly origin: string,
+    private readonly tls: SecureClientSessionOptions,
+    options: Http2Options = {},
+  ) {
+    this.streamsPerSession = options.streamsPerSession ?? 1_000_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? 5_000;
+  }
+
+  /** Sessions that take new streams now (for tests). */
+  get sessions(): number {
+    return this.lives.filter((l) => !l.retired && !l.session.closed && !l.session.destroyed).length;
+  }
+
+  close(): void {
+    for (const live of this.lives.splice(0)) live.session.close();
+  }
+
+  async request(path: string, req: Http2Request): Promise<Answer> {
+    const headers: OutgoingHttpHeaders = { ':method': req.method, ':path': path };
+    for (const [name, value] of Object.entries(req.headers)) {
+      const key = name.toLowerCase();
+      if (!hopByHop.has(key)) headers[key] = value;
+    }
+    if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
+    try {
+      return await this.attempt(headers, req);
+    } catch (error) {
+      if (!(error instanceof Refused)) throw error;
+      return this.attempt(headers, req);
+    }
+  }
+
+  private attempt(headers: OutgoingHttpHeaders, req: Http2Request): Promise<Answer> {
+    req.signal.throwIfAborted();
+    const live = this.pick();
+    live.begun++;
+    const stream = live.session.request(headers, { endStream: req.body === undefined });
+    // Its failures reach whoever waits on it (the answer, then its body): never the process.
+    stream.on('error', () => undefined);
+    if (live.open++ === 0) live.session.ref();
+    let answered = false;
+    const abort = () => {
+      // Gave up waiting: is the connection still there?
+      if (!answered || !stream.readableEnded) this.check(live);
+      stream.close(constants.NGHTTP2_CANCEL);
+      stream.destroy(req.signal.reason as Error);
+    };
+    req.signal.addEventListener('abort', abort, { once: true });
+    stream.once('close', () => {
+      req.signal.removeEventListener('abort', abort);
+      if (--live.open === 0 && !live.session.destroyed) live.session.unref();
+    });
+    if (req.body !== undefined) stream.end(req.body);
+    return new Promise<Answer>((resolve, reject) => {
+      const failed = (error: Error) => {
+        if (answered) return;
+        answered = true;
+        reject(this.refusal(error, live, stream));
+      };
+      stream.once('response', (response: IncomingHttpHeaders) => {
+        if (answered) return;
+        answered = true;
+        const { ':status': status, ...rest } = response;
+        resolve({ statusCode: Number(status), headers: rest, body: new Body(stream) });
+      });
+      stream.once('error', failed);
+      stream.once('close', () => {
+        if (!answered) failed(req.signal.aborted ? (req.signal.reason as Error) : closedEarly());
+      });
+    });
+  }
+
+  /** The error a stream failed with before its answer, as `request` reports it. */
+  private refusal(error: Error, live: Live, stream: ClientHttp2Stream): Error {
+    if (live.refused || noHttp2(error))
+      return new Http2Refused(`the API server does not speak HTTP/2: ${String(error)}`, {
+        cause: error,
+      });
+    if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) {
+      live.retired = true;
+      return new Refused('the API server refused the stream unprocessed', { cause: error });
+    }
+    return error;
+  }
+
+  /** A session with room for one more stream: an open one, or a new one. */
+  private pick(): Live {
+    for (const live of this.lives) {
+      const { session } = live;
+      if (live.retired || session.closed || session.destroyed) continue;
+      if (live.begun >= this.streamsPerSession) {
+        this.retire(live);
+        continue;
+      }
+      const limit = Math.min(session.remoteSettings.maxConcurrentStreams ?? 100, streamsAtOnce);
+      if (live.open < Math.max(1, limit)) return live;
+    }
+    return this.connect();
+  }
+
+  private connect(): Live {
+    const session = connect(this.origin, {
+      ...this.tls,
+      settings: { enablePush: false, initialWindowSize: 4 * 1024 * 1024 },
+    });
+    const live: Live = {
+      session,
+      open: 0,
+      begun: 0,
+      retired: false,
+      refused: false,
+      pinging: false,
+    };
+    const timer = setTimeout(() => {
+      if (session.connecting) session.destroy(new Error('the API server did not connect in time'));
+    }, this.connectTimeoutMs);
+    timer.unref();
+    session.once('connect', () => {
+      clearTimeout(timer);
+      if (session.alpnProtocol !== 'h2') {
+        live.refused = true;
+        session.destroy();
+        return;
+      }
+      // Lists of many Leases come faster through a window wider than HTTP/2's 64 KiB.
+      session.setLocalWindowSize(16 * 1024 * 1024);
+    });
+    const drop = () => {
+      clearTimeout(timer);
+      live.retired = true;
+      const at = this.lives.indexOf(live);
+      if (at >= 0) this.lives.splice(at, 1);
+    };
+    // Each stream hears of a failure itself; the session's own error only ends it.
+    session.on('error', drop);
+    session.on('close', drop);
+    session.on('goaway', () => this.retire(live));
+    session.unref();
+    this.lives.push(live);
+    return live;
+  }
+
+  /** No new streams on `live`; it closes once those on it have ended. */
+  private retire(live: Live): void {
+    live.retired = true;
+    if (!live.session.closed) live.session.close();
+  }
+
+  /** Drops `live` unless it answers a PING in time (after a call gave up waiting on it). */
+  private check(live: Live): void {
+    const { session } = live;
+    if (live.pinging || session.destroyed || session.connecting) return;
+    live.pinging = true;
+    const dead = () => {
+      live.retired = true;
+      session.destroy(new Error('the API server did not answer a PING'));
+    };
+    const timer = setTimeout(dead, this.pingTimeoutMs);
+    timer.unref();
+    try {
+      session.ping((error) => {
+        clearTimeout(timer);
+        live.pinging = false;
+        if (error && !session.destroyed) dead();
+      });
+    } catch {
+      clearTimeout(timer);
+      dead();
+    }
+  }
+}
+
+const closedEarly = () =>
+  Object.assign(new Error('the HTTP/2 stream closed before an answer'), { code: 'ECONNRESET' });
 
 /**
  * Whether an error says the server does not speak HTTP/2: its TLS handshake offered no `h2` (the
@@ -36,162 +277,107 @@ function noHttp2(error: unknown): boolean {
   return code(error) === alert || code((error as { cause?: unknown } | null)?.cause) === alert;
 }
 
-/** New streams go on a new session after this many on one (stream ids run out at 2^30). */
-const streamsPerSession = 1_000_000;
-
-/** Thrown when the server turned HTTP/2 down before anything was sent: the caller goes on HTTP/1.1. */
-export class Http2Refused extends Error {}
-
 /**
- * One HTTP/2 connection to an API server, with the kubeconfig's TLS settings, for the calls made on
- * every hand-over (the Lease update and the Lease watch): node's own HTTP/2 client costs the
- * process about half what undici's dispatcher chain does per call, and sends sooner (ADR 17). A
- * dropped or GOAWAY'd connection is replaced on the next call; a server whose TLS does not offer
- * `h2` makes `request` throw Http2Refused, once, before anything was sent.
+ * A stream's body, read from the moment its answer came: chunks wait here until they are asked
+ * for. (An HTTP/2 stream read only later, after it ended, fails a `for await` with a premature
+ * close, so nothing here waits for its reader.)
  */
-export class Http2Connection {
-  private session: ClientHttp2Session | undefined;
-  /** Streams open now: the connection keeps the process alive only while there are some. */
-  private open = 0;
-  /** Streams the current session has begun: a client has about a billion stream ids per session. */
-  private begun = 0;
+class Body implements AnswerBody {
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+  private decoder: StringDecoder | undefined;
 
-  constructor(
-    private readonly origin: string,
-    private readonly tls: SecureClientSessionOptions,
-  ) {}
-
-  close(): void {
-    this.session?.close();
-    this.session = undefined;
+  constructor(stream: ClientHttp2Stream) {
+    stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.notify();
+    });
+    stream.once('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    stream.once('error', (error: Error) => {
+      this.failure ??= error;
+      this.notify();
+    });
+    stream.once('close', () => {
+      if (!this.ended) this.failure ??= closedEarly();
+      this.notify();
+    });
   }
 
-  private current(): ClientHttp2Session {
-    const live = this.session;
-    if (live && !live.closed && !live.destroyed && this.begun < streamsPerSession) return live;
-    // A session that has used its share goes on until its streams end (a watch's, at most its
-    // timeout), and new streams go on a new one.
-    live?.close();
-    this.begun = 0;
-    const session = connect(this.origin, { ...this.tls, ALPNProtocols: ['h2'] });
-    const drop = () => {
-      if (this.session === session) this.session = undefined;
-    };
-    // Every stream hears of the failure itself; the session's own error only ends it.
-    session.on('error', drop);
-    session.on('goaway', drop);
-    session.on('close', drop);
-    session.unref();
-    this.session = session;
-    return session;
+  setEncoding(encoding: 'utf8'): this {
+    this.decoder = new StringDecoder(encoding);
+    return this;
   }
 
-  /**
-   * A new stream on `session`; on a new session when that one was closing (a GOAWAY not heard yet),
-   * as nothing was sent on it.
-   */
-  private begin(headers: OutgoingHttpHeaders, endStream: boolean) {
-    const session = this.current();
-    this.begun++;
-    try {
-      return { session, stream: session.request(headers, { endStream }) };
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code !== 'ERR_HTTP2_GOAWAY_SESSION' && code !== 'ERR_HTTP2_INVALID_SESSION') throw error;
-      if (this.session === session) this.session = undefined;
-      const next = this.current();
-      return { session: next, stream: next.request(headers, { endStream }) };
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer | string> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk) yield this.decoder ? this.decoder.write(chunk) : chunk;
+      else if (this.ended) {
+        const rest = this.decoder?.end();
+        if (rest) yield rest;
+        return;
+      } else if (this.failure) throw this.failure;
+      else await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 
-  async request(path: string, req: Http2Request): Promise<Answer> {
-    req.signal.throwIfAborted();
-    const headers: OutgoingHttpHeaders = {
-      ':method': req.method,
-      ':path': path,
-    };
-    for (const [name, value] of Object.entries(req.headers)) headers[name.toLowerCase()] = value;
-    if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
-    const { session, stream } = this.begin(headers, req.body === undefined);
-    // Its failures reach whoever reads it (the answer's promise, then its body): never the process.
-    stream.on('error', () => undefined);
-    if (this.open++ === 0) session.ref();
-    stream.once('close', () => {
-      if (--this.open === 0 && !session.destroyed) session.unref();
-    });
-    const abort = () => {
-      stream.close(constants.NGHTTP2_CANCEL);
-      stream.destroy(req.signal.reason as Error);
-    };
-    req.signal.addEventListener('abort', abort, { once: true });
-    stream.once('close', () => req.signal.removeEventListener('abort', abort));
-    if (req.body !== undefined) stream.end(req.body);
-    const response = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
-      const failed = (error: unknown) => reject(refusedOr(error as Error, session));
-      stream.once('response', (h) => {
-        stream.off('error', failed);
-        resolve(h);
-      });
-      stream.once('error', failed);
-      stream.once('close', () =>
-        failed(req.signal.aborted ? (req.signal.reason as Error) : closedEarly()),
-      );
-    });
-    return answer(stream, response);
+  async text(): Promise<string> {
+    return (await this.bytes()).toString('utf8');
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = await this.bytes();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+
+  private async bytes(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+    return Buffer.concat(parts);
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }
 
-const closedEarly = () =>
-  Object.assign(new Error('the HTTP/2 stream closed before an answer'), {
-    code: 'ECONNRESET',
-  });
-
-/** The error as is, or Http2Refused when the server turned HTTP/2 down in the handshake. */
-function refusedOr(error: Error, session: ClientHttp2Session): Error {
-  const alpn = session.alpnProtocol;
-  if (noHttp2(error) || (alpn !== undefined && alpn !== 'h2'))
-    return new Http2Refused(`the API server does not speak HTTP/2: ${String(error)}`, {
-      cause: error,
-    });
-  return error;
-}
-
-function answer(stream: ClientHttp2Stream, response: IncomingHttpHeaders): Answer {
-  const { ':status': status, ...rest } = response;
-  const collect = async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-    return Buffer.concat(chunks);
-  };
-  const body = Object.assign(stream, {
-    text: async () => (await collect()).toString('utf8'),
-    arrayBuffer: async () => {
-      const bytes = await collect();
-      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    },
-  });
-  return { statusCode: Number(status), headers: rest, body };
-}
-
-/** Each kubeconfig's connection; null for one that cannot have one (see `http2For`). */
+/** Each kubeconfig's connection, or null for one that cannot have one (see `http2For`). */
 const connections = new WeakMap<KubeConfig, Promise<Http2Connection | null>>();
 
 /**
  * The HTTP/2 connection for `kc`'s API server: for an `https` server reached directly (no proxy),
  * with the TLS settings client-node gives its own agents (the CA, a client certificate,
  * skip-verify, a server name), read once (as its dispatcher is: ADR 4). Undefined for any other
- * server, and after `refuseHttp2(kc)`: those go through undici.
+ * server, and after `refuseHttp2(kc)`: those go through undici. A lookup that failed (a file that
+ * could not be read) is tried again on the next call.
  */
-export async function http2For(kc: KubeConfig): Promise<Http2Connection | undefined> {
+export async function http2For(
+  kc: KubeConfig,
+  options?: Http2Options,
+): Promise<Http2Connection | undefined> {
   let known = connections.get(kc);
   if (!known) {
-    known = connectionOf(kc);
-    connections.set(kc, known);
+    const made = connectionOf(kc, options);
+    known = made;
+    connections.set(kc, made);
+    made.catch(() => {
+      if (connections.get(kc) === made) connections.delete(kc);
+    });
   }
   return (await known) ?? undefined;
 }
 
-async function connectionOf(kc: KubeConfig): Promise<Http2Connection | null> {
+async function connectionOf(
+  kc: KubeConfig,
+  options: Http2Options | undefined,
+): Promise<Http2Connection | null> {
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server.startsWith('https:') || cluster.proxyUrl) return null;
   const o: {
@@ -209,11 +395,14 @@ async function connectionOf(kc: KubeConfig): Promise<Http2Connection | null> {
     ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
     ...(o.servername ? { servername: o.servername } : {}),
   };
-  return new Http2Connection(new URL(cluster.server).origin, tls);
+  return new Http2Connection(new URL(cluster.server).origin, tls, options);
 }
 
 /** `kc`'s server does not speak HTTP/2: its calls go through undici from now on. */
 export function refuseHttp2(kc: KubeConfig): void {
-  void connections.get(kc)?.then((connection) => connection?.close());
+  void connections.get(kc)?.then(
+    (connection) => connection?.close(),
+    () => undefined,
+  );
   connections.set(kc, Promise.resolve(null));
 }

@@ -1,6 +1,5 @@
 import type { Server } from 'node:http';
-import type { Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { loopbackCert } from './loopback-tls.js';
 
@@ -23,12 +22,10 @@ export async function loopbackKubeConfig(server: Server): Promise<KubeConfig> {
 }
 
 /**
- * As `loopbackKubeConfig`, for a TLS server (HTTPS, or HTTP/2 over TLS) serving `loopbackCert`:
- * a KubeConfig that trusts that certificate and talks TLS to it.
+ * As `loopbackKubeConfig`, for a server that answers TLS with `loopbackCert` (HTTPS, HTTP/2, or
+ * a TCP relay to one): a KubeConfig that trusts that certificate and talks TLS to it.
  */
-export async function loopbackTlsKubeConfig(
-  server: Server | Http2SecureServer,
-): Promise<KubeConfig> {
+export async function loopbackTlsKubeConfig(server: NetServer): Promise<KubeConfig> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const kc = new KubeConfig();
   kc.loadFromClusterAndUser(
