@@ -116,6 +116,57 @@ describe('the HTTP/2 connection to the API server', () => {
     expect(sessions).toHaveLength(3);
   });
 
+  it('leaves the streams of a session the server is closing alone when a call on it is given up', async () => {
+    let watchRes: Http2ServerResponse | undefined;
+    const { kc, sessions } = await h2Server((req, res) => {
+      if (req.url.includes('watch=true')) {
+        watchRes = res;
+        return void res.writeHead(200).write('\n');
+      }
+      // The slow call: never answered, and the server starts closing the connection.
+      req.stream.session?.goaway(constants.NGHTTP2_NO_ERROR);
+    });
+    const connection = await http2For(kc, { pingTimeoutMs: 100 });
+    const events: unknown[] = [];
+    const watch = watchJson(kc, '/w', {}, (_t, object) => events.push(object), never);
+    await until(() => watchRes !== undefined);
+    const slow = new AbortController();
+    const call = getJson(kc, '/slow', {}, slow.signal).catch((e: unknown) => e);
+    await until(() => connection?.sessions === 0);
+    slow.abort(new Error('gave up'));
+    expect(await call).toMatchObject({ message: 'gave up' });
+    // Longer than the PING's time: the watch is still there, and still hears the server.
+    await new Promise((r) => setTimeout(r, 300));
+    watchRes?.end(JSON.stringify({ type: 'MODIFIED', object: { n: 1 } }) + '\n');
+    await watch;
+    expect([events, sessions.length]).toEqual([[{ n: 1 }], 1]);
+  });
+
+  it('cancels a stream whose reader stopped reading it', async () => {
+    let cancelled: () => void = () => undefined;
+    const gone = new Promise<void>((resolve) => (cancelled = resolve));
+    const { kc } = await h2Server((req, res) => {
+      req.stream.once('close', cancelled);
+      res.writeHead(200);
+      const beat = setInterval(() => {
+        if (res.writableEnded || res.destroyed) return void clearInterval(beat);
+        res.write(JSON.stringify({ type: 'MODIFIED', object: {} }) + '\n');
+      }, 10);
+      req.stream.once('close', () => clearInterval(beat));
+    });
+    const failed = await watchJson(
+      kc,
+      '/w',
+      {},
+      () => {
+        throw new Error('the reader failed');
+      },
+      never,
+    ).catch((e: unknown) => e);
+    expect(failed).toMatchObject({ message: 'the reader failed' });
+    await Promise.race([gone, new Promise((_, fail) => setTimeout(fail, 2000, 'not cancelled'))]);
+  });
+
   it('sends a stream the server refused unprocessed once more, on a new connection', async () => {
     let seen = 0;
     const { kc, sessions } = await h2Server((req, res) => {

@@ -54,6 +54,7 @@ const hopByHop = new Set([
   'transfer-encoding',
   'upgrade',
   'host',
+  'http2-settings',
 ]);
 
 /** At most this many streams at once on one session (kube-apiserver allows 100; one kept spare). */
@@ -113,7 +114,7 @@ export class Http2Connection {
     const headers: OutgoingHttpHeaders = { ':method': req.method, ':path': path };
     for (const [name, value] of Object.entries(req.headers)) {
       const key = name.toLowerCase();
-      if (!hopByHop.has(key)) headers[key] = value;
+      if (!hopByHop.has(key) && (key !== 'te' || value === 'trailers')) headers[key] = value;
     }
     if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
     try {
@@ -142,7 +143,7 @@ export class Http2Connection {
     req.signal.addEventListener('abort', abort, { once: true });
     stream.once('close', () => {
       req.signal.removeEventListener('abort', abort);
-      if (--live.open === 0 && !live.session.destroyed) live.session.unref();
+      if (--live.open === 0) live.session.unref();
     });
     if (req.body !== undefined) stream.end(req.body);
     return new Promise<Answer>((resolve, reject) => {
@@ -171,7 +172,7 @@ export class Http2Connection {
         cause: error,
       });
     if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) {
-      live.retired = true;
+      this.retire(live);
       return new Refused('the API server refused the stream unprocessed', { cause: error });
     }
     return error;
@@ -181,7 +182,8 @@ export class Http2Connection {
   private pick(): Live {
     for (const live of this.lives) {
       const { session } = live;
-      if (live.retired || session.closed || session.destroyed) continue;
+      // A session being checked (see `check`) takes nothing new until it answered.
+      if (live.retired || live.pinging || session.closed || session.destroyed) continue;
       if (live.begun >= this.streamsPerSession) {
         this.retire(live);
         continue;
@@ -205,12 +207,19 @@ export class Http2Connection {
       refused: false,
       pinging: false,
     };
-    const timer = setTimeout(() => {
-      if (session.connecting) session.destroy(new Error('the API server did not connect in time'));
-    }, this.connectTimeoutMs);
+    // Judged after the socket was read once more: a stalled event loop is not a slow server.
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (session.connecting)
+            session.destroy(new Error('the API server did not connect in time'));
+        }),
+      this.connectTimeoutMs,
+    );
     timer.unref();
     session.once('connect', () => {
       clearTimeout(timer);
+      if (session.destroyed) return;
       if (session.alpnProtocol !== 'h2') {
         live.refused = true;
         session.destroy();
@@ -240,22 +249,34 @@ export class Http2Connection {
     if (!live.session.closed) live.session.close();
   }
 
-  /** Drops `live` unless it answers a PING in time (after a call gave up waiting on it). */
+  /**
+   * Drops `live` unless it answers a PING in time (after a call gave up waiting on it). A session
+   * already closing is left to finish its streams: it cannot be pinged, and takes nothing new.
+   */
   private check(live: Live): void {
     const { session } = live;
-    if (live.pinging || session.destroyed || session.connecting) return;
+    if (live.pinging || session.closed || session.destroyed || session.connecting) return;
     live.pinging = true;
     const dead = () => {
       live.retired = true;
       session.destroy(new Error('the API server did not answer a PING'));
     };
-    const timer = setTimeout(dead, this.pingTimeoutMs);
+    // Judged after the socket was read once more: a stalled event loop is not a dead server.
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (live.pinging) dead();
+        }),
+      this.pingTimeoutMs,
+    );
     timer.unref();
     try {
       session.ping((error) => {
         clearTimeout(timer);
         live.pinging = false;
-        if (error && !session.destroyed) dead();
+        // Cancelled: the session closed meanwhile, with its own reason.
+        const code = (error as { code?: unknown } | null)?.code;
+        if (error && code !== 'ERR_HTTP2_PING_CANCEL' && !session.destroyed) dead();
       });
     } catch {
       clearTimeout(timer);
@@ -280,7 +301,8 @@ function noHttp2(error: unknown): boolean {
 /**
  * A stream's body, read from the moment its answer came: chunks wait here until they are asked
  * for. (An HTTP/2 stream read only later, after it ended, fails a `for await` with a premature
- * close, so nothing here waits for its reader.)
+ * close, so nothing here waits for its reader.) A reader that stops early cancels the stream; a
+ * failed stream delivers nothing more (after an abort, what came before it is not wanted).
  */
 class Body implements AnswerBody {
   private readonly chunks: Buffer[] = [];
@@ -289,7 +311,7 @@ class Body implements AnswerBody {
   private wake: (() => void) | undefined;
   private decoder: StringDecoder | undefined;
 
-  constructor(stream: ClientHttp2Stream) {
+  constructor(private readonly stream: ClientHttp2Stream) {
     stream.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk);
       this.notify();
@@ -300,6 +322,7 @@ class Body implements AnswerBody {
     });
     stream.once('error', (error: Error) => {
       this.failure ??= error;
+      this.chunks.length = 0;
       this.notify();
     });
     stream.once('close', () => {
@@ -314,15 +337,23 @@ class Body implements AnswerBody {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer | string> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) yield this.decoder ? this.decoder.write(chunk) : chunk;
-      else if (this.ended) {
-        const rest = this.decoder?.end();
-        if (rest) yield rest;
-        return;
-      } else if (this.failure) throw this.failure;
-      else await new Promise<void>((resolve) => (this.wake = resolve));
+    try {
+      for (;;) {
+        const chunk = this.chunks.shift();
+        if (chunk) yield this.decoder ? this.decoder.write(chunk) : chunk;
+        else if (this.ended) {
+          const rest = this.decoder?.end();
+          if (rest) yield rest;
+          return;
+        } else if (this.failure) throw this.failure;
+        else await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      // Left early (the reader threw or stopped): nothing more is wanted.
+      if (!this.ended && !this.stream.destroyed) {
+        this.stream.close(constants.NGHTTP2_CANCEL);
+        this.chunks.length = 0;
+      }
     }
   }
 
