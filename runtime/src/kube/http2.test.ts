@@ -149,7 +149,7 @@ describe('the HTTP/2 connection to the API server', () => {
       req.stream.once('close', cancelled);
       res.writeHead(200);
       const beat = setInterval(() => {
-        if (res.writableEnded || res.destroyed) return void clearInterval(beat);
+        if (res.writableEnded || res.destroyed) return clearInterval(beat);
         res.write(JSON.stringify({ type: 'MODIFIED', object: {} }) + '\n');
       }, 10);
       req.stream.once('close', () => clearInterval(beat));
@@ -238,7 +238,7 @@ describe('the HTTP/2 connection to the API server', () => {
     const { kc } = await h2Server((req, res) => {
       if (req.method === 'PUT') {
         updates++;
-        return void req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+        return req.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
       }
       json(res, { ok: true });
     });
