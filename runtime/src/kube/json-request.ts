@@ -186,7 +186,8 @@ export async function putLease(
  * Streams a watch: each event line's `type` and `object` to `onEvent`, as client-node's Watch
  * does but on the same lean path (no Fetch API streams, no readline). Resolves when the server
  * ends the watch; rejects with the abort reason when `signal` aborts, with a TimeoutError after
- * `idleMs` without a byte (the connection is then dropped), and with an ApiException for a
+ * `idleMs` without a byte (the stream is then cancelled, and an HTTP/2 connection that does not
+ * answer a PING dropped: http2.ts), and with an ApiException for a
  * status other than 200.
  */
 export async function watchJson(
