@@ -187,8 +187,7 @@ export async function putLease(
  * does but on the same lean path (no Fetch API streams, no readline). Resolves when the server
  * ends the watch; rejects with the abort reason when `signal` aborts, with a TimeoutError after
  * `idleMs` without a byte (the stream is then cancelled, and an HTTP/2 connection that does not
- * answer a PING dropped: http2.ts), and with an ApiException for a
- * status other than 200.
+ * answer a PING dropped: http2.ts), and with an ApiException for a status other than 200.
  */
 export async function watchJson(
   kc: KubeConfig,
