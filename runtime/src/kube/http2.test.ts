@@ -279,6 +279,48 @@ describe('the HTTP/2 connection to the API server', () => {
     await Promise.race([gone, new Promise((_, fail) => setTimeout(fail, 2000, 'not cancelled'))]);
   });
 
+  it('presents the client certificate of the kubeconfig, and refuses a server it does not trust without going around it', async () => {
+    const server = createSecureServer(
+      // Asks every client for a certificate; says whether it had a good one.
+      {
+        cert: loopbackCert,
+        key: loopbackKey,
+        requestCert: true,
+        rejectUnauthorized: false,
+        ca: loopbackCert,
+      },
+      (req, res) => json(res, { client: (req.socket as { authorized?: boolean }).authorized }),
+    );
+    const sessions: Http2Session[] = [];
+    server.on('session', (session) => sessions.push(session));
+    cleanups.push(() => {
+      sessions.forEach((session) => session.destroy());
+      server.close();
+    });
+    const kc = await loopbackTlsKubeConfig(server);
+    const pem = (text: string) => Buffer.from(text).toString('base64');
+    kc.users[0] = { name: 'test', certData: pem(loopbackCert), keyData: pem(loopbackKey) };
+    expect(await getJson(kc, '/a', {}, never)).toEqual({ client: true });
+    // The same server, trusted by nothing: a TLS failure, not a reason to try undici.
+    const untrusted = new KubeConfig();
+    untrusted.loadFromClusterAndUser(
+      { name: 'c', server: kc.getCurrentCluster()?.server ?? '', skipTLSVerify: false },
+      { name: 'u' },
+    );
+    const refused = await getJson(untrusted, '/b', {}, never).catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      cause: { code: expect.stringMatching(/CERT|SELF_SIGNED/) as unknown },
+    });
+    expect(await http2For(untrusted)).toBeDefined();
+    // Told to skip verification, it connects (and presents no certificate).
+    const skipping = new KubeConfig();
+    skipping.loadFromClusterAndUser(
+      { name: 'c', server: kc.getCurrentCluster()?.server ?? '', skipTLSVerify: true },
+      { name: 'u' },
+    );
+    expect(await getJson(skipping, '/c', {}, never)).toEqual({ client: false });
+  });
+
   it('leaves a server whose TLS does not offer h2 to undici after the first call, which it answers', async () => {
     let refusedHandshakes = 0;
     const server = createHttpsServer({ cert: loopbackCert, key: loopbackKey }, (req, res) =>
